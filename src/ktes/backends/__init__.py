@@ -1,0 +1,1 @@
+"""Backends run tasks. Each is one module (or package) behind :class:`ktes.backends.base.Backend`."""

@@ -1,0 +1,56 @@
+"""The one interface every backend implements.
+
+A backend runs a task and reports :mod:`ktes.engine.observations` to the engine; it never imports the
+store. Everything a backend creates (containers, work directories, Jobs, Pods) carries the task id, so after a
+restart the engine can rebuild the picture from the database plus a label search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from ktes.engine.observations import Reporter
+from ktes.tes.models import Task
+
+
+class Backend(Protocol):
+    #: "local", "kubernetes", ...
+    name: str
+
+    def backend_parameters(self) -> list[str]:
+        """The ``tesResources.backend_parameters`` keys this backend honours (lowercase)."""
+        ...
+
+    async def start(self) -> None:
+        """Connect, detect the runtime, start watches. Called once before anything else."""
+        ...
+
+    async def close(self) -> None:
+        """Stop watches and background work. Running tasks keep running (a restart re-adopts them)."""
+        ...
+
+    def admit(self, task: Task) -> bool:
+        """Reserve room for ``task`` if there is some now. The reservation ends when run/adopt returns."""
+        ...
+
+    async def run(self, task: Task, report: Reporter) -> None:
+        """Run ``task`` to its end, reporting observations, the last one :class:`Ended`.
+
+        Raising instead is a bug or an unexpected failure: the engine records SYSTEM_ERROR with the message.
+        A cancel (``cancel`` from another coroutine) makes ``run`` return soon without reporting Ended.
+        """
+        ...
+
+    async def adopt(self, task: Task, report: Reporter) -> None:
+        """After a restart: ``task`` was INITIALIZING or RUNNING. Re-attach and finish it like ``run``,
+        or report ``Ended(SYSTEM_ERROR, reason)`` when it cannot be (its containers or Pod are gone)."""
+        ...
+
+    async def cancel(self, task_id: str) -> None:
+        """Stop the task and delete everything it made; return once all of it is gone. Idempotent."""
+        ...
+
+    async def sweep(self, active_task_ids: Iterable[str]) -> list[str]:
+        """Delete what belongs to tasks not in ``active_task_ids``; return the task ids cleaned."""
+        ...

@@ -1,0 +1,1 @@
+"""The ``ktes`` command line (typer + rich)."""

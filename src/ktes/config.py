@@ -1,0 +1,128 @@
+"""Every setting of ktes, from ``KTES_*`` environment variables and an optional YAML file.
+
+Settings are flat, grouped by prefix (``local_*``, ``k8s_*``, ``s3_*``, ``ftp_*``, ``http_*``), so each one
+has the obvious environment variable: ``k8s_namespace`` is ``KTES_K8S_NAMESPACE``. List values in the
+environment are JSON (``KTES_LOCAL_RUN_ARGS='["--ulimit","nofile=1024:1024"]'``). The YAML file is
+``--config`` / ``KTES_CONFIG`` and holds the same keys. Precedence: command-line options, environment,
+YAML file, defaults. Settings are passed down explicitly, never read from a global deep inside.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+
+def default_data_dir() -> Path:
+    """A per-user data directory (XDG on Linux)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "ktes"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KTES_", extra="ignore", validate_default=True)
+
+    # --- server and store -------------------------------------------------------------------------
+    config: Path | None = Field(default=None, description="YAML file with any of these settings")
+    data_dir: Path = Field(default_factory=default_data_dir, description="Where the SQLite DB and work dirs live")
+    database_url: SecretStr | None = Field(
+        default=None, description="SQLAlchemy URL; PostgreSQL e.g. postgresql+psycopg://u:p@host/db. Default: SQLite in data_dir"
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    backend: Literal["local", "kubernetes"] = "local"
+    log_level: str = "info"
+    engine_enabled: bool = Field(default=True, description="Run the engine in this process (API-only replicas: false)")
+    engine_poll_seconds: float = Field(default=2.0, description="How often the engine looks for work it was not woken for")
+
+    # --- API limits -------------------------------------------------------------------------------
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_content_bytes: int = 1024 * 1024
+    max_executors: int = 256
+    max_inputs: int = 10_000
+    max_outputs: int = 10_000
+    max_tags: int = 1_000
+    page_size_default: int = 256
+    page_size_max: int = 2047
+    backend_parameters_strict: bool = Field(
+        default=False, description="Reject unsupported backend_parameters keys even when the task does not ask"
+    )
+
+    # --- local backend ----------------------------------------------------------------------------
+    local_runtime: str | None = Field(default=None, description="Container CLI: podman or docker (auto-detected)")
+    local_global_args: list[str] | None = Field(default=None, description="Arguments before the subcommand (auto)")
+    local_run_args: list[str] | None = Field(default=None, description="Extra arguments to every run (auto)")
+    local_network: str = Field(default="none", description="Container network: none, host, or default")
+    local_max_cpus: float | None = Field(default=None, description="CPU cores tasks may use at once (default: all)")
+    local_max_ram_gb: float | None = Field(default=None, description="RAM tasks may use at once (default: 80%)")
+    local_keep_workdirs: bool = False
+    local_log_tail_bytes: int = Field(default=64 * 1024, description="stdout/stderr kept in executor logs")
+    local_pull: Literal["never", "missing"] = Field(
+        default="missing", description="Pull images that are not present (missing) or fail at once (never)"
+    )
+
+    # --- kubernetes backend -----------------------------------------------------------------------
+    k8s_namespace: str = "default"
+    k8s_image: str = Field(default="localhost/ktes:latest", description="Image of the stage-in/stage-out containers")
+    k8s_image_pull_policy: str = "IfNotPresent"
+    k8s_kubeconfig: Path | None = None
+    k8s_storage_class: str | None = Field(default=None, description="Use a generic ephemeral volume of this class")
+    k8s_service_account: str | None = None
+    k8s_ttl_seconds_after_finished: int = 300
+    k8s_image_pull_timeout_seconds: float = 120.0
+    k8s_unschedulable_timeout_seconds: float = 600.0
+    k8s_resync_seconds: float = 60.0
+    k8s_max_running_tasks: int = 1000
+    k8s_preemptible_node_selector: dict[str, str] = Field(default_factory=dict)
+    k8s_preemptible_tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    k8s_zone_label: str = "topology.kubernetes.io/zone"
+    k8s_queue_label: str = Field(default="kueue.x-k8s.io/queue-name", description="Label the 'queue' parameter sets")
+    k8s_lease_name: str = "ktes-engine"
+    k8s_log_tail_bytes: int = 64 * 1024
+
+    # --- filer ------------------------------------------------------------------------------------
+    file_allowed_roots: list[Path] = Field(
+        default_factory=list, description="file:// URLs and plain paths are allowed only under these roots"
+    )
+    http_timeout_seconds: float = 60.0
+    http_retries: int = 5
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_path_style: bool = False
+    ftp_user: str | None = None
+    ftp_password: SecretStr | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        yaml_file = os.environ.get("KTES_CONFIG")
+        if yaml_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+        return tuple(sources)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'ktes.db'}"
+
+
+def load(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment and the YAML file, with ``overrides`` (CLI options) on top."""
+    if config_file is not None:
+        os.environ["KTES_CONFIG"] = str(config_file)
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

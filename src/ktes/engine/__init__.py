@@ -1,0 +1,1 @@
+"""The engine: the only writer of task state. Dispatches, applies observations, cancels, recovers."""

@@ -1,0 +1,45 @@
+"""The exceptions ktes raises, in one tree. Third-party exceptions are translated at each boundary."""
+
+from __future__ import annotations
+
+
+class KtesError(Exception):
+    """Base of every error ktes raises on purpose."""
+
+
+class InvalidTask(KtesError):
+    """A request is malformed. ``field`` names the offending field (a dotted path)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class TaskNotFound(KtesError):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id!r} not found")
+        self.task_id = task_id
+
+
+class IllegalTransition(KtesError):
+    def __init__(self, current: str, target: str) -> None:
+        super().__init__(f"illegal state change {current} -> {target}")
+        self.current = current
+        self.target = target
+
+
+class TransferError(KtesError):
+    """Staging a file failed. The message names the URL (without secrets) and the reason."""
+
+
+class PermanentTransferError(TransferError):
+    """Retrying will not help (no such key, access denied, refused path)."""
+
+
+class TemporaryTransferError(TransferError):
+    """A transient failure (timeout, 5xx, connection reset): worth retrying."""
+
+
+class BackendError(KtesError):
+    """The backend could not do what was asked."""

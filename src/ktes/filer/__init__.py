@@ -1,0 +1,1 @@
+"""Staging files in and out of tasks: one plugin per URL scheme, shared by every backend."""

@@ -1,0 +1,1 @@
+"""Durable task storage (SQLAlchemy 2: SQLite by default, PostgreSQL for several replicas)."""

@@ -1,0 +1,67 @@
+"""The interface of the task store. Only :mod:`ktes.store` imports SQLAlchemy.
+
+Methods are synchronous and short (indexed lookups, one transaction each); async callers may call them
+directly or through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ktes.tes.models import State, Task, View
+
+#: Edits a task document in place inside the store's transaction (logs, metadata, times).
+Edit = Callable[[Task], None]
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    name_prefix: str | None = None
+    state: State | None = None
+    #: zipped tag_key/tag_value; "" means "has the key".
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    #: JSON documents shaped by the view.
+    tasks: list[dict[str, Any]]
+    next_page_token: str | None
+
+
+class Store(Protocol):
+    def create(self, task: Task) -> str:
+        """Store a new task as QUEUED with a fresh sortable id and creation_time; return the id."""
+        ...
+
+    def get(self, task_id: str) -> Task:
+        """The whole task. Raises :class:`ktes.errors.TaskNotFound`."""
+        ...
+
+    def get_view(self, task_id: str, view: View) -> dict[str, Any]:
+        """The task's JSON document shaped by ``view``. Raises TaskNotFound."""
+        ...
+
+    def list(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> TaskPage:
+        """Newest first, filters applied in the database, keyset cursor in ``page_token``.
+        Raises :class:`ktes.errors.InvalidTask` (field ``page_token``) for a token it did not issue."""
+        ...
+
+    def transition(self, task_id: str, target: State, edit: Edit | None = None) -> Task | None:
+        """Compare-and-set: move to ``target`` if the current state is in
+        ``ktes.tes.states.ALLOWED_FROM[target]``, applying ``edit`` in the same transaction.
+        Returns the updated task, or ``None`` when the task was not in an allowed state (a lost race is
+        normal, not an error). Raises TaskNotFound."""
+        ...
+
+    def edit(self, task_id: str, edit: Edit) -> Task:
+        """Apply ``edit`` to the task document without changing its state (one transaction)."""
+        ...
+
+    def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
+        """Tasks in any of ``states``, oldest first."""
+        ...
+
+    def close(self) -> None: ...
