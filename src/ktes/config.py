@@ -30,14 +30,15 @@ class Settings(BaseSettings):
     config: Path | None = Field(default=None, description="YAML file with any of these settings")
     data_dir: Path = Field(default_factory=default_data_dir, description="Where the SQLite DB and work dirs live")
     database_url: SecretStr | None = Field(
-        default=None, description="SQLAlchemy URL; PostgreSQL e.g. postgresql+psycopg://u:p@host/db. Default: SQLite in data_dir"
+        default=None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://u:p@host/db (default: SQLite in data_dir)",
     )
     host: str = "127.0.0.1"
     port: int = 8000
     backend: Literal["local", "kubernetes"] = "local"
     log_level: str = "info"
     engine_enabled: bool = Field(default=True, description="Run the engine in this process (API-only replicas: false)")
-    engine_poll_seconds: float = Field(default=2.0, description="How often the engine looks for work it was not woken for")
+    engine_poll_seconds: float = Field(default=2.0, description="Seconds between the engine's own looks for work")
 
     # --- API limits -------------------------------------------------------------------------------
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])

@@ -18,8 +18,8 @@ def request_cancel(store: Store, task_id: str) -> Task:
         return task
     was_queued = task.state == State.QUEUED
     moved = store.transition(task_id, State.CANCELING)
-    if moved is None:  # it moved on meanwhile (started, or ended); look again
-        return request_cancel(store, task_id) if not is_terminal(store.get(task_id).state or State.UNKNOWN) else store.get(task_id)
+    if moved is None:  # it moved on meanwhile (started, or ended): try again from its new state
+        return request_cancel(store, task_id)
     if was_queued:
         return store.transition(task_id, State.CANCELED) or store.get(task_id)
     return moved

@@ -44,7 +44,7 @@ class Store(Protocol):
         """The task's JSON document shaped by ``view``. Raises TaskNotFound."""
         ...
 
-    def list(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> TaskPage:
+    def list_tasks(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> TaskPage:
         """Newest first, filters applied in the database, keyset cursor in ``page_token``.
         Raises :class:`ktes.errors.InvalidTask` (field ``page_token``) for a token it did not issue."""
         ...
