@@ -87,8 +87,10 @@ class Settings(BaseSettings):
     k8s_log_tail_bytes: int = 64 * 1024
 
     # --- filer ------------------------------------------------------------------------------------
-    file_allowed_roots: list[Path] = Field(
-        default_factory=list, description="file:// URLs and plain paths are allowed only under these roots"
+    file_allowed_roots: list[Path] | None = Field(
+        default=None,
+        description="file:// URLs and plain paths are allowed only under these roots "
+        "(default: the home directory and the temp directory with the local backend, none on Kubernetes)",
     )
     http_timeout_seconds: float = 60.0
     http_retries: int = 5
