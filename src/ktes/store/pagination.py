@@ -1,0 +1,31 @@
+"""The opaque ``page_token`` of ListTasks: a keyset cursor (the last id returned), not an offset.
+
+Ids grow with creation time, so the next page is "ids below the cursor": tasks created meanwhile have larger
+ids and never shift later pages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from ktes.errors import InvalidTask
+from ktes.tes.ids import is_id
+
+_VERSION = "1."
+
+
+def encode(last_id: str) -> str:
+    return base64.urlsafe_b64encode((_VERSION + last_id).encode()).decode().rstrip("=")
+
+
+def decode(token: str) -> str:
+    """The id after which the next page starts. Raises InvalidTask (``page_token``) for a foreign token."""
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    last_id = text.removeprefix(_VERSION)
+    if not text.startswith(_VERSION) or not is_id(last_id):
+        raise InvalidTask("page_token", "is not a token this server issued (use next_page_token as given)")
+    return last_id

@@ -1,0 +1,198 @@
+"""Check and normalise a submitted task before it is stored.
+
+Lenient where the spec allows (unknown fields and explicit ``null`` are fine, read-only fields a client sends
+are ignored), strict where running the task would otherwise fail later or unsafely: every error raises
+:class:`ktes.errors.InvalidTask` naming the field as a dotted path such as ``executors[0].image``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from ktes.capabilities import Capabilities
+from ktes.errors import InvalidTask
+from ktes.tes.layout import has_wildcard
+from ktes.tes.models import Input, Output, Resources, Task, TaskLog
+
+#: Fields the server sets; a client's values are ignored.
+READ_ONLY_FIELDS = ("id", "state", "logs", "creation_time")
+_INT32_MAX = 2**31 - 1
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Configurable bounds on one task (from :class:`ktes.config.Settings`)."""
+
+    max_content_bytes: int = 1024 * 1024
+    max_executors: int = 256
+    max_inputs: int = 10_000
+    max_outputs: int = 10_000
+    max_tags: int = 1_000
+    #: reject unsupported backend_parameters keys even when the task does not ask for strictness
+    backend_parameters_strict: bool = False
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """``("executors", 0, "image")`` -> ``"executors[0].image"``."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "body"
+
+
+def parse_task(raw: Any) -> Task:
+    """The :class:`Task` in a decoded JSON body, without the read-only fields a client may have sent."""
+    if not isinstance(raw, dict):
+        raise InvalidTask("body", "must be a JSON object (a tesTask)")
+    doc = {k: v for k, v in raw.items() if k not in READ_ONLY_FIELDS}
+    try:
+        return Task.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        message = "is required" if first["type"] == "missing" else str(first["msg"])
+        raise InvalidTask(field_path(first["loc"]), message) from None
+
+
+def validate_submission(raw: Any, capabilities: Capabilities, limits: Limits) -> Task:
+    """Parse, check and normalise a submitted task; the result is ready for ``Store.create``."""
+    return validate_task(parse_task(raw), capabilities, limits)
+
+
+def validate_task(task: Task, capabilities: Capabilities, limits: Limits) -> Task:
+    """Check ``task`` and normalise it in place (returned for convenience).
+
+    Unsupported ``backend_parameters`` keys are dropped with a warning in ``logs[0].system_logs`` (or
+    rejected when strict); keys are lower-cased.
+    """
+    task.id = task.state = task.creation_time = None
+    task.logs = None
+    _check_counts(task, limits)
+    if not task.executors:
+        raise InvalidTask("executors", "must list at least one executor")
+    for i, executor in enumerate(task.executors):
+        where = f"executors[{i}]"
+        if not executor.image.strip():
+            raise InvalidTask(f"{where}.image", "must not be empty")
+        if not executor.command:
+            raise InvalidTask(f"{where}.command", "must not be empty")
+        for name in ("workdir", "stdin", "stdout", "stderr"):
+            value = getattr(executor, name)
+            if value is not None:
+                _check_container_path(f"{where}.{name}", value, allow_root=name == "workdir")
+    for i, inp in enumerate(task.inputs or []):
+        _check_input(f"inputs[{i}]", inp, capabilities, limits)
+    for i, out in enumerate(task.outputs or []):
+        _check_output(f"outputs[{i}]", out, capabilities)
+    for i, volume in enumerate(task.volumes or []):
+        _check_container_path(f"volumes[{i}]", volume)
+    warnings = []
+    if task.resources is not None:
+        _check_resources(task.resources)
+        warning = _normalise_backend_parameters(task.resources, capabilities, limits)
+        if warning:
+            warnings.append(warning)
+    if warnings:
+        task.logs = [TaskLog(logs=[], outputs=[], system_logs=warnings)]
+    return task
+
+
+def _check_counts(task: Task, limits: Limits) -> None:
+    counts = (
+        ("executors", len(task.executors), limits.max_executors),
+        ("inputs", len(task.inputs or []), limits.max_inputs),
+        ("outputs", len(task.outputs or []), limits.max_outputs),
+        ("tags", len(task.tags or {}), limits.max_tags),
+    )
+    for name, count, limit in counts:
+        if count > limit:
+            raise InvalidTask(name, f"has {count} entries; this server accepts at most {limit}")
+
+
+def _check_container_path(where: str, path: str, *, allow_root: bool = False) -> None:
+    if not path.startswith("/"):
+        raise InvalidTask(where, f"must be an absolute container path (got {path!r})")
+    if "\x00" in path:
+        raise InvalidTask(where, "must not contain a NUL character")
+    if ".." in path.split("/"):
+        raise InvalidTask(where, f"must not contain a '..' segment (got {path!r})")
+    if not allow_root and posixpath.normpath(path) in ("/", "//"):
+        raise InvalidTask(where, "must not be the container's root directory '/'")
+
+
+def _check_url(where: str, url: str, capabilities: Capabilities) -> None:
+    if not url:
+        raise InvalidTask(where, "must not be empty")
+    if url.startswith("/"):
+        scheme = "file"
+    else:
+        match = _SCHEME.match(url)
+        if match is None:
+            raise InvalidTask(where, f"must be a URL such as s3://bucket/key, or an absolute path (got {url!r})")
+        scheme = match.group(1).lower()
+    if scheme not in capabilities.storage_schemes:
+        supported = ", ".join(capabilities.storage_schemes) or "none"
+        raise InvalidTask(where, f"URL scheme {scheme!r} is not supported by this server (supported: {supported})")
+
+
+def _check_input(where: str, inp: Input, capabilities: Capabilities, limits: Limits) -> None:
+    _check_container_path(f"{where}.path", inp.path)
+    if inp.content:
+        size = len(inp.content.encode())
+        if size > limits.max_content_bytes:
+            raise InvalidTask(
+                f"{where}.content", f"is {size} bytes; this server accepts at most {limits.max_content_bytes}"
+            )
+        return  # non-empty content wins: the url is ignored
+    if inp.url is None:
+        if inp.content is None:
+            raise InvalidTask(f"{where}.url", "is required unless content is set")
+        return
+    _check_url(f"{where}.url", inp.url, capabilities)
+
+
+def _check_output(where: str, out: Output, capabilities: Capabilities) -> None:
+    _check_container_path(f"{where}.path", out.path)
+    _check_url(f"{where}.url", out.url, capabilities)
+    if has_wildcard(out.path):
+        if not out.path_prefix:
+            raise InvalidTask(f"{where}.path_prefix", "is required when path contains wildcards")
+        if not out.path.startswith(out.path_prefix):
+            raise InvalidTask(f"{where}.path_prefix", f"must be a prefix of path {out.path!r}")
+
+
+def _check_resources(resources: Resources) -> None:
+    if resources.cpu_cores is not None and not 0 <= resources.cpu_cores <= _INT32_MAX:
+        raise InvalidTask("resources.cpu_cores", "must be between 0 and 2147483647")
+    for name in ("ram_gb", "disk_gb"):
+        value = getattr(resources, name)
+        if value is not None and value < 0:
+            raise InvalidTask(f"resources.{name}", "must not be negative")
+
+
+def _normalise_backend_parameters(resources: Resources, capabilities: Capabilities, limits: Limits) -> str | None:
+    """Lower-case the keys and drop the unsupported ones; return the warning to record, if any."""
+    if not resources.backend_parameters:
+        return None
+    params = {key.lower(): value for key, value in resources.backend_parameters.items()}
+    supported = set(capabilities.backend_parameters)
+    unsupported = sorted(key for key in params if key not in supported)
+    resources.backend_parameters = {key: value for key, value in params.items() if key in supported}
+    if not unsupported:
+        return None
+    names = ", ".join(repr(k) for k in unsupported)
+    known = ", ".join(repr(k) for k in capabilities.backend_parameters) or "none"
+    if resources.backend_parameters_strict or limits.backend_parameters_strict:
+        raise InvalidTask(
+            "resources.backend_parameters", f"unsupported keys {names} (this server supports: {known})"
+        )
+    return f"backend_parameters {names} not supported by this server and ignored (supported: {known})"
