@@ -177,12 +177,19 @@ class TesClient:
         view: View = View.MINIMAL,
         page_size: int | None = None,
     ) -> Iterator[Document]:
-        """Every matching task, newest first, following ``next_page_token`` page after page."""
+        """Every matching task, newest first, following ``next_page_token`` page after page. A ``page_size``
+        the server refuses (above its maximum) falls back to the server's default."""
         token: str | None = None
         while True:
-            page = self.list_page(
-                state=state, name_prefix=name_prefix, tags=tags, view=view, page_size=page_size, page_token=token
-            )
+            try:
+                page = self.list_page(
+                    state=state, name_prefix=name_prefix, tags=tags, view=view, page_size=page_size, page_token=token
+                )
+            except RequestRejected as exc:
+                if exc.field != "page_size" or page_size is None:
+                    raise
+                page_size = None  # larger than this server allows: take its own page size
+                continue
             yield from page.tasks
             if not page.next_page_token or not page.tasks:
                 return
