@@ -1,0 +1,1 @@
+"""Running tasks on this machine with podman or docker."""

@@ -1,0 +1,26 @@
+"""Backends by name. Each is imported only when chosen, so the local one never loads the Kubernetes client."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ktes.backends.base import Backend
+from ktes.config import Settings
+
+if TYPE_CHECKING:
+    from ktes.filer.registry import Filer
+
+NAMES = ("local", "kubernetes")
+
+
+def create_backend(settings: Settings, filer: Filer) -> Backend:
+    """The backend ``settings.backend`` names."""
+    if settings.backend == "local":
+        from ktes.backends.local.backend import LocalBackend
+
+        return LocalBackend(settings, filer)
+    if settings.backend == "kubernetes":
+        from ktes.backends.kubernetes.backend import KubernetesBackend
+
+        return KubernetesBackend(settings)
+    raise ValueError(f"unknown backend {settings.backend!r}; choose one of {', '.join(NAMES)}")

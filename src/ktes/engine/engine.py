@@ -1,0 +1,210 @@
+"""The engine: the only writer of task state.
+
+It hands QUEUED tasks, oldest first, to the backend while the backend has room; turns what the backend
+reports into state and logs; tears down tasks the API marked CANCELING; and after a restart re-adopts the
+tasks that were in flight. It wakes on :meth:`Engine.wake` (the API calls it after a create or a cancel) and
+also looks for work every ``settings.engine_poll_seconds``, because the API may run in another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from ktes.backends.base import Backend
+from ktes.config import Settings
+from ktes.engine import clock, recording
+from ktes.engine.observations import Ended, ExecutorStarted, Observation
+from ktes.store.base import Store
+from ktes.tes.models import State, Task
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: States a restarted engine finds in flight and hands to ``Backend.adopt``.
+ADOPTABLE = frozenset({State.INITIALIZING, State.RUNNING, State.PAUSED})
+#: QUEUED tasks read from the store per look; the look repeats while all of them were admitted.
+DISPATCH_BATCH = 64
+
+
+class Engine:
+    """Runs tasks from ``store`` on ``backend``. Owns the backend's lifetime (start/close)."""
+
+    def __init__(self, settings: Settings, store: Store, backend: Backend) -> None:
+        self._settings = settings
+        self._store = store
+        self._backend = backend
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._stopping = False
+        #: task id -> the coroutine running (or adopting) it.
+        self._running: dict[str, asyncio.Task[None]] = {}
+        #: task id -> the coroutine canceling it.
+        self._canceling: dict[str, asyncio.Task[None]] = {}
+        #: tasks whose backend reported Ended (so a run that returns without it is noticed).
+        self._ended: set[str] = set()
+
+    # --- lifetime --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the backend, recover the tasks a previous engine left in flight, and start the loop."""
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+        self._stopping = False
+        await self._backend.start()
+        await self._recover()
+        self._main = asyncio.create_task(self._loop_forever(), name="ktes-engine")
+
+    async def stop(self) -> None:
+        """Stop dispatching and watching. Tasks keep running in their containers; a restart re-adopts them."""
+        self._stopping = True
+        self.wake()
+        if self._main is not None:
+            await self._main
+            self._main = None
+        pending = [*self._running.values(), *self._canceling.values()]
+        for job in pending:
+            job.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._running.clear()
+        self._canceling.clear()
+        await self._backend.close()
+
+    def wake(self) -> None:
+        """Ask the engine to look for work now. Cheap, and safe to call from any thread."""
+        loop, event = self._loop, self._event
+        if loop is None or event is None:
+            return
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if current is loop:
+            event.set()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to wake
+            loop.call_soon_threadsafe(event.set)
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    async def _loop_forever(self) -> None:
+        assert self._event is not None
+        while not self._stopping:
+            self._event.clear()
+            try:
+                await self._look()
+            except Exception:  # a store outage must not end the engine: log and look again later
+                log.exception("engine: looking for work failed")
+            if self._stopping:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), self._settings.engine_poll_seconds)
+
+    async def _look(self) -> None:
+        await self._start_cancels()
+        await self._dispatch()
+
+    async def _db(self, call: Callable[..., T], *args: Any) -> T:
+        """Call the store. Its calls are short (one indexed statement or transaction), so they run on the
+        loop itself: a hop to a worker thread and back costs more than the call on a busy machine."""
+        return call(*args)
+
+    # --- dispatch --------------------------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        while not self._stopping:
+            queued = await self._db(self._store.tasks_in, {State.QUEUED}, DISPATCH_BATCH)
+            for task in queued:
+                if task.id is None or task.id in self._running:
+                    continue
+                if not self._backend.admit(task):
+                    return  # oldest first: wait for room (a run ending wakes us)
+                started = await self._db(self._store.transition, task.id, State.INITIALIZING)
+                if started is None:  # canceled meanwhile: give the room back
+                    await self._backend.cancel(task.id)
+                    continue
+                self._launch(started, adopt=False)
+            if len(queued) < DISPATCH_BATCH:
+                return
+
+    def _launch(self, task: Task, *, adopt: bool) -> None:
+        assert task.id is not None
+        work = self._backend.adopt if adopt else self._backend.run
+        job = asyncio.create_task(self._drive(task.id, work(task, self._report)), name=f"ktes-task-{task.id}")
+        self._running[task.id] = job
+
+    async def _drive(self, task_id: str, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("engine: the backend failed running task %s", task_id)
+            if task_id not in self._ended:
+                await self._finish(task_id, State.SYSTEM_ERROR, f"ktes failed while running the task: {exc}")
+        else:
+            if task_id not in self._ended and task_id not in self._canceling:
+                # Run returned without a final state and nobody canceled it: never leave it hanging.
+                await self._finish(task_id, State.SYSTEM_ERROR, "the backend stopped the task without a final state")
+        finally:
+            self._running.pop(task_id, None)
+            self._ended.discard(task_id)
+            self.wake()  # room was freed
+
+    async def _finish(self, task_id: str, state: State, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await self._report(task_id, Ended(state=state, end_time=clock.now(), reason=reason))
+
+    # --- observations ----------------------------------------------------------------------------
+
+    async def _report(self, task_id: str, obs: Observation, /) -> None:
+        """The :class:`~ktes.engine.observations.Reporter` given to the backend."""
+        if isinstance(obs, ExecutorStarted):
+            await self._db(self._store.transition, task_id, State.RUNNING)
+            return
+        if isinstance(obs, Ended):
+            self._ended.add(task_id)
+            await self._db(self._store.transition, task_id, obs.state, recording.ended(obs))
+            return
+        edit = recording.edit_for(obs)
+        if edit is not None:
+            await self._db(self._store.edit, task_id, edit)
+
+    # --- cancel ----------------------------------------------------------------------------------
+
+    async def _start_cancels(self) -> None:
+        for task in await self._db(self._store.tasks_in, {State.CANCELING}):
+            if task.id is not None and task.id not in self._canceling:
+                self._canceling[task.id] = asyncio.create_task(self._cancel(task.id), name=f"ktes-cancel-{task.id}")
+
+    async def _cancel(self, task_id: str) -> None:
+        try:
+            await self._backend.cancel(task_id)
+            running = self._running.get(task_id)
+            if running is not None:
+                await asyncio.wait({running})
+            await self._db(self._store.transition, task_id, State.CANCELED, recording.ended_at(clock.now()))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("engine: canceling task %s failed; trying again later", task_id)
+        finally:
+            self._canceling.pop(task_id, None)
+
+    # --- restart ---------------------------------------------------------------------------------
+
+    async def _recover(self) -> None:
+        """Re-adopt what a previous engine left in flight; clean up what belongs to no active task."""
+        active = await self._db(self._store.tasks_in, ADOPTABLE | {State.CANCELING})
+        cleaned = await self._backend.sweep([task.id for task in active if task.id is not None])
+        if cleaned:
+            log.info("engine: removed leftovers of %d finished tasks", len(cleaned))
+        for task in active:
+            if task.id is not None and task.state in ADOPTABLE:
+                self._launch(task, adopt=True)

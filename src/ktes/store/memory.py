@@ -1,0 +1,111 @@
+"""An in-memory :class:`ktes.store.base.Store`, for tests and experiments. Nothing survives the process.
+
+It keeps the SQL store's rules: the same ids (sortable by creation time), compare-and-set transitions from
+:data:`ktes.tes.states.ALLOWED_FROM`, newest-first listing with the same opaque cursor, the same views.
+Every method takes one lock, so threads (the API's thread pool) and the engine may share an instance.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection
+from typing import Any
+
+from ktes.errors import TaskNotFound
+from ktes.store import pagination
+from ktes.store.base import Edit, TaskFilter, TaskPage
+from ktes.tes import views
+from ktes.tes.ids import new_id, rfc3339
+from ktes.tes.models import State, Task, View, dump
+from ktes.tes.states import ALLOWED_FROM
+
+
+def _matches(task: Task, flt: TaskFilter) -> bool:
+    if flt.state is not None and task.state != flt.state:
+        return False
+    if flt.name_prefix is not None and not (task.name or "").startswith(flt.name_prefix):
+        return False
+    tags = task.tags or {}
+    return all(key in tags and (value == "" or tags[key] == value) for key, value in flt.tags.items())
+
+
+class MemoryStore:
+    """A dict of task documents behind a lock."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+        self._lock = threading.Lock()
+
+    def create(self, task: Task) -> str:
+        stored = task.model_copy(deep=True)
+        task_id, ms = new_id()
+        stored.id = task_id
+        stored.state = State.QUEUED
+        stored.creation_time = rfc3339(ms)
+        with self._lock:
+            self._tasks[task_id] = stored
+        return task_id
+
+    def _find(self, task_id: str) -> Task:
+        try:
+            return self._tasks[task_id]
+        except KeyError:
+            raise TaskNotFound(task_id) from None
+
+    def get(self, task_id: str) -> Task:
+        with self._lock:
+            return self._find(task_id).model_copy(deep=True)
+
+    def get_view(self, task_id: str, view: View) -> dict[str, Any]:
+        with self._lock:
+            return views.shape(dump(self._find(task_id)), view)
+
+    def list_tasks(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> TaskPage:
+        after = pagination.decode(page_token) if page_token is not None else None
+        with self._lock:
+            chosen: list[Task] = []
+            more = False
+            for task_id in sorted(self._tasks, reverse=True):
+                if after is not None and task_id >= after:
+                    continue
+                task = self._tasks[task_id]
+                if not _matches(task, flt):
+                    continue
+                if len(chosen) == page_size:
+                    more = True
+                    break
+                chosen.append(task)
+            docs = [views.shape(dump(task), view) for task in chosen]
+        token = pagination.encode(chosen[-1].id) if more and chosen and chosen[-1].id else None
+        return TaskPage(tasks=docs, next_page_token=token)
+
+    def transition(self, task_id: str, target: State, edit: Edit | None = None) -> Task | None:
+        with self._lock:
+            current = self._find(task_id)
+            if current.state not in ALLOWED_FROM[target]:
+                return None
+            changed = current.model_copy(deep=True)
+            changed.state = target
+            if edit is not None:
+                edit(changed)
+            self._tasks[task_id] = changed
+            return changed.model_copy(deep=True)
+
+    def edit(self, task_id: str, edit: Edit) -> Task:
+        with self._lock:
+            changed = self._find(task_id).model_copy(deep=True)
+            state = changed.state
+            edit(changed)
+            changed.state = state
+            self._tasks[task_id] = changed
+            return changed.model_copy(deep=True)
+
+    def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
+        with self._lock:
+            found = [task for _, task in sorted(self._tasks.items()) if task.state in states]
+            if limit is not None:
+                found = found[:limit]
+            return [task.model_copy(deep=True) for task in found]
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,208 @@
+"""The local backend's run, adopt and cancel logic, with a fake container CLI that runs commands on the host."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ktes.backends.local.backend import LocalBackend
+from ktes.config import Settings
+from ktes.engine.observations import Ended, ExecutorFinished, ExecutorStarted, Initializing, Observation
+from ktes.tes.models import Executor, OutputFileLog, Resources, State, Task
+
+FAKE_CLI = textwrap.dedent(
+    """\
+    import json, os, subprocess, sys
+    args = sys.argv[1:]
+    if args[:2] == ["image", "exists"]:
+        sys.exit(0 if args[2].startswith("present") else 1)
+    if args[0] == "pull":
+        print("Error: initializing source docker://" + args[1] + ": no registry here", file=sys.stderr)
+        sys.exit(125)
+    if args[0] in ("ps", "rm"):
+        sys.exit(0)
+    if args[0] == "run":
+        entry = next(a for a in args if a.startswith("--entrypoint="))
+        rest = args[args.index(entry) + 2:]
+        image = args[args.index(entry) + 1]
+        if "broken" in image:
+            print("Error: runc: create failed", file=sys.stderr)
+            sys.exit(125)
+        sys.exit(subprocess.call(json.loads(entry.split("=", 1)[1]) + rest))
+    sys.exit(2)
+    """
+)
+
+
+class FakeStaging:
+    def __init__(self) -> None:
+        self.outputs_staged = 0
+
+    def prepare_workspace(self, task: Task, workspace: Path) -> None:
+        workspace.mkdir(parents=True, exist_ok=True)
+
+    def stage_inputs(self, task: Task, workspace: Path) -> None:
+        pass
+
+    def stage_outputs(self, task: Task, workspace: Path) -> list[OutputFileLog]:
+        self.outputs_staged += 1
+        return []
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[Observation] = []
+        self.started = asyncio.Event()
+
+    async def __call__(self, task_id: str, observation: Observation, /) -> None:
+        self.seen.append(observation)
+        if isinstance(observation, ExecutorStarted):
+            self.started.set()
+
+    def kinds(self) -> list[str]:
+        return [type(o).__name__ for o in self.seen]
+
+    @property
+    def ended(self) -> Ended:
+        last = self.seen[-1]
+        assert isinstance(last, Ended)
+        return last
+
+    def exit_codes(self) -> list[int]:
+        return [o.log.exit_code for o in self.seen if isinstance(o, ExecutorFinished)]
+
+
+@pytest.fixture
+async def backend(tmp_path: Path) -> LocalBackend:
+    cli = tmp_path / "fakepodman"
+    cli.write_text(f"#!{sys.executable}\n{FAKE_CLI}")
+    cli.chmod(0o755)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        local_runtime=str(cli),
+        local_global_args=[],
+        local_run_args=[],
+        local_max_cpus=2,
+        local_max_ram_gb=4,
+    )
+    made = LocalBackend(settings, staging=FakeStaging())
+    await made.start()
+    return made
+
+
+def task(*commands: list[str], image: str = "present:1", ignore: bool = False, cpus: int | None = None) -> Task:
+    return Task(
+        id=f"t{abs(hash((tuple(map(tuple, commands)), image))) % 10**8}",
+        executors=[Executor(image=image, command=c, ignore_error=ignore) for c in commands],
+        resources=Resources(cpu_cores=cpus) if cpus else None,
+    )
+
+
+async def test_a_run_reports_in_order_and_cleans_up(backend: LocalBackend, tmp_path: Path) -> None:
+    report = Recorder()
+    job = task(["sh", "-c", "echo out; echo err >&2"])
+    await backend.run(job, report)
+    assert report.kinds() == ["Initializing", "ExecutorStarted", "ExecutorFinished", "Ended"]
+    assert isinstance(report.seen[0], Initializing) and report.seen[0].metadata["runtime"] == "podman"
+    finished = report.seen[2]
+    assert isinstance(finished, ExecutorFinished)
+    assert (finished.log.stdout, finished.log.stderr, finished.log.exit_code) == ("out\n", "err\n", 0)
+    assert report.ended.state == State.COMPLETE
+    assert list((tmp_path / "data" / "work").iterdir()) == []
+    assert list((tmp_path / "data" / "run").iterdir()) == []
+
+
+async def test_first_failure_stops_unless_ignored(backend: LocalBackend) -> None:
+    stopped = Recorder()
+    await backend.run(task(["sh", "-c", "exit 3"], ["true"]), stopped)
+    assert stopped.exit_codes() == [3] and stopped.ended.state == State.EXECUTOR_ERROR
+    ignored = Recorder()
+    await backend.run(task(["sh", "-c", "exit 3"], ["true"], ignore=True), ignored)
+    assert ignored.exit_codes() == [3, 0] and ignored.ended.state == State.COMPLETE
+
+
+async def test_missing_image_names_it_without_running(backend: LocalBackend) -> None:
+    report = Recorder()
+    await backend.run(task(["true"], image="absent/x:1"), report)
+    assert report.kinds() == ["Initializing", "Ended"]
+    assert report.ended.state == State.SYSTEM_ERROR
+    assert "image absent/x:1 not found" in (report.ended.reason or "")
+    assert "no registry here" in (report.ended.reason or "")
+
+
+async def test_runtime_failure_is_a_system_error(backend: LocalBackend) -> None:
+    report = Recorder()
+    await backend.run(task(["true"], image="present-but-broken:1"), report)
+    assert report.exit_codes() == [125]
+    assert report.ended.state == State.SYSTEM_ERROR
+    assert "could not run executor 0" in (report.ended.reason or "")
+    assert "runc: create failed" in (report.ended.reason or "")
+
+
+async def test_too_big_fails_at_once_naming_the_limit(backend: LocalBackend) -> None:
+    big = task(["true"], cpus=64)
+    assert backend.admit(big)
+    report = Recorder()
+    await backend.run(big, report)
+    assert report.ended.state == State.SYSTEM_ERROR and "local_max_cpus" in (report.ended.reason or "")
+
+
+async def test_admission_reserves_until_the_run_ends(backend: LocalBackend) -> None:
+    first, second, third = task(["true"], image="present:a"), task(["true"], image="present:b"), task(["x"])
+    assert backend.admit(first) and backend.admit(second)
+    assert not backend.admit(third)
+    await backend.run(first, Recorder())
+    assert backend.admit(third)
+
+
+async def test_adopt_picks_up_recorded_exits_and_runs_the_rest(backend: LocalBackend, tmp_path: Path) -> None:
+    job = task(["sh", "-c", "exit 9"], ["echo", "second"], ignore=True)
+    assert job.id is not None
+    run_dir = tmp_path / "data" / "run" / job.id
+    run_dir.mkdir(parents=True)
+    (tmp_path / "data" / "work" / job.id).mkdir(parents=True)
+    (run_dir / "0.start").write_text("2024-01-01T00:00:00Z")
+    (run_dir / "0.out").write_text("first\n")
+    (run_dir / "0.rc").write_text("9\n")
+    report = Recorder()
+    await backend.adopt(job, report)
+    assert report.exit_codes() == [9, 0]
+    assert report.ended.state == State.COMPLETE
+    assert any(isinstance(o, ExecutorStarted) and o.index == 0 for o in report.seen)
+
+
+async def test_adopt_settles_a_lost_exit_code(backend: LocalBackend, tmp_path: Path) -> None:
+    job = task(["sleep", "100"])
+    assert job.id is not None
+    run_dir = tmp_path / "data" / "run" / job.id
+    run_dir.mkdir(parents=True)
+    (run_dir / "0.start").write_text("2024-01-01T00:00:00Z")
+    (run_dir / "0.pid").write_text(str(os.getpid()))  # not its wrapper: the exit code cannot come
+    report = Recorder()
+    await backend.adopt(job, report)
+    assert report.ended.state == State.SYSTEM_ERROR
+    assert "exit code was lost" in (report.ended.reason or "")
+
+
+async def test_adopt_before_any_executor_starts_over(backend: LocalBackend) -> None:
+    report = Recorder()
+    await backend.adopt(task(["echo", "again"]), report)
+    assert report.ended.state == State.COMPLETE and report.exit_codes() == [0]
+
+
+async def test_cancel_stops_a_running_task_without_an_end(backend: LocalBackend, tmp_path: Path) -> None:
+    job = task(["sleep", "30"])
+    assert job.id is not None
+    report = Recorder()
+    running = asyncio.create_task(backend.run(job, report))
+    await asyncio.wait_for(report.started.wait(), 10)
+    await backend.cancel(job.id)
+    await asyncio.wait_for(running, 10)
+    assert "Ended" not in report.kinds()
+    assert not (tmp_path / "data" / "run" / job.id).exists()
+    assert not (tmp_path / "data" / "work" / job.id).exists()
