@@ -42,6 +42,10 @@ class Settings(BaseSettings):
 
     # --- API limits -------------------------------------------------------------------------------
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    service_id: str = Field(default="local.ktes", description="service-info id (reverse domain name)")
+    service_organization_name: str = Field(default="ktes", description="service-info organization.name")
+    service_organization_url: str = Field(default="https://ktes.invalid/", description="service-info organization.url")
+    service_environment: str | None = Field(default=None, description="service-info environment: prod, test, dev")
     max_body_bytes: int = 16 * 1024 * 1024
     max_content_bytes: int = 1024 * 1024
     max_executors: int = 256
@@ -66,6 +70,7 @@ class Settings(BaseSettings):
     local_pull: Literal["never", "missing"] = Field(
         default="missing", description="Pull images that are not present (missing) or fail at once (never)"
     )
+    local_pull_timeout_seconds: float = Field(default=300.0, description="Give up pulling a missing image after")
 
     # --- kubernetes backend -----------------------------------------------------------------------
     k8s_namespace: str = "default"
@@ -85,6 +90,26 @@ class Settings(BaseSettings):
     k8s_queue_label: str = Field(default="kueue.x-k8s.io/queue-name", description="Label the 'queue' parameter sets")
     k8s_lease_name: str = "ktes-engine"
     k8s_log_tail_bytes: int = 64 * 1024
+    k8s_dns_policy: str = Field(default="ClusterFirst", description="Task pods' dnsPolicy (Default: no cluster DNS)")
+    k8s_executor_image_pull_policy: str | None = Field(
+        default=None, description="Executors' imagePullPolicy (default: Kubernetes' own: Always for :latest)"
+    )
+    k8s_active_deadline_seconds: int | None = Field(
+        default=None, description="Default Job activeDeadlineSeconds (backend parameter deadline_seconds overrides)"
+    )
+    k8s_default_disk_gb: float = Field(default=10.0, description="Workspace size when disk_gb is unset (PVC only)")
+    k8s_stage_requests: dict[str, str] = Field(
+        default_factory=lambda: {"cpu": "100m", "memory": "128Mi"},
+        description="Requests of the stage-in/stage-out containers",
+    )
+    k8s_stage_limits: dict[str, str] = Field(
+        default_factory=lambda: {"memory": "1Gi"}, description="Limits of the stage-in/stage-out containers"
+    )
+    k8s_keep_finished_jobs: bool = Field(
+        default=False, description="Keep a task's Job after its report is read (ttlSecondsAfterFinished still ends it)"
+    )
+    k8s_lease_duration_seconds: float = Field(default=15.0, description="A leader that stops renewing loses it after")
+    k8s_lease_renew_seconds: float = Field(default=5.0, description="How often the leader renews the Lease")
 
     # --- filer ------------------------------------------------------------------------------------
     file_allowed_roots: list[Path] | None = Field(
@@ -101,6 +126,15 @@ class Settings(BaseSettings):
     s3_path_style: bool = False
     ftp_user: str | None = None
     ftp_password: SecretStr | None = None
+    http_retry_backoff_seconds: float = Field(
+        default=1.0, description="First delay before retrying a transient transfer failure (doubles, at most 30 s)"
+    )
+    s3_multipart_threshold_mb: int = Field(default=64, description="Files at least this big are uploaded in parts")
+    s3_multipart_chunk_mb: int = Field(default=16, description="Part size of multipart uploads")
+    s3_max_concurrency: int = Field(default=4, description="Parts of one upload sent at once")
+    drs_insecure_hosts: list[str] = Field(
+        default_factory=list, description="DRS hosts (host or host:port) contacted over plain http, e.g. in tests"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,91 @@
+"""``file://`` URLs and plain absolute paths, only under the allowed roots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+from ktes.config import Settings
+from ktes.errors import PermanentTransferError, TransferError
+from ktes.filer.redact import redact
+
+
+def default_roots(settings: Settings) -> tuple[Path, ...]:
+    """The configured roots, or the defaults: home and temp directory locally, nothing on Kubernetes."""
+    if settings.file_allowed_roots is not None:
+        return tuple(settings.file_allowed_roots)
+    if settings.backend == "local":
+        return (Path.home(), Path(tempfile.gettempdir()))
+    return ()
+
+
+def local_path(url: str) -> Path:
+    """The path a ``file://`` URL or a plain absolute path names (``file://localhost/x`` too)."""
+    if url.startswith("/"):
+        return Path(url)
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise PermanentTransferError(f"{redact(url)}: file URLs on another host ({parts.netloc}) are not supported")
+    return Path(unquote(parts.path))
+
+
+def file_url(path: Path) -> str:
+    return "file://" + quote(str(path))
+
+
+class FilePlugin:
+    schemes: tuple[str, ...] = ("file",)
+
+    def __init__(self, allowed_roots: Sequence[Path]) -> None:
+        self.roots = tuple(Path(os.path.realpath(r)) for r in allowed_roots)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FilePlugin:
+        return cls(default_roots(settings))
+
+    def _allowed(self, url: str) -> Path:
+        path = Path(os.path.realpath(local_path(url)))
+        if not any(path == root or path.is_relative_to(root) for root in self.roots):
+            roots = ", ".join(str(r) for r in self.roots) or "none configured"
+            raise PermanentTransferError(f"{redact(url)} is outside the allowed roots ({roots})")
+        return path
+
+    def download_file(self, url: str, dest: Path) -> None:
+        src = self._allowed(url)
+        try:
+            shutil.copyfile(src, dest)  # sendfile(2) where it can: chunked by the kernel
+        except OSError as err:
+            raise _translate(url, err) from err
+
+    def list_dir(self, url: str) -> Iterator[tuple[str, str]]:
+        root = self._allowed(url)
+        if not root.is_dir():
+            raise PermanentTransferError(f"{redact(url)}: no such directory")
+        for dirpath, dirnames, filenames in os.walk(root, onerror=None):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                if path.is_file():
+                    yield file_url(path), path.relative_to(root).as_posix()
+
+    def upload_file(self, src: Path, url: str) -> None:
+        dest = self._allowed(url)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)  # sendfile(2) where it can: chunked by the kernel
+        except OSError as err:
+            raise _translate(url, err) from err
+
+
+def _translate(url: str, err: OSError) -> TransferError:
+    reason = {
+        FileNotFoundError: "no such file",
+        PermissionError: "permission denied",
+        IsADirectoryError: "is a directory",
+        NotADirectoryError: "not a directory",
+    }.get(type(err), err.strerror or type(err).__name__)
+    return PermanentTransferError(f"{redact(url)}: {reason}")
