@@ -1,0 +1,314 @@
+"""The Kubernetes backend: each task is one Job (``ktes-<id>``) with one Pod, and a Secret with its document.
+
+One list-then-watch per kind (Pods, Jobs; label ``app.kubernetes.io/managed-by=ktes``) keeps
+:class:`ObjectCache` current, with a full relist every ``k8s_resync_seconds``. Each running task waits on its
+own entry and judges it with :func:`status.assess`; once stage-out has ended it reads the report from the
+Pod's log. Then the Job is deleted (its Pod and Secret go with it) unless ``k8s_keep_finished_jobs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from ktes.backends.kubernetes import podspec, status
+from ktes.backends.kubernetes.client import AlreadyExists, Kind, Kube, KubeError, Watcher, WatchEvent
+from ktes.backends.kubernetes.objects import ObjectCache, TaskObjects, task_id_of
+from ktes.backends.kubernetes.podspec import SELECTOR, STAGE_OUT, TASK_ID_LABEL, job_name
+from ktes.config import Settings
+from ktes.engine import clock
+from ktes.engine.observations import Ended, Initializing, Observation, Reporter
+from ktes.tes.models import State, Task
+
+log = logging.getLogger(__name__)
+
+#: seconds a canceled or finished task's Pod is given to stop.
+GRACE_SECONDS = 5
+#: how long start() waits for the first lists before going on (the watches keep trying).
+FIRST_SYNC_SECONDS = 30.0
+#: how long cancel() waits for the Pod to be gone.
+GONE_TIMEOUT_SECONDS = 120.0
+
+
+def _task_selector(task_id: str) -> str:
+    return f"{SELECTOR},{TASK_ID_LABEL}={task_id}"
+
+
+class KubernetesBackend:
+    name = "kubernetes"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._kube: Kube | None = None
+        self._cache = ObjectCache()
+        self._watchers: list[Watcher] = []
+        #: tasks admitted, running or being adopted (bounded by k8s_max_running_tasks).
+        self._reserved: set[str] = set()
+        #: tasks whose run/adopt is in progress.
+        self._following: set[str] = set()
+        self._canceled: set[str] = set()
+
+    @property
+    def kube(self) -> Kube:
+        if self._kube is None:
+            raise KubeError("the Kubernetes backend was not started")
+        return self._kube
+
+    def backend_parameters(self) -> list[str]:
+        return sorted(podspec.BACKEND_PARAMETERS)
+
+    # --- lifetime --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._kube = await asyncio.to_thread(Kube, self._settings)
+        self._cache = ObjectCache()
+        loop = asyncio.get_running_loop()
+
+        def feeder(kind: str) -> Callable[[WatchEvent], None]:
+            def deliver(event: WatchEvent) -> None:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: we are shutting down
+                    loop.call_soon_threadsafe(self._on_event, kind, event)
+
+            return deliver
+
+        kinds: tuple[Kind, ...] = ("pods", "jobs")
+        for kind in kinds:
+            watcher = self._kube.watcher(kind, SELECTOR, feeder(kind), self._settings.k8s_resync_seconds)
+            watcher.start()
+            self._watchers.append(watcher)
+        synced = [asyncio.create_task(event.wait()) for event in self._cache.synced.values()]
+        _, pending = await asyncio.wait(synced, timeout=FIRST_SYNC_SECONDS)
+        for waiter in pending:
+            waiter.cancel()
+        if pending:
+            log.warning(
+                "kubernetes: no list of pods/jobs after %.0f s; going on, the watches keep trying", FIRST_SYNC_SECONDS
+            )
+
+    async def close(self) -> None:
+        watchers, self._watchers = self._watchers, []
+        await asyncio.gather(*(asyncio.to_thread(w.stop) for w in watchers))
+        if self._kube is not None:
+            self._kube.close()
+
+    def _on_event(self, kind: str, event: WatchEvent) -> None:
+        what, payload = event
+        if what == "SYNC":
+            self._cache.sync(kind, payload)
+        else:
+            self._cache.apply(kind, what, payload)
+
+    # --- admission -------------------------------------------------------------------------------
+
+    def admit(self, task: Task) -> bool:
+        if task.id is None:
+            return False
+        if task.id in self._reserved:
+            return True
+        if len(self._reserved) >= self._settings.k8s_max_running_tasks:
+            return False
+        self._reserved.add(task.id)
+        return True
+
+    # --- running ---------------------------------------------------------------------------------
+
+    async def run(self, task: Task, report: Reporter) -> None:
+        assert task.id is not None
+        task_id = task.id
+        self._reserved.add(task_id)
+        self._following.add(task_id)
+        entry = self._cache.follow(task_id)
+        try:
+            started = clock.now()
+            name = job_name(task_id)
+            await report(task_id, Initializing(started, {"namespace": self.kube.namespace, "job": name}))
+            try:
+                secret_body = podspec.secret(task, self._settings)
+                job_body = podspec.job(task, self._settings)
+            except podspec.PodSpecError as exc:
+                await report(task_id, Ended(State.SYSTEM_ERROR, clock.now(), str(exc)))
+                return
+            failure = await self._create(task_id, secret_body, job_body)
+            if failure is not None:
+                await report(task_id, Ended(State.SYSTEM_ERROR, clock.now(), failure))
+                await self._remove(task_id)
+                return
+            if task_id in self._canceled:  # canceled while we were creating: cancel may have missed them
+                await self._remove(task_id)
+                return
+            await self._follow(task, entry, report, started)
+        finally:
+            self._cache.unfollow(task_id)
+            self._following.discard(task_id)
+            self._reserved.discard(task_id)
+            self._canceled.discard(task_id)
+
+    async def _create(self, task_id: str, secret_body: dict[str, Any], job_body: dict[str, Any]) -> str | None:
+        """Create the Secret, then the Job, then make the Job own the Secret. A failure as a sentence."""
+        name = job_name(task_id)
+        try:
+            with contextlib.suppress(AlreadyExists):
+                await self.kube.create_secret(secret_body)
+            try:
+                created = await self.kube.create_job(job_body)
+            except AlreadyExists:  # an earlier attempt made it: carry on with that one
+                found = await self.kube.read_job(name)
+                if found is None:
+                    return f"could not create the task's Job {name}: it exists and does not"
+                created = found
+        except KubeError as exc:
+            return f"Kubernetes refused the task: {exc}"
+        try:
+            await self.kube.set_secret_owner(name, podspec.owner_reference(created))
+        except KubeError as exc:  # not fatal: the Secret is still deleted with the task, only not by the GC
+            log.warning("kubernetes: could not make Job %s own its Secret: %s", name, exc)
+        entry = self._cache.entry(task_id)
+        if entry.job is None:
+            entry.job, entry.job_deleted = created, False
+        return None
+
+    async def adopt(self, task: Task, report: Reporter) -> None:
+        assert task.id is not None
+        task_id = task.id
+        self._reserved.add(task_id)
+        self._following.add(task_id)
+        entry = self._cache.follow(task_id)
+        try:
+            name = job_name(task_id)
+            job = await self.kube.read_job(name)
+            if job is None:
+                why = f"its Job {name} was gone when ktes restarted, so the task could not be followed"
+                await report(task_id, Ended(State.SYSTEM_ERROR, clock.now(), why))
+                await self._remove(task_id)
+                return
+            pods = await self.kube.list_objects("pods", _task_selector(task_id))
+            entry.job, entry.job_deleted = job, False
+            for pod in pods:
+                entry.pods.setdefault(str(pod["metadata"]["name"]), pod)
+            started = (task.logs[0].start_time if task.logs else None) or clock.now()
+            await report(task_id, Initializing(started, {"namespace": self.kube.namespace, "job": name}))
+            await self._follow(task, entry, report, started)
+        finally:
+            self._cache.unfollow(task_id)
+            self._following.discard(task_id)
+            self._reserved.discard(task_id)
+            self._canceled.discard(task_id)
+
+    async def _follow(self, task: Task, entry: TaskObjects, report: Reporter, started: str) -> None:
+        """Judge the task at each change of its objects until it ends; then report and clean up."""
+        assert task.id is not None
+        task_id = task.id
+        progress = status.Progress()
+        while True:
+            if task_id in self._canceled:
+                return
+            entry.changed.clear()
+            judged = status.assess(task, entry.observed(), progress, self._settings, datetime.now(UTC))
+            for started_now in judged.started:
+                await report(task_id, started_now)
+            if judged.node is not None:
+                pods = entry.pods or entry.deleted_pods
+                metadata = {"node": judged.node, "pod": min(pods) if pods else ""}
+                await report(task_id, Initializing(started, metadata))
+            verdict = judged.verdict
+            if isinstance(verdict, status.Going):
+                timeout = self._settings.k8s_resync_seconds
+                if verdict.recheck_after is not None:
+                    timeout = min(timeout, verdict.recheck_after + 0.05)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(entry.changed.wait(), timeout)
+                continue
+            if isinstance(verdict, status.Failed):
+                final = verdict.observations
+            else:
+                final = await self._read_report(task, verdict, progress)
+            if task_id in self._canceled:
+                return
+            for observation in final:
+                await report(task_id, observation)
+            await self._finished(task_id)
+            return
+
+    async def _read_report(
+        self, task: Task, ended: status.StageOutEnded, progress: status.Progress
+    ) -> list[Observation]:
+        try:
+            text = await self.kube.pod_log(ended.pod_name, STAGE_OUT)
+        except KubeError as exc:
+            why = f"the task's pod ended but its report could not be read: {exc}"
+            return [Ended(State.SYSTEM_ERROR, clock.now(), why)]
+        parsed = status.parse_report(text)
+        now = datetime.now(UTC)
+        if parsed is None:
+            return status.no_report(ended, text, now)
+        return status.report_observations(task, parsed, progress, now)
+
+    async def _finished(self, task_id: str) -> None:
+        """The task's report is read: nothing of it needs to stay (unless configured to keep Jobs)."""
+        if self._settings.k8s_keep_finished_jobs:
+            return
+        try:
+            await self._remove(task_id)
+        except KubeError as exc:  # sweep and ttlSecondsAfterFinished catch what is left
+            log.warning("kubernetes: cleaning up task %s failed: %s", task_id, exc)
+
+    async def _remove(self, task_id: str) -> None:
+        """Delete the task's Job, Pods and Secret (each "not found" is fine)."""
+        name = job_name(task_id)
+        await self.kube.delete_job(name)
+        await self.kube.delete_pods(_task_selector(task_id), GRACE_SECONDS)
+        await self.kube.delete_secret(name)
+
+    # --- cancel and sweep ------------------------------------------------------------------------
+
+    async def cancel(self, task_id: str) -> None:
+        self._canceled.add(task_id)
+        entry = self._cache.follow(task_id)
+        try:
+            entry.changed.set()  # the task's follower sees the cancel at once
+            await self._remove(task_id)
+            await self._wait_pods_gone(task_id)
+        finally:
+            self._cache.unfollow(task_id)
+            if task_id not in self._following:
+                self._canceled.discard(task_id)
+                self._reserved.discard(task_id)
+
+    async def _wait_pods_gone(self, task_id: str) -> None:
+        selector = _task_selector(task_id)
+        deadline = time.monotonic() + GONE_TIMEOUT_SECONDS
+        delay = 0.2
+        while True:
+            pods = await self.kube.list_objects("pods", selector)
+            if not pods:
+                return
+            if time.monotonic() > deadline:
+                raise KubeError(
+                    f"the pods of task {task_id} were still there {GONE_TIMEOUT_SECONDS:g} s after a cancel"
+                )
+            entry = self._cache.entry(task_id)
+            entry.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(entry.changed.wait(), delay)
+            delay = min(2.0, delay * 1.5)
+
+    async def sweep(self, active_task_ids: Iterable[str]) -> list[str]:
+        active = set(active_task_ids) | self._following
+        found: set[str] = set()
+        kinds: tuple[Literal["jobs", "pods", "secrets"], ...] = ("jobs", "pods", "secrets")
+        for kind in kinds:
+            for obj in await self.kube.list_objects(kind, SELECTOR):
+                task_id = task_id_of(obj)
+                if task_id is not None and task_id not in active:
+                    found.add(task_id)
+        for task_id in sorted(found):
+            try:
+                await self._remove(task_id)
+            except KubeError as exc:
+                log.warning("kubernetes: sweeping task %s failed: %s", task_id, exc)
+        return sorted(found)

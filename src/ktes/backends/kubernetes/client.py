@@ -1,0 +1,370 @@
+"""The one module that talks to the Kubernetes API (the official, synchronous ``kubernetes`` client).
+
+Calls run in worker threads (:func:`asyncio.to_thread`) and return the API's own JSON (dicts, camelCase),
+the shape :mod:`.status` reads. Errors are translated here into :class:`KubeError` and its kinds.
+:class:`Watcher` is a thread doing list-then-watch on one kind of object, feeding an asyncio callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+
+from ktes.config import Settings
+from ktes.errors import BackendError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Kind = Literal["pods", "jobs"]
+#: what a Watcher delivers: ("SYNC", every object) after each list, or (ADDED|MODIFIED|DELETED, object).
+WatchEvent = tuple[str, Any]
+
+
+class KubeError(BackendError):
+    """The API refused or failed a call. ``status`` is the HTTP status (0: no answer)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(KubeError):
+    pass
+
+
+class AlreadyExists(KubeError):
+    """409 on create: an object of that name exists."""
+
+
+class Conflict(KubeError):
+    """409 on update: the object changed meanwhile (its resourceVersion is stale)."""
+
+
+class Expired(KubeError):
+    """410: the resourceVersion a watch started from is too old; list again."""
+
+
+def _translate(exc: ApiException, what: str) -> KubeError:
+    message = exc.reason or ""
+    reason = ""
+    with contextlib.suppress(ValueError, TypeError):
+        body = json.loads(exc.body or "")
+        message = body.get("message") or message
+        reason = body.get("reason") or ""
+    text = f"{what}: {message}" if message else what
+    if exc.status == 404:
+        return NotFound(text, 404)
+    if exc.status == 409:
+        return AlreadyExists(text, 409) if reason == "AlreadyExists" else Conflict(text, 409)
+    if exc.status == 410:
+        return Expired(text, 410)
+    return KubeError(text, exc.status or 0)
+
+
+def _load_config(settings: Settings) -> k8s.Configuration:
+    """In-cluster config, else ``settings.k8s_kubeconfig`` / ``KUBECONFIG`` / ``~/.kube/config``."""
+    configuration = k8s.Configuration()
+    if settings.k8s_kubeconfig is not None:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            str(settings.k8s_kubeconfig), client_configuration=configuration
+        )
+    elif os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return configuration
+
+
+class Kube:
+    """The calls the backend makes, in its namespace. Every method may raise :class:`KubeError`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.namespace = settings.k8s_namespace
+        try:
+            configuration = _load_config(settings)
+        except Exception as exc:  # the client raises ConfigException, OSError, ...
+            raise KubeError(f"no Kubernetes configuration (in-cluster or kubeconfig): {exc}") from exc
+        self.api = k8s.ApiClient(configuration)
+        self.core = k8s.CoreV1Api(self.api)
+        self.batch = k8s.BatchV1Api(self.api)
+        self.coordination = k8s.CoordinationV1Api(self.api)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.api.close()  # type: ignore[no-untyped-call]
+
+    # --- calling ---------------------------------------------------------------------------------
+
+    def _sync(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``call`` and return its JSON (parsed), translating errors."""
+        try:
+            resp = call(*args, _preload_content=False, _request_timeout=(10, 60), **kwargs)
+        except ApiException as exc:
+            raise _translate(exc, what) from None
+        except Exception as exc:  # urllib3 connection errors and the like
+            raise KubeError(f"{what}: {exc}") from exc
+        data = resp.data
+        if not data:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError:
+            return data.decode("utf-8", errors="replace")
+
+    async def _call(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(self._sync, what, call, *args, **kwargs)
+
+    # --- objects ---------------------------------------------------------------------------------
+
+    async def create_secret(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        result: dict[str, Any] = await self._call(
+            f"creating Secret {name}", self.core.create_namespaced_secret, self.namespace, body
+        )
+        return result
+
+    async def set_secret_owner(self, name: str, owner: dict[str, Any]) -> None:
+        patch = {"metadata": {"ownerReferences": [owner]}}
+        await self._call(f"patching Secret {name}", self.core.patch_namespaced_secret, name, self.namespace, patch)
+
+    async def delete_secret(self, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            await self._call(f"deleting Secret {name}", self.core.delete_namespaced_secret, name, self.namespace)
+
+    async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        result: dict[str, Any] = await self._call(
+            f"creating Job {name}", self.batch.create_namespaced_job, self.namespace, body
+        )
+        return result
+
+    async def read_job(self, name: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await self._call(
+                f"reading Job {name}", self.batch.read_namespaced_job, name, self.namespace
+            )
+        except NotFound:
+            return None
+        return result
+
+    async def delete_job(self, name: str) -> None:
+        """Delete a Job; its Pods go with it (Background propagation). Not there is fine."""
+        with contextlib.suppress(NotFound):
+            await self._call(
+                f"deleting Job {name}",
+                self.batch.delete_namespaced_job,
+                name,
+                self.namespace,
+                propagation_policy="Background",
+            )
+
+    async def delete_pods(self, selector: str, grace_seconds: int) -> None:
+        """Delete the Pods ``selector`` matches, one by one (RBAC: list + delete, no deletecollection)."""
+        for pod in await self.list_objects("pods", selector):
+            name = pod["metadata"]["name"]  # deleting again shortens a longer grace period the GC gave
+            with contextlib.suppress(NotFound):
+                await self._call(
+                    f"deleting Pod {name}",
+                    self.core.delete_namespaced_pod,
+                    name,
+                    self.namespace,
+                    grace_period_seconds=grace_seconds,
+                )
+
+    async def list_objects(self, kind: Literal["pods", "jobs", "secrets"], selector: str) -> list[dict[str, Any]]:
+        calls = {
+            "pods": self.core.list_namespaced_pod,
+            "jobs": self.batch.list_namespaced_job,
+            "secrets": self.core.list_namespaced_secret,
+        }
+        result = await self._call(f"listing {kind}", calls[kind], self.namespace, label_selector=selector)
+        items: list[dict[str, Any]] = result.get("items") or []
+        return items
+
+    async def pod_log(self, name: str, container: str) -> str:
+        def read() -> str:
+            try:
+                resp: Any = self.core.read_namespaced_pod_log(
+                    name, self.namespace, container=container, _preload_content=False, _request_timeout=(10, 120)
+                )
+            except ApiException as exc:
+                raise _translate(exc, f"reading the log of {name}/{container}") from None
+            except Exception as exc:
+                raise KubeError(f"reading the log of {name}/{container}: {exc}") from exc
+            data: bytes = resp.data
+            return data.decode("utf-8", errors="replace")
+
+        return await asyncio.to_thread(read)
+
+    async def events_about(self, name: str) -> list[dict[str, Any]]:
+        """Events whose involved object is ``name`` (best effort: [] when not allowed)."""
+        try:
+            result = await self._call(
+                f"listing events of {name}",
+                self.core.list_namespaced_event,
+                self.namespace,
+                field_selector=f"involvedObject.name={name}",
+            )
+        except KubeError:
+            return []
+        items: list[dict[str, Any]] = result.get("items") or []
+        return items
+
+    # --- leases ----------------------------------------------------------------------------------
+
+    async def read_lease(self, name: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await self._call(
+                f"reading Lease {name}", self.coordination.read_namespaced_lease, name, self.namespace
+            )
+        except NotFound:
+            return None
+        return result
+
+    async def create_lease(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        result: dict[str, Any] = await self._call(
+            f"creating Lease {name}", self.coordination.create_namespaced_lease, self.namespace, body
+        )
+        return result
+
+    async def replace_lease(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace a Lease; raises :class:`Conflict` if it changed since ``body``'s resourceVersion."""
+        name = body["metadata"]["name"]
+        result: dict[str, Any] = await self._call(
+            f"updating Lease {name}", self.coordination.replace_namespaced_lease, name, self.namespace, body
+        )
+        return result
+
+    # --- watching --------------------------------------------------------------------------------
+
+    def watcher(
+        self,
+        kind: Kind,
+        selector: str,
+        deliver: Callable[[WatchEvent], None],
+        resync_seconds: float,
+    ) -> Watcher:
+        lister = {"pods": self.core.list_namespaced_pod, "jobs": self.batch.list_namespaced_job}[kind]
+        return Watcher(kind, lister, self.namespace, selector, deliver, resync_seconds)
+
+
+class Watcher:
+    """List, then watch from the list's resourceVersion; list again on 410, on errors, and every
+    ``resync_seconds`` (a resync: the full list is delivered again as ``("SYNC", items)``).
+
+    Runs in its own thread. ``deliver`` is called from that thread; the backend wraps it to hop onto its
+    event loop.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        lister: Callable[..., Any],
+        namespace: str,
+        selector: str,
+        deliver: Callable[[WatchEvent], None],
+        resync_seconds: float,
+    ) -> None:
+        self.kind = kind
+        self._lister = lister
+        self._namespace = namespace
+        self._selector = selector
+        self._deliver = deliver
+        self._resync = max(5.0, resync_seconds)
+        self._stop = threading.Event()
+        self._resp: Any = None
+        self._thread = threading.Thread(target=self._run, name=f"ktes-watch-{kind}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        resp = self._resp
+        if resp is not None:
+            with contextlib.suppress(Exception):
+                resp.shutdown()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._list_and_watch()
+                failures = 0
+            except Expired:
+                log.debug("watch %s: resourceVersion expired; listing again", self.kind)
+            except Exception as exc:
+                if self._stop.is_set():
+                    return
+                failures += 1
+                delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+                log.warning("watch %s failed (%s); listing again in %.1f s", self.kind, exc, delay)
+                self._stop.wait(delay)
+
+    def _list_and_watch(self) -> None:
+        try:
+            resp = self._lister(
+                self._namespace, label_selector=self._selector, _preload_content=False, _request_timeout=(10, 60)
+            )
+        except ApiException as exc:
+            raise _translate(exc, f"listing {self.kind}") from None
+        listed = json.loads(resp.data)
+        version = listed["metadata"]["resourceVersion"]
+        self._deliver(("SYNC", listed.get("items") or []))
+        until = time.monotonic() + self._resync
+        while not self._stop.is_set():
+            left = until - time.monotonic()
+            if left <= 1:
+                return  # time to resync
+            version = self._watch(version, int(left))
+
+    def _watch(self, version: str, seconds: int) -> str:
+        try:
+            resp = self._lister(
+                self._namespace,
+                label_selector=self._selector,
+                watch=True,
+                resource_version=version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=seconds,
+                _preload_content=False,
+                _request_timeout=(10, seconds + 30),
+            )
+        except ApiException as exc:
+            raise _translate(exc, f"watching {self.kind}") from None
+        self._resp = resp
+        try:
+            for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
+                if self._stop.is_set():
+                    break
+                if not line:
+                    continue
+                event = json.loads(line)
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        raise Expired(f"watching {self.kind}: {obj.get('message')}", 410)
+                    raise KubeError(f"watching {self.kind}: {obj.get('message')}", int(obj.get("code") or 0))
+                version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                if kind in ("ADDED", "MODIFIED", "DELETED"):
+                    self._deliver((kind, obj))
+        finally:
+            self._resp = None
+            with contextlib.suppress(Exception):
+                resp.release_conn()
+        return version

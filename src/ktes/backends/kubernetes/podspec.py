@@ -1,0 +1,395 @@
+"""A task as Kubernetes objects: the Secret holding its document and the Job whose one Pod runs it. Pure.
+
+The Pod follows the contract in :mod:`ktes.backends.kubernetes`. Objects are plain dicts in the API's own
+JSON shape (camelCase), so they can be compared with what ``kubectl get -o json`` shows.
+
+Resources policy (every executor gets the task's resources; init containers run one at a time, so the
+Pod's effective request is one executor's, not their sum):
+
+- ``cpu_cores`` → ``requests.cpu``; no CPU limit (a limit throttles, it does not protect anything).
+- ``ram_gb`` → ``requests.memory`` and ``limits.memory`` (in MiB of 1024² bytes; ``ram_gb`` is read as
+  GiB, so a task never gets less than it asked): exceeding it is a real OOM kill, reported as such.
+- ``disk_gb`` → the workspace ``emptyDir.sizeLimit`` and ``requests.ephemeral-storage`` of the executors (so
+  the scheduler picks a node with room); with ``k8s_storage_class``, the size of the generic ephemeral
+  volume instead (``k8s_default_disk_gb`` when unset).
+- stage-in/stage-out: ``k8s_stage_requests`` / ``k8s_stage_limits`` (small, fixed).
+
+``backend_parameters`` (keys lowercase): see :data:`BACKEND_PARAMETERS`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+from typing import Any
+
+from pydantic import SecretStr
+
+from ktes.config import Settings
+from ktes.errors import BackendError
+from ktes.tes.layout import mount_points
+from ktes.tes.models import Task, dump
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "ktes"
+TASK_ID_LABEL = "ktes.task-id"
+#: selects everything ktes made in its namespace.
+SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+
+SPEC_DIR = "/ktes/spec"
+SPEC_KEY = "task.json"
+WORKSPACE_DIR = "/ktes/workspace"
+TOOLS_DIR = "/ktes/tools"
+ENTRYPOINT = f"{TOOLS_DIR}/entrypoint"
+STATE_DIR = f"{TOOLS_DIR}/state"
+
+STAGE_IN = "stage-in"
+STAGE_OUT = "stage-out"
+WORKSPACE_VOLUME = "workspace"
+TOOLS_VOLUME = "ktes-tools"
+SPEC_VOLUME = "ktes-spec"
+
+#: backend_parameters this backend honours, and what each one does.
+BACKEND_PARAMETERS: dict[str, str] = {
+    "node_selector": 'node labels the Pod must match: "key=value,key2=value2"',
+    "tolerations": "a JSON list of Kubernetes tolerations",
+    "priority_class": "the Pod's priorityClassName",
+    "service_account": "the Pod's serviceAccountName (its token is still not mounted)",
+    "queue": "sets the queue label (k8s_queue_label, Kueue's by default) on the Job",
+    "deadline_seconds": "the Job's activeDeadlineSeconds: the task fails with SYSTEM_ERROR after that long",
+    "image_pull_policy": "the executors' imagePullPolicy: Always, IfNotPresent or Never",
+}
+
+#: settings groups passed to the stage containers (secret ones through the Secret).
+_FILER_SETTINGS_PREFIXES = ("s3_", "ftp_", "http_", "file_", "drs_")
+_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+
+
+class PodSpecError(BackendError):
+    """The task cannot be turned into a Pod (a malformed backend parameter). The message says which."""
+
+
+def job_name(task_id: str) -> str:
+    """The fixed name of the task's Job and Secret (so creating them again is "already exists")."""
+    return f"ktes-{task_id}"
+
+
+def labels(task_id: str) -> dict[str, str]:
+    return {MANAGED_BY_LABEL: MANAGED_BY, TASK_ID_LABEL: task_id}
+
+
+def params(task: Task) -> dict[str, str]:
+    """The task's backend_parameters with lowercase keys."""
+    given = (task.resources.backend_parameters if task.resources else None) or {}
+    return {key.lower(): value for key, value in given.items()}
+
+
+# --- the Secret ------------------------------------------------------------------------------------
+
+
+def _setting_key(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def secret(task: Task, settings: Settings) -> dict[str, Any]:
+    """The Secret ``ktes-<id>``: the task document (``task.json``) and the filer's secret settings."""
+    assert task.id is not None
+    data = {SPEC_KEY: json.dumps(dump(task), separators=(",", ":"))}
+    for name, value in _filer_settings(settings).items():
+        if isinstance(value, SecretStr):
+            data[_setting_key(name)] = value.get_secret_value()
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": job_name(task.id), "labels": labels(task.id)},
+        "type": "Opaque",
+        "stringData": data,
+    }
+
+
+def owner_reference(job: dict[str, Any]) -> dict[str, Any]:
+    """An ownerReference to a created Job (for the Secret: deleted with the Job)."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": job["metadata"]["name"],
+        "uid": job["metadata"]["uid"],
+        "blockOwnerDeletion": False,
+    }
+
+
+def _filer_settings(settings: Settings) -> dict[str, Any]:
+    """The settings the pod-side filer needs (every ``s3_*``, ``ftp_*``, ``http_*``, ... that is set)."""
+    values = settings.model_dump()
+    chosen = {
+        name: getattr(settings, name)
+        for name, value in values.items()
+        if name.startswith(_FILER_SETTINGS_PREFIXES) and value is not None
+    }
+    chosen["k8s_log_tail_bytes"] = settings.k8s_log_tail_bytes
+    return chosen
+
+
+def _stage_env(task_name: str, settings: Settings) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [{"name": "KTES_LOG_LEVEL", "value": settings.log_level}]
+    for name, value in _filer_settings(settings).items():
+        var = f"KTES_{name.upper()}"
+        if isinstance(value, SecretStr):
+            ref = {"name": task_name, "key": _setting_key(name)}
+            env.append({"name": var, "valueFrom": {"secretKeyRef": ref}})
+        elif isinstance(value, list | dict):
+            env.append({"name": var, "value": json.dumps(value, default=str)})
+        elif isinstance(value, bool):
+            env.append({"name": var, "value": "true" if value else "false"})
+        else:
+            env.append({"name": var, "value": str(value)})
+    return env
+
+
+# --- resources -------------------------------------------------------------------------------------
+
+
+def _mib(gb: float) -> str:
+    return f"{max(1, math.ceil(gb * 1024))}Mi"
+
+
+def executor_resources(task: Task, settings: Settings) -> dict[str, dict[str, str]]:
+    res = task.resources
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    if res is not None and res.cpu_cores:
+        requests["cpu"] = str(res.cpu_cores)
+    if res is not None and res.ram_gb:
+        requests["memory"] = limits["memory"] = _mib(res.ram_gb)
+    if res is not None and res.disk_gb and not settings.k8s_storage_class:
+        requests["ephemeral-storage"] = _mib(res.disk_gb)
+    out: dict[str, dict[str, str]] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _stage_resources(settings: Settings) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    if settings.k8s_stage_requests:
+        out["requests"] = dict(settings.k8s_stage_requests)
+    if settings.k8s_stage_limits:
+        out["limits"] = dict(settings.k8s_stage_limits)
+    return out
+
+
+# --- volumes and containers ------------------------------------------------------------------------
+
+
+def _workspace_volume(task: Task, settings: Settings) -> dict[str, Any]:
+    disk_gb = task.resources.disk_gb if task.resources else None
+    if settings.k8s_storage_class:
+        size = _mib(disk_gb or settings.k8s_default_disk_gb)
+        claim = {
+            "metadata": {"labels": labels(task.id or "")},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": settings.k8s_storage_class,
+                "resources": {"requests": {"storage": size}},
+            },
+        }
+        return {"name": WORKSPACE_VOLUME, "ephemeral": {"volumeClaimTemplate": claim}}
+    empty: dict[str, Any] = {}
+    if disk_gb:
+        empty["sizeLimit"] = _mib(disk_gb)
+    return {"name": WORKSPACE_VOLUME, "emptyDir": empty}
+
+
+def _stage_container(name: str, task_name: str, settings: Settings) -> dict[str, Any]:
+    command = [
+        "ktes",
+        "pod",
+        name,
+        "--task",
+        f"{SPEC_DIR}/{SPEC_KEY}",
+        "--workspace",
+        WORKSPACE_DIR,
+        "--tools",
+        TOOLS_DIR,
+    ]
+    return {
+        "name": name,
+        "image": settings.k8s_image,
+        "imagePullPolicy": settings.k8s_image_pull_policy,
+        "command": command,
+        "env": _stage_env(task_name, settings),
+        "resources": _stage_resources(settings),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [
+            {"name": WORKSPACE_VOLUME, "mountPath": WORKSPACE_DIR},
+            {"name": TOOLS_VOLUME, "mountPath": TOOLS_DIR},
+            {"name": SPEC_VOLUME, "mountPath": SPEC_DIR, "readOnly": True},
+        ],
+    }
+
+
+def executor_container_name(index: int) -> str:
+    return f"executor-{index}"
+
+
+def _executor_container(task: Task, index: int, settings: Settings, pull_policy: str | None) -> dict[str, Any]:
+    ex = task.executors[index]
+    argv = [ENTRYPOINT, "--index", str(index), "--state-dir", STATE_DIR]
+    if ex.stdin:
+        argv += ["--stdin", ex.stdin]
+    if ex.stdout:
+        argv += ["--stdout", ex.stdout]
+    if ex.stderr:
+        argv += ["--stderr", ex.stderr]
+    if ex.ignore_error:
+        argv.append("--ignore-error")
+    argv += ["--", *ex.command]
+    mounts = [
+        {"name": WORKSPACE_VOLUME, "mountPath": point, "subPath": posixpath.normpath(point).lstrip("/")}
+        for point in mount_points(task)
+    ]
+    mounts.append({"name": TOOLS_VOLUME, "mountPath": TOOLS_DIR})
+    container: dict[str, Any] = {
+        "name": executor_container_name(index),
+        "image": ex.image,
+        "command": argv,
+        "resources": executor_resources(task, settings),
+        "volumeMounts": mounts,
+        # the command's own output goes to files; the container's log is the helper's, if it failed
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if pull_policy:
+        container["imagePullPolicy"] = pull_policy
+    if ex.workdir:
+        container["workingDir"] = ex.workdir
+    if ex.env:
+        container["env"] = [{"name": key, "value": value} for key, value in ex.env.items()]
+    return container
+
+
+# --- scheduling ------------------------------------------------------------------------------------
+
+
+def _node_selector(value: str) -> dict[str, str]:
+    selector: dict[str, str] = {}
+    for pair in value.split(","):
+        if not pair.strip():
+            continue
+        key, sep, val = pair.partition("=")
+        if not sep or not key.strip():
+            raise PodSpecError(f'backend parameter node_selector: expected "key=value,...", got {value!r}')
+        selector[key.strip()] = val.strip()
+    return selector
+
+
+def _tolerations(value: str) -> list[dict[str, Any]]:
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise PodSpecError(f"backend parameter tolerations: not JSON ({exc})") from None
+    if isinstance(parsed, dict):
+        parsed = [parsed]
+    if not isinstance(parsed, list) or not all(isinstance(item, dict) for item in parsed):
+        raise PodSpecError("backend parameter tolerations: expected a JSON list of tolerations")
+    return parsed
+
+
+def _positive_int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise PodSpecError(f"backend parameter {name}: expected a positive whole number of seconds, got {value!r}")
+    return number
+
+
+def _pull_policy(value: str) -> str:
+    for policy in _PULL_POLICIES:
+        if value.lower() == policy.lower():
+            return policy
+    raise PodSpecError(f"backend parameter image_pull_policy: expected one of {', '.join(_PULL_POLICIES)}")
+
+
+def _scheduling(task: Task, settings: Settings, given: dict[str, str]) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    selector: dict[str, str] = {}
+    tolerations: list[dict[str, Any]] = []
+    res = task.resources
+    if res is not None and res.preemptible:
+        selector.update(settings.k8s_preemptible_node_selector)
+        tolerations += settings.k8s_preemptible_tolerations
+    if "node_selector" in given:
+        selector.update(_node_selector(given["node_selector"]))
+    if "tolerations" in given:
+        tolerations += _tolerations(given["tolerations"])
+    if selector:
+        spec["nodeSelector"] = selector
+    if tolerations:
+        spec["tolerations"] = tolerations
+    if res is not None and res.zones:
+        term = {"matchExpressions": [{"key": settings.k8s_zone_label, "operator": "In", "values": list(res.zones)}]}
+        required = {"nodeSelectorTerms": [term]}
+        spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}}
+    if "priority_class" in given:
+        spec["priorityClassName"] = given["priority_class"]
+    account = given.get("service_account") or settings.k8s_service_account
+    if account:
+        spec["serviceAccountName"] = account
+    return spec
+
+
+# --- the Job ---------------------------------------------------------------------------------------
+
+
+def job(task: Task, settings: Settings) -> dict[str, Any]:
+    """The Job ``ktes-<id>`` with one Pod that stages in, runs every executor in order, and stages out.
+
+    Raises :class:`PodSpecError` for a malformed backend parameter.
+    """
+    assert task.id is not None
+    name = job_name(task.id)
+    given = params(task)
+    pull_policy = settings.k8s_executor_image_pull_policy
+    if "image_pull_policy" in given:
+        pull_policy = _pull_policy(given["image_pull_policy"])
+    deadline = settings.k8s_active_deadline_seconds
+    if "deadline_seconds" in given:
+        deadline = _positive_int("deadline_seconds", given["deadline_seconds"])
+
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "dnsPolicy": settings.k8s_dns_policy,
+        "initContainers": [
+            _stage_container(STAGE_IN, name, settings),
+            *(_executor_container(task, i, settings, pull_policy) for i in range(len(task.executors))),
+        ],
+        "containers": [_stage_container(STAGE_OUT, name, settings)],
+        "volumes": [
+            _workspace_volume(task, settings),
+            {"name": TOOLS_VOLUME, "emptyDir": {}},
+            {"name": SPEC_VOLUME, "secret": {"secretName": name, "defaultMode": 0o444}},
+        ],
+        **_scheduling(task, settings, given),
+    }
+    job_labels = labels(task.id)
+    if given.get("queue"):
+        job_labels[settings.k8s_queue_label] = given["queue"]
+    spec: dict[str, Any] = {
+        "backoffLimit": 0,
+        "completions": 1,
+        "parallelism": 1,
+        "ttlSecondsAfterFinished": settings.k8s_ttl_seconds_after_finished,
+        "template": {"metadata": {"labels": labels(task.id)}, "spec": pod_spec},
+    }
+    if deadline:
+        spec["activeDeadlineSeconds"] = deadline
+    metadata: dict[str, Any] = {"name": name, "labels": job_labels}
+    if task.name:
+        metadata["annotations"] = {"ktes.task-name": task.name[:1024]}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}

@@ -1,0 +1,291 @@
+"""The task → Secret + Job translation: what a user's task becomes on Kubernetes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from ktes.backends.kubernetes import podspec
+from ktes.config import Settings
+from ktes.tes.models import Executor, Input, Output, Resources, Task
+
+
+def make_task(**fields: Any) -> Task:
+    base: dict[str, Any] = {
+        "id": "01hx0abc",
+        "executors": [Executor(image="localhost/busybox:test", command=["echo", "hi"])],
+    }
+    base.update(fields)
+    return Task(**base)
+
+
+def settings(**values: Any) -> Settings:
+    return Settings(**values)
+
+
+def pod_spec(job: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = job["spec"]["template"]["spec"]
+    return spec
+
+
+def container(job: dict[str, Any], name: str) -> dict[str, Any]:
+    spec = pod_spec(job)
+    for item in [*spec["initContainers"], *spec["containers"]]:
+        if item["name"] == name:
+            found: dict[str, Any] = item
+            return found
+    raise AssertionError(f"no container {name}")
+
+
+def test_one_job_named_and_labelled_after_the_task() -> None:
+    job = podspec.job(make_task(), settings(k8s_ttl_seconds_after_finished=120))
+    assert job["kind"] == "Job"
+    assert job["metadata"]["name"] == "ktes-01hx0abc"
+    labels = {"app.kubernetes.io/managed-by": "ktes", "ktes.task-id": "01hx0abc"}
+    assert job["metadata"]["labels"] == labels
+    assert job["spec"]["template"]["metadata"]["labels"] == labels
+    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 1
+    assert job["spec"]["ttlSecondsAfterFinished"] == 120
+    assert "activeDeadlineSeconds" not in job["spec"]
+    spec = pod_spec(job)
+    assert spec["restartPolicy"] == "Never"
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["dnsPolicy"] == "ClusterFirst"
+
+
+def test_dns_policy_and_images_come_from_settings() -> None:
+    job = podspec.job(make_task(), settings(k8s_dns_policy="Default", k8s_image="localhost/ktes:7"))
+    assert pod_spec(job)["dnsPolicy"] == "Default"
+    assert container(job, "stage-in")["image"] == "localhost/ktes:7"
+    assert container(job, "stage-out")["image"] == "localhost/ktes:7"
+
+
+def test_stage_in_then_each_executor_in_order_then_stage_out() -> None:
+    executors = [
+        Executor(image="alpine:3", command=["true"]),
+        Executor(image="localhost/tool:2", command=["false"]),
+        Executor(image="alpine:3", command=["ls"]),
+    ]
+    job = podspec.job(make_task(executors=executors), settings())
+    spec = pod_spec(job)
+    assert [c["name"] for c in spec["initContainers"]] == ["stage-in", "executor-0", "executor-1", "executor-2"]
+    assert [c["name"] for c in spec["containers"]] == ["stage-out"]
+    assert [c["image"] for c in spec["initContainers"][1:]] == ["alpine:3", "localhost/tool:2", "alpine:3"]
+    assert container(job, "stage-in")["command"][:3] == ["ktes", "pod", "stage-in"]
+    assert container(job, "stage-out")["command"][:3] == ["ktes", "pod", "stage-out"]
+
+
+def test_executor_runs_its_argv_through_the_helper_without_a_shell() -> None:
+    ex = Executor(
+        image="alpine:3",
+        command=["grep", "-c", "a b", "/data/in.txt"],
+        stdin="/data/in.txt",
+        stdout="/out/stdout.txt",
+        stderr="/out/stderr.txt",
+        ignore_error=True,
+        workdir="/data",
+        env={"A": "1", "B": "two words"},
+    )
+    job = podspec.job(make_task(executors=[ex]), settings())
+    got = container(job, "executor-0")
+    assert got["command"] == [
+        "/ktes/tools/entrypoint",
+        "--index",
+        "0",
+        "--state-dir",
+        "/ktes/tools/state",
+        "--stdin",
+        "/data/in.txt",
+        "--stdout",
+        "/out/stdout.txt",
+        "--stderr",
+        "/out/stderr.txt",
+        "--ignore-error",
+        "--",
+        "grep",
+        "-c",
+        "a b",
+        "/data/in.txt",
+    ]
+    assert "args" not in got
+    assert got["workingDir"] == "/data"
+    assert got["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "two words"}]
+
+
+def test_plain_executor_has_no_optional_flags() -> None:
+    got = container(podspec.job(make_task(), settings()), "executor-0")
+    helper = ["/ktes/tools/entrypoint", "--index", "0", "--state-dir", "/ktes/tools/state"]
+    assert got["command"] == [*helper, "--", "echo", "hi"]
+    assert "workingDir" not in got and "env" not in got and "imagePullPolicy" not in got
+
+
+def test_executors_see_every_task_path_as_a_subpath_of_the_workspace() -> None:
+    task = make_task(
+        inputs=[Input(path="/data/in.txt", content="x"), Input(path="/ref/genome", url="http://h/g")],
+        outputs=[Output(path="/out/*.txt", url="http://h/o/"), Output(path="/data/result", url="http://h/r")],
+        volumes=["/vol/A"],
+    )
+    mounts = container(podspec.job(task, settings()), "executor-0")["volumeMounts"]
+    assert mounts == [
+        {"name": "workspace", "mountPath": "/data", "subPath": "data"},
+        {"name": "workspace", "mountPath": "/out", "subPath": "out"},
+        {"name": "workspace", "mountPath": "/ref/genome", "subPath": "ref/genome"},
+        {"name": "workspace", "mountPath": "/vol/A", "subPath": "vol/A"},
+        {"name": "ktes-tools", "mountPath": "/ktes/tools"},
+    ]
+    stage_mounts = {
+        m["mountPath"]: m["name"] for m in container(podspec.job(task, settings()), "stage-in")["volumeMounts"]
+    }
+    assert stage_mounts == {"/ktes/workspace": "workspace", "/ktes/tools": "ktes-tools", "/ktes/spec": "ktes-spec"}
+
+
+def test_resources_policy() -> None:
+    task = make_task(resources=Resources(cpu_cores=2, ram_gb=1.5, disk_gb=4))
+    job = podspec.job(task, settings(k8s_stage_requests={"cpu": "50m"}, k8s_stage_limits={"memory": "256Mi"}))
+    assert container(job, "executor-0")["resources"] == {
+        "requests": {"cpu": "2", "memory": "1536Mi", "ephemeral-storage": "4096Mi"},
+        "limits": {"memory": "1536Mi"},
+    }
+    assert container(job, "stage-in")["resources"] == {"requests": {"cpu": "50m"}, "limits": {"memory": "256Mi"}}
+    volumes = {v["name"]: v for v in pod_spec(job)["volumes"]}
+    assert volumes["workspace"] == {"name": "workspace", "emptyDir": {"sizeLimit": "4096Mi"}}
+    assert volumes["ktes-spec"]["secret"]["secretName"] == "ktes-01hx0abc"
+
+
+def test_no_resources_asked_means_no_requests() -> None:
+    job = podspec.job(make_task(), settings())
+    assert container(job, "executor-0")["resources"] == {}
+    assert {"name": "workspace", "emptyDir": {}} in pod_spec(job)["volumes"]
+
+
+def test_storage_class_gives_a_generic_ephemeral_volume() -> None:
+    task = make_task(resources=Resources(disk_gb=2))
+    job = podspec.job(task, settings(k8s_storage_class="standard"))
+    volume = next(v for v in pod_spec(job)["volumes"] if v["name"] == "workspace")
+    claim = volume["ephemeral"]["volumeClaimTemplate"]
+    assert claim["spec"]["storageClassName"] == "standard"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2048Mi"
+    assert "ephemeral-storage" not in container(job, "executor-0")["resources"].get("requests", {})
+    unsized = podspec.job(make_task(), settings(k8s_storage_class="standard", k8s_default_disk_gb=1))
+    volume = next(v for v in pod_spec(unsized)["volumes"] if v["name"] == "workspace")
+    assert volume["ephemeral"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"] == "1024Mi"
+
+
+def test_backend_parameters_map_to_the_pod() -> None:
+    given = {
+        "Node_Selector": "disk=ssd, pool=batch",
+        "tolerations": '[{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]',
+        "priority_class": "low",
+        "service_account": "runner",
+        "queue": "team-a",
+        "deadline_seconds": "3600",
+        "image_pull_policy": "never",
+    }
+    job = podspec.job(make_task(resources=Resources(backend_parameters=given)), settings())
+    spec = pod_spec(job)
+    assert spec["nodeSelector"] == {"disk": "ssd", "pool": "batch"}
+    assert spec["tolerations"] == [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert spec["priorityClassName"] == "low"
+    assert spec["serviceAccountName"] == "runner"
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert job["spec"]["activeDeadlineSeconds"] == 3600
+    assert container(job, "executor-0")["imagePullPolicy"] == "Never"
+    assert set(podspec.BACKEND_PARAMETERS) == {
+        "node_selector",
+        "tolerations",
+        "priority_class",
+        "service_account",
+        "queue",
+        "deadline_seconds",
+        "image_pull_policy",
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("node_selector", "just-a-key"),
+        ("tolerations", "{not json"),
+        ("tolerations", "[1, 2]"),
+        ("deadline_seconds", "soon"),
+        ("deadline_seconds", "-5"),
+        ("image_pull_policy", "sometimes"),
+    ],
+)
+def test_malformed_backend_parameter_is_named_in_the_error(key: str, value: str) -> None:
+    task = make_task(resources=Resources(backend_parameters={key: value}))
+    with pytest.raises(podspec.PodSpecError, match=key):
+        podspec.job(task, settings())
+
+
+def test_settings_defaults_for_account_deadline_and_pull_policy() -> None:
+    job = podspec.job(
+        make_task(),
+        settings(
+            k8s_service_account="ktes-tasks", k8s_active_deadline_seconds=60, k8s_executor_image_pull_policy="Always"
+        ),
+    )
+    assert pod_spec(job)["serviceAccountName"] == "ktes-tasks"
+    assert job["spec"]["activeDeadlineSeconds"] == 60
+    assert container(job, "executor-0")["imagePullPolicy"] == "Always"
+
+
+def test_preemptible_and_zones_use_the_configured_node_selection() -> None:
+    conf = settings(
+        k8s_preemptible_node_selector={"cloud.google.com/gke-spot": "true"},
+        k8s_preemptible_tolerations=[{"key": "spot", "operator": "Exists"}],
+        k8s_zone_label="topology.kubernetes.io/zone",
+    )
+    task = make_task(resources=Resources(preemptible=True, zones=["eu-1a", "eu-1b"]))
+    spec = pod_spec(podspec.job(task, conf))
+    assert spec["nodeSelector"] == {"cloud.google.com/gke-spot": "true"}
+    assert spec["tolerations"] == [{"key": "spot", "operator": "Exists"}]
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [
+        {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["eu-1a", "eu-1b"]}]}
+    ]
+    plain = pod_spec(podspec.job(make_task(resources=Resources(preemptible=False)), conf))
+    assert "nodeSelector" not in plain and "tolerations" not in plain and "affinity" not in plain
+
+
+def test_secret_holds_the_task_and_the_filer_credentials_the_job_does_not() -> None:
+    conf = settings(
+        s3_endpoint_url="http://192.0.2.2:9000",
+        s3_access_key_id=SecretStr("AKIDEXAMPLE"),
+        s3_secret_access_key=SecretStr("very-secret-key"),
+        s3_path_style=True,
+    )
+    task = make_task(name="my task", inputs=[Input(path="/data/a.txt", content="hello")])
+    secret = podspec.secret(task, conf)
+    assert secret["metadata"]["name"] == "ktes-01hx0abc"
+    assert secret["metadata"]["labels"]["ktes.task-id"] == "01hx0abc"
+    document = json.loads(secret["stringData"]["task.json"])
+    assert document["id"] == "01hx0abc" and document["inputs"][0]["content"] == "hello"
+    assert secret["stringData"]["s3-secret-access-key"] == "very-secret-key"
+
+    job = podspec.job(task, conf)
+    assert "very-secret-key" not in json.dumps(job) and "AKIDEXAMPLE" not in json.dumps(job)
+    env = {e["name"]: e for e in container(job, "stage-in")["env"]}
+    assert env["KTES_S3_ENDPOINT_URL"]["value"] == "http://192.0.2.2:9000"
+    assert env["KTES_S3_PATH_STYLE"]["value"] == "true"
+    assert env["KTES_S3_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "ktes-01hx0abc",
+        "key": "s3-secret-access-key",
+    }
+    assert container(job, "stage-out")["env"] == container(job, "stage-in")["env"]
+    assert "env" not in container(job, "executor-0")  # the user's executors never see ktes' settings
+
+
+def test_owner_reference_points_at_the_created_job() -> None:
+    created = {"metadata": {"name": "ktes-01hx0abc", "uid": "1234-abcd"}}
+    assert podspec.owner_reference(created) == {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": "ktes-01hx0abc",
+        "uid": "1234-abcd",
+        "blockOwnerDeletion": False,
+    }
