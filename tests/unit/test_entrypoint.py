@@ -1,0 +1,224 @@
+"""The static executor helper (tools/entrypoint), run directly: what an executor in a task Pod goes through."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from ktes.backends.kubernetes.report import ExecutorResult
+
+PY = sys.executable
+
+
+def run_helper(
+    entrypoint: Path, state: Path, index: int, command: list[str], *options: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    argv = [str(entrypoint), "--index", str(index), "--state-dir", str(state), *options, "--", *command]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+
+
+def result(state: Path, index: int) -> ExecutorResult:
+    return ExecutorResult.model_validate_json((state / f"{index}.json").read_text())
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    path = tmp_path / "state"
+    path.mkdir()
+    return path
+
+
+def test_success_records_code_times_and_separate_streams(entrypoint_binary: Path, state: Path) -> None:
+    code = "import sys; print('to stdout'); print('to stderr', file=sys.stderr)"
+    proc = run_helper(entrypoint_binary, state, 0, [PY, "-c", code])
+    assert proc.returncode == 0
+    res = result(state, 0)
+    assert (res.index, res.exit_code, res.oom_killed, res.error) == (0, 0, False, None)
+    start, end = datetime.fromisoformat(res.start_time), datetime.fromisoformat(res.end_time)
+    assert start.utcoffset() is not None and start.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+    assert start <= end
+    assert res.start_time.endswith("Z") and "." in res.start_time
+    assert (state / "0.stdout").read_text() == "to stdout\n"
+    assert (state / "0.stderr").read_text() == "to stderr\n"
+    assert not (state / "stop").exists()
+
+
+def test_failure_is_recorded_and_stops_later_executors(entrypoint_binary: Path, state: Path, tmp_path: Path) -> None:
+    proc = run_helper(entrypoint_binary, state, 0, [PY, "-c", "raise SystemExit(3)"])
+    assert proc.returncode == 0  # the Pod goes on; stage-out reports the real code
+    assert result(state, 0).exit_code == 3
+    assert (state / "stop").exists()
+
+    marker = tmp_path / "ran"
+    proc = run_helper(entrypoint_binary, state, 1, [PY, "-c", f"open({str(marker)!r}, 'w')"])
+    assert proc.returncode == 0
+    assert not marker.exists()
+    assert not (state / "1.json").exists()
+    assert not (state / "1.stdout").exists()
+
+
+def test_ignore_error_keeps_the_code_and_lets_the_run_go_on(entrypoint_binary: Path, state: Path) -> None:
+    proc = run_helper(entrypoint_binary, state, 0, [PY, "-c", "raise SystemExit(1)"], "--ignore-error")
+    assert proc.returncode == 0
+    assert result(state, 0).exit_code == 1
+    assert not (state / "stop").exists()
+    run_helper(entrypoint_binary, state, 1, [PY, "-c", "print('second')"])
+    assert result(state, 1).exit_code == 0
+    assert (state / "1.stdout").read_text() == "second\n"
+
+
+def test_killed_by_a_signal_is_128_plus_the_signal(entrypoint_binary: Path, state: Path) -> None:
+    run_helper(entrypoint_binary, state, 0, [PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
+    assert result(state, 0).exit_code == 128 + signal.SIGKILL
+    assert (state / "stop").exists()
+
+
+def test_sigterm_is_passed_on_to_the_command(entrypoint_binary: Path, state: Path) -> None:
+    code = "import time; print('ready', flush=True); time.sleep(60)"
+    argv = [str(entrypoint_binary), "--index", "0", "--state-dir", str(state), "--", PY, "-c", code]
+    proc = subprocess.Popen(argv)
+    try:
+        deadline = time.monotonic() + 30
+        while not (state / "0.stdout").exists() or "ready" not in (state / "0.stdout").read_text():
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+    assert result(state, 0).exit_code == 128 + signal.SIGTERM
+
+
+def test_stdin_stdout_stderr_files(entrypoint_binary: Path, state: Path, tmp_path: Path) -> None:
+    stdin = tmp_path / "in.txt"
+    stdin.write_text("hello from a file\n")
+    out, err = tmp_path / "deep" / "er" / "out.txt", tmp_path / "other" / "err.txt"
+    code = "import sys; data = sys.stdin.read(); sys.stdout.write(data.upper()); sys.stderr.write('e')"
+    opts = ["--stdin", str(stdin), "--stdout", str(out), "--stderr", str(err)]
+    run_helper(entrypoint_binary, state, 0, [PY, "-c", code], *opts)
+    assert result(state, 0).exit_code == 0
+    assert out.read_text() == "HELLO FROM A FILE\n"
+    assert err.read_text() == "e"
+    assert not (state / "0.stdout").exists()
+
+
+def test_stdin_is_empty_by_default(entrypoint_binary: Path, state: Path) -> None:
+    run_helper(entrypoint_binary, state, 0, [PY, "-c", "import sys; print(len(sys.stdin.read()))"])
+    assert (state / "0.stdout").read_text() == "0\n"
+
+
+def test_a_command_that_cannot_start(entrypoint_binary: Path, state: Path) -> None:
+    proc = run_helper(entrypoint_binary, state, 0, ["no-such-tool-here", "x"])
+    assert proc.returncode == 0
+    res = result(state, 0)
+    assert res.exit_code == 127
+    assert res.error == "exec no-such-tool-here: No such file or directory"
+    assert "no-such-tool-here" in (state / "0.stderr").read_text()
+    assert (state / "stop").exists()
+
+
+def test_a_missing_stdin_file(entrypoint_binary: Path, state: Path, tmp_path: Path) -> None:
+    run_helper(entrypoint_binary, state, 0, [PY, "-c", "pass"], "--stdin", str(tmp_path / "missing"))
+    res = result(state, 0)
+    assert res.exit_code == 127
+    assert res.error is not None and "stdin" in res.error and "missing" in res.error
+
+
+def test_commands_are_found_on_path_and_get_their_arguments_verbatim(entrypoint_binary: Path, state: Path) -> None:
+    run_helper(entrypoint_binary, state, 0, ["echo", "a  b", "$HOME", "*"])
+    assert (state / "0.stdout").read_text() == "a  b $HOME *\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--state-dir", "/tmp", "--", "true"],
+        ["--index", "0", "--", "true"],
+        ["--index", "x", "--state-dir", "/tmp", "--", "true"],
+        ["--index", "0", "--state-dir", "/tmp", "--"],
+        ["--index", "0", "--state-dir", "/tmp", "--bogus", "--", "true"],
+    ],
+)
+def test_usage_errors(entrypoint_binary: Path, argv: list[str]) -> None:
+    proc = subprocess.run([str(entrypoint_binary), *argv], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr
+
+
+def test_oom_kill_counter_that_goes_up_is_reported(entrypoint_binary: Path, state: Path, tmp_path: Path) -> None:
+    """The count is read before and after; here the command itself bumps a stand-in file, then dies."""
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    events = cgroup / "memory.events"
+    events.write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    code = f"import os, signal; open({str(events)!r}, 'w').write('oom 2\\noom_kill 2\\n'); os.kill(os.getpid(), 9)"
+    env = {**os.environ, "KTES_ENTRYPOINT_CGROUP_DIR": str(cgroup)}
+    run_helper(entrypoint_binary, state, 0, [PY, "-c", code], "--ignore-error", env=env)
+    res = result(state, 0)
+    assert (res.exit_code, res.oom_killed) == (137, True)
+
+    run_helper(entrypoint_binary, state, 1, [PY, "-c", "pass"], env=env)
+    assert result(state, 1).oom_killed is False
+
+
+V1_MEMORY = Path("/sys/fs/cgroup/memory")
+
+
+@pytest.fixture
+def memory_cgroup() -> Iterator[Path]:
+    """A real cgroup v1 memory cgroup of 48 MiB below this process's own (needs root and cgroup v1 memory)."""
+    if not (V1_MEMORY / "memory.oom_control").exists() or os.geteuid() != 0:
+        pytest.skip("needs root and the cgroup v1 memory controller")
+    own = next(
+        line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines() if ":memory:" in line
+    )
+    path = V1_MEMORY / own.strip().lstrip("/") / f"ktes-test-{uuid.uuid4().hex[:8]}"  # below our own cgroup
+    path.mkdir()
+    try:
+        (path / "memory.limit_in_bytes").write_text(str(48 * 1024 * 1024))
+        swap = path / "memory.memsw.limit_in_bytes"
+        if swap.exists():
+            swap.write_text(str(48 * 1024 * 1024))
+        yield path
+    finally:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                path.rmdir()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+
+def test_a_real_oom_kill_is_detected(entrypoint_binary: Path, state: Path, memory_cgroup: Path) -> None:
+    procs = memory_cgroup / "cgroup.procs"
+    argv = [str(entrypoint_binary), "--index", "0", "--state-dir", str(state), "--"]
+    argv += [PY, "-c", "b = bytearray(300 * 1024 * 1024)"]
+    env = {**os.environ, "KTES_ENTRYPOINT_CGROUP_DIR": str(memory_cgroup)}
+    proc = subprocess.run(
+        argv, env=env, timeout=60, preexec_fn=lambda: procs.write_text(str(os.getpid())), capture_output=True
+    )
+    assert proc.returncode == 0
+    res = result(state, 0)
+    assert res.exit_code == 137
+    assert res.oom_killed is True
+
+
+def test_stdout_and_stderr_to_one_file_interleave(entrypoint_binary: Path, state: Path, tmp_path: Path) -> None:
+    both = tmp_path / "both.txt"
+    code = (
+        "import sys\nfor i in range(3):\n print(f'out {i}', flush=True); print(f'err {i}', file=sys.stderr, flush=True)"
+    )
+    run_helper(entrypoint_binary, state, 0, [PY, "-c", code], "--stdout", str(both), "--stderr", str(both))
+    assert both.read_text().splitlines() == ["out 0", "err 0", "out 1", "err 1", "out 2", "err 2"]
