@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from ktes.config import Settings
 from ktes.errors import PermanentTransferError, TemporaryTransferError
@@ -123,11 +124,22 @@ def test_failures_are_named_without_secrets(s3_server: S3Server, filer: Filer, p
 
 
 def test_access_denied(s3_auth_server: S3Server, storage_settings: Settings, tmp_path: Path) -> None:
-    settings = storage_settings.model_copy(update={"s3_endpoint_url": s3_auth_server.endpoint_url})
     url = f"s3://{s3_auth_server.bucket}/private.txt"
+    right = storage_settings.model_copy(
+        update={
+            "s3_endpoint_url": s3_auth_server.endpoint_url,
+            "s3_access_key_id": SecretStr(s3_auth_server.access_key_id),
+            "s3_secret_access_key": SecretStr(s3_auth_server.secret_access_key),
+        }
+    )
+    stage_inputs(_task(inputs=[Input(path="/in/x", url=url)]), tmp_path, Filer(right))
+    assert (tmp_path / "in" / "x").read_bytes() == b"secret data\n"
+
+    wrong = right.model_copy(update={"s3_secret_access_key": SecretStr("not-the-secret")})
     with pytest.raises(PermanentTransferError) as caught:
-        stage_inputs(_task(inputs=[Input(path="/in/x", url=url)]), tmp_path, Filer(settings))
-    assert str(caught.value) == f"input {url}: access denied (InvalidAccessKeyId)"
+        stage_inputs(_task(inputs=[Input(path="/in/y", url=url)]), tmp_path, Filer(wrong))
+    assert str(caught.value) == f"input {url}: access denied (SignatureDoesNotMatch)"
+    assert "not-the-secret" not in str(caught.value)
 
 
 @pytest.fixture
