@@ -2,7 +2,8 @@
 # The ktes image for normal registries: `docker build -t REGISTRY/ktes:TAG .` (or podman/buildah).
 # scripts/build-image.sh builds the same image on machines with no registry (a debootstrap'd base).
 # It serves the API (`ktes serve`, the default command) and runs the stage-in/stage-out containers of task
-# Pods (`ktes pod ...`); /usr/local/bin/ktes-entrypoint is the static helper the executors run through.
+# Pods (`python3 -m ktes.backends.kubernetes.podside ...`); /usr/local/bin/ktes-entrypoint is the static
+# helper the executors run through (the server puts it in a ConfigMap of its namespace; it must stay < 1 MiB).
 
 ARG DEBIAN_IMAGE=debian:bookworm-slim
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm

@@ -4,7 +4,8 @@
    running the same command in the same image (created → Complete, watched), interleaved, medians; for a
    trivial command (``echo``) and one that runs ``--seconds`` (the overhead is a constant: see
    docs/kubernetes.md);
-2. the objects one task makes (Jobs, Pods, Secrets, ConfigMaps, PVCs);
+2. the objects one task makes (Jobs, Pods, Secrets, ConfigMaps, PVCs), and those shared by the namespace's
+   tasks (the executors' helper, one ConfigMap per helper version);
 3. 20 tasks submitted at once: the time until all are COMPLETE (and 20 bare Jobs the same way).
 
 Run from the repository root: ``python bench/k8s.py [--rounds 7] [--concurrent 20]``. It starts the lab,
@@ -113,6 +114,20 @@ def run_bare_jobs(batch: Any, namespace: str, image: str, count: int, command: l
     return elapsed
 
 
+def entrypoint_binary(into: Path) -> Path:
+    """The static executor helper, built with tools/entrypoint/Makefile (ktes on this host reads it)."""
+    subprocess.run(
+        ["make", "-s", "-C", str(REPO / "tools" / "entrypoint"), f"O={into}", f"{into}/ktes-entrypoint"],
+        check=True,
+    )
+    return into / "ktes-entrypoint"
+
+
+def shared_objects(namespace: str) -> list[str]:
+    out = kubectl("-n", namespace, "get", "configmaps", "-l", "ktes.entrypoint", "-o", "json")
+    return [f"{item['kind']}/{item['metadata']['name']}" for item in json.loads(out)["items"]]
+
+
 def count_objects(namespace: str, task_id: str) -> dict[str, int]:
     out = kubectl(
         "-n", namespace, "get", "jobs,pods,secrets,configmaps,pvc", "-l", f"ktes.task-id={task_id}", "-o", "json"
@@ -149,6 +164,7 @@ def main() -> None:
     servers: list[KtesServer] = []
     try:
         data = Path(tempfile.mkdtemp(prefix="ktes-bench-"))
+        env["KTES_K8S_ENTRYPOINT_PATH"] = str(entrypoint_binary(data))
         server = start_server(data / "a", env)
         servers.append(server)
         with httpx.Client(timeout=30) as http:
@@ -174,6 +190,7 @@ def main() -> None:
             _, task_id = submit_and_wait(http, keeper, busybox)
             counts = count_objects(namespace, task_id)
             print(f"objects one task made: {counts} (total {sum(counts.values())})")
+            print(f"objects shared by the namespace's tasks: {', '.join(shared_objects(namespace))}")
             keeper.stop()
 
             started = time.perf_counter()

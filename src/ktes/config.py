@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     k8s_queue_label: str = Field(default="kueue.x-k8s.io/queue-name", description="Label the 'queue' parameter sets")
     k8s_lease_name: str = "ktes-engine"
     k8s_log_tail_bytes: int = 64 * 1024
+    k8s_entrypoint_path: Path | None = Field(
+        default=None,
+        description="The static executor helper put in each namespace's ConfigMap "
+        "(default: /usr/local/bin/ktes-entrypoint, else ktes-entrypoint on PATH)",
+    )
     k8s_dns_policy: str = Field(default="ClusterFirst", description="Task pods' dnsPolicy (Default: no cluster DNS)")
     k8s_executor_image_pull_policy: str | None = Field(
         default=None, description="Executors' imagePullPolicy (default: Kubernetes' own: Always for :latest)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ktes.backends.kubernetes.report import ExecutorResult
+from ktes.backends.kubernetes.report import RESULT_MARKER, ExecutorReport, ExecutorResult
 
 PY = sys.executable
 
@@ -54,7 +55,7 @@ def test_success_records_code_times_and_separate_streams(entrypoint_binary: Path
 
 def test_failure_is_recorded_and_stops_later_executors(entrypoint_binary: Path, state: Path, tmp_path: Path) -> None:
     proc = run_helper(entrypoint_binary, state, 0, [PY, "-c", "raise SystemExit(3)"])
-    assert proc.returncode == 0  # the Pod goes on; stage-out reports the real code
+    assert proc.returncode == 0  # the result line tells the real code
     assert result(state, 0).exit_code == 3
     assert (state / "stop").exists()
 
@@ -222,3 +223,99 @@ def test_stdout_and_stderr_to_one_file_interleave(entrypoint_binary: Path, state
     )
     run_helper(entrypoint_binary, state, 0, [PY, "-c", code], "--stdout", str(both), "--stderr", str(both))
     assert both.read_text().splitlines() == ["out 0", "err 0", "out 1", "err 1", "out 2", "err 2"]
+
+
+# --- the order: every container of the Pod starts at once, the helper waits for its turn -------------
+
+
+def result_line(stdout: str) -> ExecutorReport:
+    """The helper's last stdout line, what the engine reads from the executor container's log."""
+    last = stdout.rstrip("\n").splitlines()[-1]
+    assert last.startswith(RESULT_MARKER)
+    return ExecutorReport.model_validate(json.loads(last[len(RESULT_MARKER) :]))
+
+
+def start_waiting(
+    entrypoint: Path, state: Path, index: int, command: list[str], *options: str
+) -> subprocess.Popen[str]:
+    argv = [str(entrypoint), "--index", str(index), "--state-dir", str(state), *options, "--", *command]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_an_executor_waits_for_stage_in_and_the_one_before(entrypoint_binary: Path, state: Path) -> None:
+    waits = ["--wait", "stage-in.done", "--wait", "0.json"]
+    second = start_waiting(entrypoint_binary, state, 1, [PY, "-c", "print('second')"], *waits)
+    first = start_waiting(entrypoint_binary, state, 0, [PY, "-c", "print('first')"], "--wait", "stage-in.done")
+    try:
+        time.sleep(0.3)  # nothing may run before stage-in says so
+        assert first.poll() is None and second.poll() is None
+        assert not (state / "0.stdout").exists()
+        (state / "stage-in.done").touch()
+        out0, _ = first.communicate(timeout=30)
+        out1, _ = second.communicate(timeout=30)
+    finally:
+        first.kill()
+        second.kill()
+    assert result(state, 1).start_time >= result(state, 0).end_time
+    assert result_line(out0).stdout == "first\n" and result_line(out1).stdout == "second\n"
+
+
+@pytest.mark.parametrize("marker", ["stop", "stage-in.failed"])
+def test_a_waiting_executor_leaves_when_the_run_is_over(entrypoint_binary: Path, state: Path, marker: str) -> None:
+    waiting = start_waiting(entrypoint_binary, state, 1, [PY, "-c", "print('ran')"], "--wait", "0.json")
+    try:
+        time.sleep(0.1)
+        (state / marker).write_text("why\n")
+        out, _ = waiting.communicate(timeout=30)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0
+    assert out == "" and not (state / "1.json").exists() and not (state / "1.stdout").exists()
+
+
+def test_sigterm_ends_a_waiting_helper(entrypoint_binary: Path, state: Path) -> None:
+    waiting = start_waiting(entrypoint_binary, state, 0, ["true"], "--wait", "stage-in.done")
+    try:
+        time.sleep(0.1)
+        waiting.send_signal(signal.SIGTERM)
+        assert waiting.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        waiting.kill()
+    assert not (state / "0.json").exists()
+
+
+def test_the_stop_marker_is_there_before_the_result(entrypoint_binary: Path, state: Path) -> None:
+    """Whoever sees executor i's result also sees that the run stops, so executor i+1 never runs."""
+    proc = run_helper(entrypoint_binary, state, 0, [PY, "-c", "raise SystemExit(5)"])
+    assert (state / "stop").stat().st_mtime_ns <= (state / "0.json").stat().st_mtime_ns
+    line = result_line(proc.stdout)
+    assert (line.exit_code, line.index) == (5, 0)
+
+
+def test_result_line_holds_json_safe_tails_of_both_streams(entrypoint_binary: Path, state: Path) -> None:
+    code = (
+        "import sys; o = sys.stdout.buffer; "
+        "o.write(b'x' * 100 + b'tab\\there \"quoted\" back\\\\slash \\x00nul \\x1besc \\xff bad \\xe2\\x82\\xac end'); "
+        "sys.stderr.write('only err\\n')"
+    )
+    proc = run_helper(entrypoint_binary, state, 0, [PY, "-c", code], "--tail-bytes", "60")
+    line = result_line(proc.stdout)
+    written = b"x" * 100 + b'tab\there "quoted" back\\slash \x00nul \x1besc \xff bad \xe2\x82\xac end'
+    assert line.stdout == written[-60:].decode("utf-8", errors="replace")
+    assert line.stderr == "only err\n"
+    assert (line.exit_code, line.oom_killed, line.error) == (0, False, None)
+    assert line.start_time == result(state, 0).start_time
+
+
+def test_a_cut_inside_a_character_drops_its_rest(entrypoint_binary: Path, state: Path) -> None:
+    code = "import sys; sys.stdout.write('\u20ac' * 10)"  # 3 bytes each: 10 bytes cut one in the middle
+    proc = run_helper(entrypoint_binary, state, 0, [PY, "-c", code], "--tail-bytes", "10")
+    assert result_line(proc.stdout).stdout == "\u20ac" * 3
+
+
+def test_tails_come_from_the_users_files(entrypoint_binary: Path, state: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    proc = run_helper(entrypoint_binary, state, 0, ["echo", "to file"], "--stdout", str(out))
+    assert result_line(proc.stdout).stdout == "to file\n"
+    nothing = run_helper(entrypoint_binary, state, 1, ["echo", "x"], "--tail-bytes", "0")
+    assert result_line(nothing.stdout).stdout == ""

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ktes.backends.kubernetes import status
-from ktes.backends.kubernetes.report import ExecutorReport, ExecutorResult, PodReport
-from ktes.backends.kubernetes.status import Failed, Going, Observed, Progress, StageOutEnded
+from ktes.backends.kubernetes.report import ExecutorReport, StageOutReport
+from ktes.backends.kubernetes.status import Failed, Going, Observed, PodEnded, Progress
 from ktes.config import Settings
 from ktes.engine.observations import Ended, ExecutorFinished, ExecutorStarted, OutputsUploaded, SystemLog
 from ktes.tes.models import Executor, Output, OutputFileLog, Resources, State, Task
@@ -221,7 +221,8 @@ def test_job_that_never_makes_a_pod_fails_after_the_timeout() -> None:
 
 def test_pod_that_never_starts_fails_after_the_timeout() -> None:
     pod = copy.deepcopy(recorded("pod-deleted")["running"])
-    pod["status"]["initContainerStatuses"][0]["state"] = {"waiting": {"reason": "PodInitializing"}}
+    for item in [*pod["status"].get("initContainerStatuses", []), *pod["status"].get("containerStatuses", [])]:
+        item["state"] = {"waiting": {"reason": "PodInitializing"}}
     pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"}]
     progress = Progress()
     assert isinstance(status.assess(make_task(), Observed(pods=[pod]), progress, SETTINGS, T0).verdict, Going)
@@ -233,45 +234,69 @@ def test_pod_that_never_starts_fails_after_the_timeout() -> None:
     )
 
 
-def test_finished_pod_asks_for_the_report() -> None:
+def test_finished_pod_asks_for_the_logs() -> None:
     verdict = status.assess(make_task(), observed("complete"), Progress(), SETTINGS, T0).verdict
-    assert isinstance(verdict, StageOutEnded)
-    assert verdict.pod_name.startswith("complete-") and verdict.exit_code == 0
+    assert isinstance(verdict, PodEnded)
+    assert verdict.pod_name.startswith("complete-") and verdict.stage_out_code == 0
 
 
-# --- the report -------------------------------------------------------------------------------------
+def test_a_pod_is_not_over_while_a_container_still_runs() -> None:
+    pod = copy.deepcopy(recorded("complete")["pods"][0])
+    statuses = pod["status"]["containerStatuses"]
+    statuses[0]["state"] = {"running": {"startedAt": "2026-11-21T06:29:03Z"}}
+    pod["status"]["phase"] = "Running"
+    assert isinstance(status.assess(make_task(), Observed(pods=[pod]), Progress(), SETTINGS, T0).verdict, Going)
+
+
+def test_stage_in_failure_naming_the_input_is_said_as_the_local_backend_says_it() -> None:
+    pod = copy.deepcopy(recorded("stage-in-failed")["pods"][0])
+    for item in pod["status"]["initContainerStatuses"]:
+        if item["name"] == "stage-in":
+            item["state"]["terminated"]["message"] = "input http://h/x.txt: HTTP 404 Not Found"
+    end = ended(status.assess(make_task(), Observed(pods=[pod]), Progress(), SETTINGS, T0).verdict)
+    assert (end.state, end.reason) == (State.SYSTEM_ERROR, "input http://h/x.txt: HTTP 404 Not Found")
+
+
+# --- the logs ---------------------------------------------------------------------------------------
 
 
 def result(index: int, code: int, **more: Any) -> ExecutorReport:
     times = {"start_time": f"2026-11-21T06:3{index}:00Z", "end_time": f"2026-11-21T06:3{index}:05Z"}
-    return ExecutorReport(result=ExecutorResult(index=index, exit_code=code, **times, **more), stdout="o", stderr="e")
+    return ExecutorReport(index=index, exit_code=code, **times, **more, stdout="o", stderr="e")
 
 
-LOG = (
-    "hello\n"
-    'KTES-REPORT {"executors":[{"result":{"index":0,"exit_code":0,"start_time":"2024-01-01T00:00:00Z",'
-    '"end_time":"2024-01-01T00:00:01Z"},"stdout":"hi\\n","stderr":""}],"outputs":[]}\n'
+LOG = 'hello\nKTES-REPORT {"uploaded":true,"outputs":[],"error":"x"}\n'
+RESULT_LOG = (
+    "ktes-entrypoint: something on stderr\n"
+    'KTES-RESULT {"index":0,"exit_code":3,"start_time":"2024-01-01T00:00:00Z","end_time":"2024-01-01T00:00:01Z",'
+    '"oom_killed":false,"error":null,"stdout":"hi\\n\\ufffd","stderr":""}\n'
 )
 
 
 def test_parse_report_takes_the_last_marker_line() -> None:
     report = status.parse_report(LOG)
-    assert report is not None and report.executors[0].stdout == "hi\n"
-    older = 'KTES-REPORT {"executors":[]}\n'
+    assert report is not None and report.uploaded and report.error == "x"
+    older = 'KTES-REPORT {"uploaded":false}\n'
     parsed = status.parse_report(older + LOG + "trailing noise\n")
-    assert parsed is not None and len(parsed.executors) == 1
+    assert parsed is not None and parsed.uploaded
     assert status.parse_report("no report here\n") is None
     assert status.parse_report("KTES-REPORT {broken\n") is None
 
 
-def test_report_with_all_executors_ok_completes_with_outputs() -> None:
+def test_parse_result_reads_the_helpers_line() -> None:
+    got = status.parse_result(RESULT_LOG)
+    assert got is not None and (got.index, got.exit_code, got.stdout, got.stderr) == (0, 3, "hi\n\ufffd", "")
+    assert status.parse_result("") is None  # the executor never ran (an earlier one failed)
+    assert status.parse_result("KTES-RESULT {broken\n") is None
+
+
+def test_results_with_all_executors_ok_complete_with_outputs() -> None:
     task = make_task(2)
     task.outputs = [Output(path="/out/*.txt", url="http://h/o/")]
     outputs = [OutputFileLog(url="http://h/o/a.txt", path="/out/a.txt", size_bytes="3")]
     progress = Progress(started={0})
-    got = status.report_observations(
-        task, PodReport(executors=[result(0, 0), result(1, 0)], outputs=outputs), progress, T0
-    )
+    report = StageOutReport(uploaded=True, outputs=outputs)
+    got = status.final_observations(task, [result(0, 0), result(1, 0)], report, progress, T0)
     assert [type(o) for o in got] == [ExecutorFinished, ExecutorStarted, ExecutorFinished, OutputsUploaded, Ended]
     first = got[0]
     assert isinstance(first, ExecutorFinished)
@@ -282,10 +307,17 @@ def test_report_with_all_executors_ok_completes_with_outputs() -> None:
     assert isinstance(last, Ended) and last.state == State.COMPLETE and last.reason is None
 
 
+def test_a_task_without_outputs_completes_without_stage_out() -> None:
+    got = status.final_observations(make_task(1), [result(0, 0)], None, Progress(), T0)
+    assert [type(o) for o in got] == [ExecutorStarted, ExecutorFinished, Ended]
+    last = got[-1]
+    assert isinstance(last, Ended) and last.state == State.COMPLETE
+
+
 def test_ignored_failure_is_logged_and_the_task_completes() -> None:
     task = make_task(2)
     task.executors[0].ignore_error = True
-    got = status.report_observations(task, PodReport(executors=[result(0, 3), result(1, 0)]), Progress(), T0)
+    got = status.final_observations(task, [result(0, 3), result(1, 0)], None, Progress(), T0)
     assert SystemLog("executor 0 exited with code 3 (ignored: ignore_error is set)") in got
     codes = [o.log.exit_code for o in got if isinstance(o, ExecutorFinished)]
     assert codes == [3, 0]
@@ -294,7 +326,7 @@ def test_ignored_failure_is_logged_and_the_task_completes() -> None:
 
 
 def test_failed_executor_stops_the_task_with_its_exit_code() -> None:
-    got = status.report_observations(make_task(2), PodReport(executors=[result(0, 2)]), Progress(), T0)
+    got = status.final_observations(make_task(2), [result(0, 2)], StageOutReport(), Progress(), T0)
     last = got[-1]
     assert isinstance(last, Ended) and last.state == State.EXECUTOR_ERROR
     assert last.reason == "executor 0 exited with code 2"
@@ -302,28 +334,27 @@ def test_failed_executor_stops_the_task_with_its_exit_code() -> None:
 
 
 def test_report_of_an_oom_kill_says_so() -> None:
-    report = PodReport(executors=[result(0, 137, oom_killed=True)])
-    last = status.report_observations(make_task(ram_gb=1), report, Progress(), T0)[-1]
+    last = status.final_observations(make_task(ram_gb=1), [result(0, 137, oom_killed=True)], None, Progress(), T0)[-1]
     assert isinstance(last, Ended) and last.state == State.EXECUTOR_ERROR
     assert last.reason == "executor 0 was killed for exceeding its memory limit (ram_gb=1)"
 
 
 def test_command_that_cannot_start_is_explained() -> None:
-    report = PodReport(executors=[result(0, 127, error="exec nosuch: No such file or directory")])
-    last = status.report_observations(make_task(), report, Progress(), T0)[-1]
+    results = [result(0, 127, error="exec nosuch: No such file or directory")]
+    last = status.final_observations(make_task(), results, None, Progress(), T0)[-1]
     assert isinstance(last, Ended) and last.state == State.EXECUTOR_ERROR
     assert last.reason == "executor 0 could not start its command: exec nosuch: No such file or directory"
 
 
 def test_upload_error_is_a_system_error() -> None:
-    report = PodReport(executors=[result(0, 0)], error="uploading /out/a.txt to http://h/o/a.txt failed: 403")
-    last = status.report_observations(make_task(), report, Progress(), T0)[-1]
+    report = StageOutReport(uploaded=True, error="uploading /out/a.txt to http://h/o/a.txt failed: 403")
+    last = status.final_observations(make_task(), [result(0, 0)], report, Progress(), T0)[-1]
     assert isinstance(last, Ended) and last.state == State.SYSTEM_ERROR
     assert last.reason == "uploading /out/a.txt to http://h/o/a.txt failed: 403"
 
 
 def test_stage_out_without_report_is_a_system_error_with_its_words() -> None:
-    ended_ = StageOutEnded("p", 1, "Traceback: boom")
+    ended_ = PodEnded("p", 1, "Traceback: boom")
     got = status.no_report(ended_, "line\n", T0)
     last = got[-1]
     assert isinstance(last, Ended) and last.state == State.SYSTEM_ERROR
@@ -336,3 +367,25 @@ def test_disk_pressure_on_the_node_is_preemption_not_the_tasks_fault() -> None:
     assert ended(status.assess(make_task(), obs, Progress(), SETTINGS, T0).verdict).state == State.PREEMPTED
     obs.pods[0]["status"]["message"] = 'Container executor-0 exceeded its local ephemeral storage limit "1Gi". '
     assert ended(status.assess(make_task(), obs, Progress(), SETTINGS, T0).verdict).state == State.EXECUTOR_ERROR
+
+
+# --- recorded with the containers started together (no init containers) -----------------------------
+
+
+def test_all_containers_running_means_only_executor_0_has_started() -> None:
+    """executor-1's container runs too, but its helper waits for executor 0's result."""
+    progress = Progress()
+    judged = status.assess(make_task(2), observed("concurrent-running"), progress, SETTINGS, T0)
+    assert [s.index for s in judged.started] == [0]
+    assert isinstance(judged.verdict, Going)
+
+
+def test_a_pod_of_executors_alone_ends_without_stage_out() -> None:
+    verdict = status.assess(make_task(2), observed("concurrent-complete"), Progress(), SETTINGS, T0).verdict
+    assert isinstance(verdict, PodEnded) and verdict.stage_out_code is None
+
+
+def test_a_regular_stage_in_container_that_fails_ends_the_task_with_its_sentence() -> None:
+    end = ended(status.assess(make_task(), observed("concurrent-stage-in-failed"), Progress(), SETTINGS, T0).verdict)
+    assert end.state == State.SYSTEM_ERROR
+    assert end.reason is not None and end.reason.startswith("input http://192.0.2.2:1/nothing/: ")

@@ -3,30 +3,38 @@
  *
  * Why a C program: a task's executor image may hold nothing but the user's tool (no shell, no libc even),
  * yet TES asks for stdin/stdout/stderr redirected to files, stdout and stderr kept apart, the real exit
- * code, start and end times, and executors that go on after a failure under ignore_error. Kubernetes runs
- * the executors as init containers and stops at the first non-zero exit, and reports neither times per
- * command nor separate streams. So, as Tekton does with its entrypoint, the stage-in container copies this
- * statically linked helper into a shared emptyDir and every executor runs through it. No library does this
- * job, and a static binary of a few hundred kilobytes with no dependencies is the only thing that works in
- * any image; Tekton's own entrypoint is Go and larger, and busybox would need a shell script.
+ * code, start and end times, executors that run one after the other, and executors that go on after a
+ * failure under ignore_error. All containers of a task Pod start together (init containers would cost the
+ * kubelet's ~1 s status relist per container), so this helper also keeps the order: it waits for the
+ * files that say the previous step is done. It reaches the executor container through a ConfigMap
+ * mounted read-only (so it must stay under 1 MiB: ~850 KB static and stripped). No library does this
+ * job, and a static binary with no dependencies is the only thing that works in any image; Tekton's own
+ * entrypoint is Go and larger, and busybox would need a shell script.
  *
- * usage: entrypoint --index I --state-dir DIR [--stdin P] [--stdout P] [--stderr P] [--ignore-error] -- CMD...
+ * usage: entrypoint --index I --state-dir DIR [--wait NAME]... [--stdin P] [--stdout P] [--stderr P]
+ *                   [--ignore-error] [--tail-bytes N] -- CMD...
  *
- * - DIR/stop exists (an earlier executor failed): exit 0 at once, write nothing, run nothing.
+ * - Wait (polling every 10 ms) until every DIR/NAME given with --wait exists. While waiting, or then:
+ *   DIR/stop (an earlier executor failed) or DIR/stage-in.failed exists: exit 0 at once, write nothing,
+ *   run nothing. SIGTERM/SIGINT while waiting end the helper (128+signal).
  * - Otherwise run CMD (PATH search as execvp) with stdin from P (default /dev/null), stdout and stderr to
  *   P (parents created) or DIR/I.stdout and DIR/I.stderr; SIGTERM and SIGINT are passed on to it.
+ * - A non-zero exit_code without --ignore-error creates DIR/stop (before the result file, so whoever
+ *   sees the result file also sees the stop), so later executors do not run.
  * - Write DIR/I.json atomically: {"index","exit_code","start_time","end_time","oom_killed","error"}
  *   (ktes.backends.kubernetes.report.ExecutorResult). exit_code is CMD's status, or 128+signal; 127 with
  *   "error" set when CMD could not be started. oom_killed: the memory cgroup's oom_kill count went up
  *   while CMD ran (cgroup v2 memory.events, or v1 memory.oom_control).
- * - A non-zero exit_code without --ignore-error creates DIR/stop, so later executors do not run.
- * - Exit 0, so the Pod goes on to the next container; exit 1 only when the helper itself cannot work
- *   (e.g. DIR is not writable), 2 on a usage error; the reason is on stderr then.
+ * - Print the same JSON plus "stdout" and "stderr" (the last N bytes of each file, default 65536; invalid
+ *   UTF-8 becomes U+FFFD) as the last line of its own stdout: "KTES-RESULT {...}" (report.RESULT_MARKER).
+ *   The engine reads it from the container's log.
+ * - Exit 0; exit 1 only when the helper itself cannot work (e.g. DIR is not writable), 2 on a usage
+ *   error; the reason is on stderr then.
  *
  * The environment variable KTES_ENTRYPOINT_CGROUP_DIR names the memory cgroup directory to read instead of
  * /sys/fs/cgroup (tests use it to run the helper in a cgroup of their own).
  *
- * Build: gcc -static -O2 -Wall -Wextra -Werror -o ktes-entrypoint entrypoint.c
+ * Build: make (gcc -static -O2 -std=c11 -Wall -Wextra -Werror, then strip)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -44,6 +52,9 @@
 #include <unistd.h>
 
 #define ERROR_MAX 1024
+#define WAIT_MAX 16
+#define POLL_NANOS 10000000L
+#define RESULT_MARKER "KTES-RESULT "
 
 static volatile sig_atomic_t child_pid = 0;
 static volatile sig_atomic_t pending_signal = 0;
@@ -56,6 +67,9 @@ struct options {
     const char *stdout_path;
     const char *stderr_path;
     int ignore_error;
+    long tail_bytes;
+    const char *waits[WAIT_MAX];
+    int n_waits;
     char **command;
 };
 
@@ -70,13 +84,15 @@ static void die(int code, const char *fmt, ...) {
 }
 
 static void usage(const char *why) {
-    die(2, "%s\nusage: entrypoint --index I --state-dir DIR [--stdin P] [--stdout P] [--stderr P] "
-           "[--ignore-error] -- CMD...",
+    die(2, "%s\nusage: entrypoint --index I --state-dir DIR [--wait NAME]... [--stdin P] [--stdout P] "
+           "[--stderr P] [--ignore-error] [--tail-bytes N] -- CMD...",
         why);
 }
 
 static void parse_args(int argc, char **argv, struct options *o) {
     memset(o, 0, sizeof *o);
+    o->tail_bytes = 65536;
+    const char *tail_arg = NULL;
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -89,7 +105,14 @@ static void parse_args(int argc, char **argv, struct options *o) {
             continue;
         }
         const char **slot = NULL;
-        if (strcmp(a, "--index") == 0)
+        const char *wait_name = NULL;
+        if (strcmp(a, "--wait") == 0) {
+            if (o->n_waits >= WAIT_MAX)
+                usage("too many --wait");
+            slot = &wait_name;
+        } else if (strcmp(a, "--tail-bytes") == 0)
+            slot = &tail_arg;
+        else if (strcmp(a, "--index") == 0)
             slot = &o->index_arg;
         else if (strcmp(a, "--state-dir") == 0)
             slot = &o->state_dir;
@@ -104,6 +127,11 @@ static void parse_args(int argc, char **argv, struct options *o) {
         if (i + 1 >= argc)
             usage("option needs a value");
         *slot = argv[++i];
+        if (wait_name) {
+            if (!*wait_name || strchr(wait_name, '/'))
+                usage("--wait takes a file name in the state directory");
+            o->waits[o->n_waits++] = wait_name;
+        }
     }
     if (!o->index_arg || !o->state_dir)
         usage("--index and --state-dir are required");
@@ -113,6 +141,13 @@ static void parse_args(int argc, char **argv, struct options *o) {
     if (errno || *o->index_arg == '\0' || *end != '\0' || n < 0 || n > 1000000)
         usage("--index must be a non-negative integer");
     o->index = (int)n;
+    if (tail_arg) {
+        errno = 0;
+        long t = strtol(tail_arg, &end, 10);
+        if (errno || *tail_arg == '\0' || *end != '\0' || t < 0 || t > 64L * 1024 * 1024)
+            usage("--tail-bytes must be a non-negative integer");
+        o->tail_bytes = t;
+    }
     if (i >= argc)
         usage("no command after --");
     o->command = &argv[i];
@@ -308,30 +343,35 @@ static int run(const struct options *o, char *err, size_t errsize) {
     return 1;
 }
 
-/* s as a JSON string body: escapes quotes, backslashes and controls; invalid UTF-8 becomes U+FFFD. */
-static void json_string(FILE *f, const char *s) {
-    const unsigned char *p = (const unsigned char *)s;
+/* len bytes at s as a JSON string: escapes quotes, backslashes and controls (NUL too); invalid UTF-8
+ * becomes U+FFFD, one per byte that starts no valid sequence. */
+static void json_bytes(FILE *f, const char *s, size_t len) {
+    const unsigned char *p = (const unsigned char *)s, *stop = p + len;
     fputc('"', f);
-    while (*p) {
+    while (p < stop) {
         unsigned char c = *p;
         if (c == '"' || c == '\\') {
             fputc('\\', f);
             fputc(c, f);
             p++;
-        } else if (c < 0x20) {
+        } else if (c < 0x20 || c == 0x7f) {
             fprintf(f, "\\u%04x", c);
             p++;
         } else if (c < 0x80) {
             fputc(c, f);
             p++;
         } else {
-            int len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-            int ok = len > 0;
-            for (int i = 1; ok && i < len; i++)
+            size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+            int ok = n > 0 && (size_t)(stop - p) >= n;
+            for (size_t i = 1; ok && i < n; i++)
                 ok = (p[i] & 0xC0) == 0x80;
+            if (ok && n == 3) /* no overlong forms, no surrogates */
+                ok = !(c == 0xE0 && p[1] < 0xA0) && !(c == 0xED && p[1] >= 0xA0);
+            if (ok && n == 4)
+                ok = !(c == 0xF0 && p[1] < 0x90) && !(c == 0xF4 && p[1] >= 0x90);
             if (ok) {
-                fwrite(p, 1, (size_t)len, f);
-                p += len;
+                fwrite(p, 1, n, f);
+                p += n;
             } else {
                 fputs("\\ufffd", f);
                 p++;
@@ -341,8 +381,26 @@ static void json_string(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-static void write_result(const struct options *o, int exit_code, const char *start, const char *end, int oom,
-                         const char *error) {
+static void json_string(FILE *f, const char *s) { json_bytes(f, s, strlen(s)); }
+
+struct result {
+    int exit_code;
+    char start[64], end[64];
+    int oom;
+    const char *error;
+};
+
+static void print_fields(FILE *f, const struct options *o, const struct result *r) {
+    fprintf(f, "{\"index\":%d,\"exit_code\":%d,\"start_time\":\"%s\",\"end_time\":\"%s\",\"oom_killed\":%s,",
+            o->index, r->exit_code, r->start, r->end, r->oom ? "true" : "false");
+    fputs("\"error\":", f);
+    if (r->error && *r->error)
+        json_string(f, r->error);
+    else
+        fputs("null", f);
+}
+
+static void write_result(const struct options *o, const struct result *r) {
     char tmp[PATH_MAX], final[PATH_MAX], name[64];
     snprintf(name, sizeof name, ".%d.json.tmp", o->index);
     join(tmp, sizeof tmp, o->state_dir, name);
@@ -352,15 +410,9 @@ static void write_result(const struct options *o, int exit_code, const char *sta
     FILE *f = fopen(tmp, "we");
     if (!f)
         die(1, "cannot write %s: %s", tmp, strerror(errno));
-    fprintf(f, "{\"index\":%d,\"exit_code\":%d,\"start_time\":\"%s\",\"end_time\":\"%s\",\"oom_killed\":%s,",
-            o->index, exit_code, start, end, oom ? "true" : "false");
-    fputs("\"error\":", f);
-    if (error && *error)
-        json_string(f, error);
-    else
-        fputs("null", f);
+    print_fields(f, o, r);
     fputs("}\n", f);
-    if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0) {
+    if (fflush(f) != 0 || ferror(f)) {
         int e = errno;
         fclose(f);
         die(1, "cannot write %s: %s", tmp, strerror(e));
@@ -369,6 +421,56 @@ static void write_result(const struct options *o, int exit_code, const char *sta
     chmod(tmp, 0644);
     if (rename(tmp, final) != 0)
         die(1, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+}
+
+/* The last `limit` bytes of the file at path as a JSON string ("" when missing or unreadable). A cut that
+ * falls inside a UTF-8 sequence drops its continuation bytes. */
+static void json_tail(FILE *f, const char *path, long limit) {
+    char *buf = NULL;
+    size_t got = 0;
+    int fd = limit > 0 ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : -1;
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        off_t start = st.st_size > limit ? st.st_size - limit : 0;
+        size_t want = (size_t)(st.st_size - start);
+        buf = malloc(want + 1);
+        while (buf && got < want) {
+            ssize_t r = pread(fd, buf + got, want - got, start + (off_t)got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        size_t skip = 0;
+        if (start > 0)
+            while (skip < 3 && skip < got && ((unsigned char)buf[skip] & 0xC0) == 0x80)
+                skip++;
+        json_bytes(f, buf ? buf + skip : "", got - skip);
+    } else {
+        fputs("\"\"", f);
+    }
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+}
+
+/* The result and the tails of the command's output, as the last line of the helper's stdout. */
+static void print_result(const struct options *o, const struct result *r) {
+    char out_default[PATH_MAX], err_default[PATH_MAX], name[64];
+    snprintf(name, sizeof name, "%d.stdout", o->index);
+    join(out_default, sizeof out_default, o->state_dir, name);
+    snprintf(name, sizeof name, "%d.stderr", o->index);
+    join(err_default, sizeof err_default, o->state_dir, name);
+    fflush(stderr);
+    fputs(RESULT_MARKER, stdout);
+    print_fields(stdout, o, r);
+    fputs(",\"stdout\":", stdout);
+    json_tail(stdout, o->stdout_path ? o->stdout_path : out_default, o->tail_bytes);
+    fputs(",\"stderr\":", stdout);
+    json_tail(stdout, o->stderr_path ? o->stderr_path : err_default, o->tail_bytes);
+    fputs("}\n", stdout);
+    fflush(stdout);
 }
 
 static void write_stop(const struct options *o) {
@@ -381,28 +483,64 @@ static void write_stop(const struct options *o) {
     close(fd);
 }
 
+/* Whether DIR/name exists. */
+static int exists_in(const char *dir, const char *name) {
+    char path[PATH_MAX];
+    join(path, sizeof path, dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* The run is over before this executor: an earlier one failed, or the inputs could not be staged. */
+static int run_is_over(const struct options *o) {
+    return exists_in(o->state_dir, "stop") || exists_in(o->state_dir, "stage-in.failed");
+}
+
+static void exit_on_signal(int sig) { _exit(128 + sig); }
+
+/* Waits for every --wait file; returns 0 when they are all there, -1 when the run is over. */
+static int wait_turn(const struct options *o) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = exit_on_signal; /* as PID 1 of a container we would ignore SIGTERM otherwise */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    for (int i = 0; i < o->n_waits;) {
+        if (run_is_over(o))
+            return -1;
+        if (exists_in(o->state_dir, o->waits[i])) {
+            i++;
+            continue;
+        }
+        struct timespec pause = {0, POLL_NANOS};
+        nanosleep(&pause, NULL);
+    }
+    return run_is_over(o) ? -1 : 0;
+}
+
 int main(int argc, char **argv) {
     struct options o;
     parse_args(argc, argv, &o);
 
-    char stop[PATH_MAX];
-    join(stop, sizeof stop, o.state_dir, "stop");
-    if (access(stop, F_OK) == 0)
+    if (wait_turn(&o) != 0)
         return 0;
 
-    char start[64], end[64], err[ERROR_MAX];
+    struct result r;
+    char err[ERROR_MAX];
     err[0] = '\0';
     long oom_before = oom_kill_count();
-    now_rfc3339(start, sizeof start);
-    int code = run(&o, err, sizeof err);
-    now_rfc3339(end, sizeof end);
+    now_rfc3339(r.start, sizeof r.start);
+    r.exit_code = run(&o, err, sizeof err);
+    now_rfc3339(r.end, sizeof r.end);
     long oom_after = oom_kill_count();
-    int oom = oom_before >= 0 && oom_after > oom_before;
+    r.oom = oom_before >= 0 && oom_after > oom_before;
+    r.error = err;
 
     if (err[0])
         fprintf(stderr, "ktes-entrypoint: %s\n", err);
-    write_result(&o, code, start, end, oom, err);
-    if (code != 0 && !o.ignore_error)
+    if (r.exit_code != 0 && !o.ignore_error)
         write_stop(&o);
+    write_result(&o, &r);
+    print_result(&o, &r);
     return 0;
 }

@@ -1,65 +1,47 @@
-"""``ktes pod stage-in|stage-out``: what the ktes containers of a task Pod run (the Kubernetes backend)."""
+"""``ktes pod stage-in|stage-out``: what the ktes containers of a task Pod run (the Kubernetes backend).
+
+Task Pods call ``python3 -m ktes.backends.kubernetes.podside`` directly (it starts faster than the whole
+CLI); these commands are the same, for use by hand.
+"""
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
 from ktes.backends.kubernetes import podside
-from ktes.config import load
 
 TaskOption = Annotated[Path, typer.Option("--task", help="The task document (JSON)")]
 WorkspaceOption = Annotated[Path, typer.Option("--workspace", help="The task's workspace volume")]
-ToolsOption = Annotated[Path, typer.Option("--tools", help="The volume shared with the executors")]
+StateOption = Annotated[Path, typer.Option("--state", help="The state directory shared with the executors")]
 TerminationLogOption = Annotated[
     Path, typer.Option("--termination-log", help="Where a failure's message goes (the container's)")
 ]
 
 
-def _fail(message: str, termination_log: Path) -> NoReturn:
-    sys.stderr.write(f"ktes pod: {message}\n")
-    podside.write_termination_message(termination_log, message)
-    raise typer.Exit(1)
-
-
 def stage_in(
     task: TaskOption,
     workspace: WorkspaceOption,
-    tools: ToolsOption,
+    state: StateOption,
     termination_log: TerminationLogOption = podside.TERMINATION_LOG,
 ) -> None:
-    """Install the executor helper, prepare the workspace and download the task's inputs."""
-    try:
-        settings = load()
-        logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr)
-        podside.stage_in(podside.load_task(task), workspace, tools, settings, podside.entrypoint_source())
-    except Exception as exc:
-        _fail(podside.failure_message(exc), termination_log)
+    """Prepare the workspace and download the task's inputs, then tell the executors to start."""
+    raise typer.Exit(podside.run_stage_in(task, workspace, state, termination_log))
 
 
 def stage_out(
     task: TaskOption,
     workspace: WorkspaceOption,
-    tools: ToolsOption,
+    state: StateOption,
     termination_log: TerminationLogOption = podside.TERMINATION_LOG,
 ) -> None:
-    """Read what the executors did, upload the outputs if they succeeded, print the report as the last line.
+    """Wait for the executors, upload the outputs if they succeeded, print the report as the last line.
 
     Exits 0 when an upload failed: the report says so, and the engine decides the task's state.
     """
-    try:
-        settings = load()
-        logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr)
-        report = podside.stage_out(podside.load_task(task), workspace, tools, settings)
-    except Exception as exc:
-        _fail(podside.failure_message(exc), termination_log)
-    sys.stderr.flush()
-    sys.stdout.write(podside.report_line(report) + "\n")
-    sys.stdout.flush()
+    raise typer.Exit(podside.run_stage_out(task, workspace, state, termination_log))
 
 
 def register(app: typer.Typer) -> None:

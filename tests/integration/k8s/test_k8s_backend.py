@@ -36,7 +36,9 @@ def namespace(k8s_lab: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def k8s_env(k8s_lab: Path, ktes_image: str, namespace: str, storage_env: dict[str, str]) -> dict[str, str]:
+def k8s_env(
+    k8s_lab: Path, ktes_image: str, namespace: str, storage_env: dict[str, str], entrypoint_binary: Path
+) -> dict[str, str]:
     return {
         **storage_env,
         "KUBECONFIG": str(k8s_lab),
@@ -51,6 +53,7 @@ def k8s_env(k8s_lab: Path, ktes_image: str, namespace: str, storage_env: dict[st
         "KTES_K8S_LEASE_DURATION_SECONDS": "4",
         "KTES_K8S_LEASE_RENEW_SECONDS": "1",
         "KTES_ENGINE_POLL_SECONDS": "0.5",
+        "KTES_K8S_ENTRYPOINT_PATH": str(entrypoint_binary),
     }
 
 
@@ -289,3 +292,57 @@ def test_two_replicas_one_engine(
     assert lease_holder(namespace, lease).endswith(f"_{follower.proc.pid}")
     task_id = client(follower).create_task(tes.Task(executors=[busybox(k8s_busybox_image, "echo again")]))
     assert wait_end(client(follower), task_id).state == "COMPLETE"
+
+
+# --- the fast Pod: containers that start together, in order through the helper ---------------------------
+
+
+def test_a_task_without_files_is_a_pod_of_its_executors_alone(
+    ktes_server: StartServer, k8s_env: dict[str, str], namespace: str, k8s_busybox_image: str
+) -> None:
+    server = ktes_server(env={**k8s_env, "KTES_K8S_KEEP_FINISHED_JOBS": "true"})
+    cli = client(server)
+    task = tes.Task(
+        executors=[
+            busybox(k8s_busybox_image, "sleep 1; echo first > /ktes/state/order"),
+            busybox(k8s_busybox_image, "cat /ktes/state/order; echo second; echo err >&2"),
+        ]
+    )
+    task_id = cli.create_task(task)
+    done = wait_end(cli, task_id)
+    assert done.state == "COMPLETE", system_logs(done)
+    assert [(e.exit_code, e.stdout, e.stderr) for e in done.logs[0].logs] == [
+        (0, "", ""),
+        (0, "first\nsecond\n", "err\n"),  # the second waited for the first, though both containers started at once
+    ]
+    assert done.logs[0].logs[1].start_time >= done.logs[0].logs[0].end_time
+    [pod] = objects(namespace, task_id, "pods")
+    assert "initContainers" not in pod["spec"]
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["executor-0", "executor-1"]  # no Python container
+    shared = json.loads(kubectl("-n", namespace, "get", "configmaps", "-l", "ktes.entrypoint", "-o", "json"))
+    assert [c["metadata"]["name"][:16] for c in shared["items"]] == ["ktes-entrypoint-"]  # one per namespace
+
+
+def test_a_missing_input_is_named_as_the_local_backend_names_it(
+    server: KtesServer, http_server: HttpServer, k8s_busybox_image: str
+) -> None:
+    cli = client(server)
+    url = f"{http_server.base_url}/files/not-there-{uuid.uuid4().hex[:6]}.txt"
+    task = tes.Task(
+        inputs=[tes.Input(path="/data/in.txt", url=url)], executors=[busybox(k8s_busybox_image, "cat /data/in.txt")]
+    )
+    done = wait_end(cli, cli.create_task(task))
+    assert done.state == "SYSTEM_ERROR"
+    assert system_logs(done).startswith(f"input {url}"), system_logs(done)
+    assert done.logs[0].logs == [] or done.logs[0].logs is None
+
+
+def test_a_missing_image_in_a_later_executor_fails_the_task_early(server: KtesServer, k8s_busybox_image: str) -> None:
+    cli = client(server)
+    image = f"localhost/ktes-test/not-there:{uuid.uuid4().hex[:6]}"
+    started = time.monotonic()
+    task = tes.Task(executors=[busybox(k8s_busybox_image, "sleep 300"), tes.Executor(image=image, command=["true"])])
+    done = wait_end(cli, cli.create_task(task))
+    assert done.state == "SYSTEM_ERROR"
+    assert f"image {image} (executor 1) could not be pulled" in system_logs(done)
+    assert time.monotonic() - started < PULL_TIMEOUT + 30  # every image is pulled when the Pod starts

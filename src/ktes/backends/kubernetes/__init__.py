@@ -1,30 +1,40 @@
 """The Kubernetes backend: one Job with one Pod per task.
 
-The Pod (the contract between :mod:`.podspec`, the pod-side commands and the engine side):
+The Pod (the contract between :mod:`.podspec`, the pod-side commands, the entrypoint helper and the engine):
 
 volumes
     ``workspace``   emptyDir (sizeLimit from ``disk_gb``) or a generic ephemeral volume
                     (``k8s_storage_class``); container path P of the task lives at ``workspace/P``
                     (:mod:`ktes.tes.layout`).
-    ``ktes-tools``  emptyDir: the static entrypoint helper and the executors' state files.
+    ``ktes-state``  emptyDir at ``/ktes/state``: the files that keep the containers in order
+                    (:mod:`.report`: ``stage-in.done``, ``stage-in.failed``, ``<i>.json``, ``stop``) and the
+                    executors' default stdout/stderr files.
+    ``ktes-bin``    the namespace's ConfigMap ``ktes-entrypoint-<sha12>`` (the static helper, mode 0555),
+                    read-only at ``/ktes/bin`` in the executors.
     ``ktes-spec``   the Secret ``<job-name>`` with key ``task.json`` (the task document).
 
-init container ``stage-in`` (image ``k8s_image``)
-    ``ktes pod stage-in --task /ktes/spec/task.json --workspace /ktes/workspace --tools /ktes/tools``:
-    copies the entrypoint helper to ``/ktes/tools/entrypoint``, prepares the workspace, downloads inputs.
-    On failure: a plain sentence in its termination message, exit 1 (the Pod fails; SYSTEM_ERROR).
+Every container is a regular container and they all start together (init containers would each cost the
+kubelet's ~1 s status relist); the order is kept through the files in ``ktes-state``:
 
-init container ``executor-<i>`` per executor, in order (the user's image; no shell needed)
-    ``/ktes/tools/entrypoint --index i --state-dir /ktes/tools/state [--stdin P] [--stdout P]
-    [--stderr P] [--ignore-error] -- CMD...``, the task's workdir and env, each mount point of
-    :func:`ktes.tes.layout.mount_points` as a ``subPath`` of ``workspace``, ``ktes-tools`` at ``/ktes/tools``.
-    The helper runs CMD with stdin/stdout/stderr wired to the files (stdout/stderr default to
-    ``state/<i>.stdout`` / ``state/<i>.stderr``), writes ``state/<i>.json`` (:class:`report.ExecutorResult`),
-    and exits 0 so the Pod goes on; after a failure without ignore_error it writes ``state/stop`` and later
-    executors exit 0 at once without running.
+``stage-in`` (image ``k8s_image``; only when the task has inputs, or a storage class)
+    ``python3 -m ktes.backends.kubernetes.podside stage-in --task /ktes/spec/task.json --workspace
+    /ktes/workspace --state /ktes/state``: prepares the workspace, downloads inputs, writes
+    ``stage-in.done``. On failure: ``stage-in.failed`` and a plain sentence in its termination message, exit 1
+    (the engine ends the task with SYSTEM_ERROR at once).
 
-main container ``stage-out`` (image ``k8s_image``)
-    ``ktes pod stage-out --task ... --workspace ... --tools ...``: reads the state files, uploads the
-    outputs when the executors succeeded, and prints one line of JSON, a :class:`report.PodReport`, as
-    the last line of its log. The engine side reads it through ``pods/log``.
+``executor-<i>`` per executor (the user's image; no shell needed)
+    ``/ktes/bin/ktes-entrypoint --index i --state-dir /ktes/state [--wait stage-in.done] [--wait <i-1>.json]
+    --tail-bytes N [--stdin P] [--stdout P] [--stderr P] [--ignore-error] -- CMD...``, the task's workdir
+    and env, each mount point of :func:`ktes.tes.layout.mount_points` as a ``subPath`` of ``workspace``.
+    The helper waits for its turn (or leaves, exit 0, when ``stop`` or ``stage-in.failed`` appears), runs
+    CMD with stdin/stdout/stderr wired to the files (stdout/stderr default to ``state/<i>.stdout`` /
+    ``state/<i>.stderr``), writes ``stop`` (after a failure without ignore_error) and then ``<i>.json``
+    (:class:`report.ExecutorResult`), prints ``KTES-RESULT {json}`` (:class:`report.ExecutorReport`: the
+    result and the tails of both streams) as the last line of its log, and exits 0. The engine reads that
+    line through ``pods/log``.
+
+``stage-out`` (image ``k8s_image``; only when the task has outputs)
+    ``python3 -m ktes.backends.kubernetes.podside stage-out ...``: waits for the last executor's result (or
+    ``stop`` / ``stage-in.failed``), uploads the outputs when the executors succeeded, and prints
+    ``KTES-REPORT {json}`` (:class:`report.StageOutReport`) as the last line of its log.
 """

@@ -2,8 +2,10 @@
 
 One list-then-watch per kind (Pods, Jobs; label ``app.kubernetes.io/managed-by=ktes``) keeps
 :class:`ObjectCache` current, with a full relist every ``k8s_resync_seconds``. Each running task waits on its
-own entry and judges it with :func:`status.assess`; once stage-out has ended it reads the report from the
-Pod's log. Then the Job is deleted (its Pod and Secret go with it) unless ``k8s_keep_finished_jobs``.
+own entry and judges it with :func:`status.assess`; once every container of the Pod has ended it reads each
+executor's result line and stage-out's report from their logs. Then the Job is deleted (its Pod and Secret go
+with it) unless ``k8s_keep_finished_jobs``. The executors' helper is a ConfigMap per namespace
+(``ktes-entrypoint-<sha12>``), made from ``k8s_entrypoint_path`` on the first task and left in place.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from ktes.backends.kubernetes import podspec, status
 from ktes.backends.kubernetes.client import AlreadyExists, Kind, Kube, KubeError, Watcher, WatchEvent
 from ktes.backends.kubernetes.objects import ObjectCache, TaskObjects, task_id_of
-from ktes.backends.kubernetes.podspec import SELECTOR, STAGE_OUT, TASK_ID_LABEL, job_name
+from ktes.backends.kubernetes.podspec import SELECTOR, STAGE_OUT, TASK_ID_LABEL, executor_container_name, job_name
 from ktes.config import Settings
 from ktes.engine import clock
 from ktes.engine.observations import Ended, Initializing, Observation, Reporter
@@ -39,6 +43,31 @@ def _task_selector(task_id: str) -> str:
     return f"{SELECTOR},{TASK_ID_LABEL}={task_id}"
 
 
+#: where the ktes image keeps the static executor helper.
+INSTALLED_ENTRYPOINT = Path("/usr/local/bin/ktes-entrypoint")
+
+
+def entrypoint_path(settings: Settings) -> Path:
+    """The helper's file: ``k8s_entrypoint_path``, else the image's, else ``ktes-entrypoint`` on PATH."""
+    if settings.k8s_entrypoint_path is not None:
+        return settings.k8s_entrypoint_path
+    if INSTALLED_ENTRYPOINT.exists():
+        return INSTALLED_ENTRYPOINT
+    found = shutil.which(INSTALLED_ENTRYPOINT.name)
+    return Path(found) if found else INSTALLED_ENTRYPOINT
+
+
+def read_entrypoint(settings: Settings) -> bytes:
+    path = entrypoint_path(settings)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise KubeError(
+            f"the executors' helper {path} cannot be read ({exc.strerror}): build tools/entrypoint and set "
+            "k8s_entrypoint_path (the ktes image has it at /usr/local/bin/ktes-entrypoint)"
+        ) from None
+
+
 class KubernetesBackend:
     name = "kubernetes"
 
@@ -52,6 +81,10 @@ class KubernetesBackend:
         #: tasks whose run/adopt is in progress.
         self._following: set[str] = set()
         self._canceled: set[str] = set()
+        #: the helper's ConfigMap (made from its file at start), and whether it is known to exist.
+        self._entrypoint_config_map: dict[str, Any] = {}
+        self._entrypoint_ready = False
+        self._entrypoint_lock = asyncio.Lock()
 
     @property
     def kube(self) -> Kube:
@@ -65,6 +98,10 @@ class KubernetesBackend:
     # --- lifetime --------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        binary = await asyncio.to_thread(read_entrypoint, self._settings)
+        self._entrypoint_config_map = podspec.entrypoint_config_map(binary)
+        self._entrypoint_ready = False
+        self._entrypoint_lock = asyncio.Lock()
         self._kube = await asyncio.to_thread(Kube, self._settings)
         self._cache = ObjectCache()
         loop = asyncio.get_running_loop()
@@ -129,7 +166,7 @@ class KubernetesBackend:
             await report(task_id, Initializing(started, {"namespace": self.kube.namespace, "job": name}))
             try:
                 secret_body = podspec.secret(task, self._settings)
-                job_body = podspec.job(task, self._settings)
+                job_body = podspec.job(task, self._settings, self._entrypoint_name())
             except podspec.PodSpecError as exc:
                 await report(task_id, Ended(State.SYSTEM_ERROR, clock.now(), str(exc)))
                 return
@@ -148,10 +185,24 @@ class KubernetesBackend:
             self._reserved.discard(task_id)
             self._canceled.discard(task_id)
 
+    def _entrypoint_name(self) -> str:
+        return str(self._entrypoint_config_map["metadata"]["name"])
+
+    async def _ensure_entrypoint(self) -> None:
+        """The helper's ConfigMap exists in the namespace (made once; "already exists" is fine)."""
+        if self._entrypoint_ready:
+            return
+        async with self._entrypoint_lock:
+            if not self._entrypoint_ready:
+                with contextlib.suppress(AlreadyExists):
+                    await self.kube.create_config_map(self._entrypoint_config_map)
+                self._entrypoint_ready = True
+
     async def _create(self, task_id: str, secret_body: dict[str, Any], job_body: dict[str, Any]) -> str | None:
         """Create the Secret, then the Job, then make the Job own the Secret. A failure as a sentence."""
         name = job_name(task_id)
         try:
+            await self._ensure_entrypoint()
             with contextlib.suppress(AlreadyExists):
                 await self.kube.create_secret(secret_body)
             try:
@@ -226,7 +277,7 @@ class KubernetesBackend:
             if isinstance(verdict, status.Failed):
                 final = verdict.observations
             else:
-                final = await self._read_report(task, verdict, progress)
+                final = await self._read_logs(task, verdict, progress)
             if task_id in self._canceled:
                 return
             for observation in final:
@@ -234,19 +285,24 @@ class KubernetesBackend:
             await self._finished(task_id)
             return
 
-    async def _read_report(
-        self, task: Task, ended: status.StageOutEnded, progress: status.Progress
-    ) -> list[Observation]:
+    async def _read_logs(self, task: Task, ended: status.PodEnded, progress: status.Progress) -> list[Observation]:
+        """Each executor's result line and stage-out's report, from the container logs (read together)."""
+        names = [executor_container_name(i) for i in range(len(task.executors))]
+        if ended.stage_out_code is not None:
+            names.append(STAGE_OUT)
         try:
-            text = await self.kube.pod_log(ended.pod_name, STAGE_OUT)
+            logs = await asyncio.gather(*(self.kube.pod_log(ended.pod_name, name) for name in names))
         except KubeError as exc:
-            why = f"the task's pod ended but its report could not be read: {exc}"
+            why = f"the task's pod ended but its logs could not be read: {exc}"
             return [Ended(State.SYSTEM_ERROR, clock.now(), why)]
-        parsed = status.parse_report(text)
         now = datetime.now(UTC)
-        if parsed is None:
-            return status.no_report(ended, text, now)
-        return status.report_observations(task, parsed, progress, now)
+        results = [r for r in (status.parse_result(text) for text in logs[: len(task.executors)]) if r is not None]
+        report = None
+        if ended.stage_out_code is not None:
+            report = status.parse_report(logs[-1])
+            if report is None:
+                return status.no_report(ended, logs[-1], now)
+        return status.final_observations(task, results, report, progress, now)
 
     async def _finished(self, task_id: str) -> None:
         """The task's report is read: nothing of it needs to stay (unless configured to keep Jobs)."""

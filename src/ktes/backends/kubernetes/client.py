@@ -129,6 +129,13 @@ class Kube:
 
     # --- objects ---------------------------------------------------------------------------------
 
+    async def create_config_map(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        result: dict[str, Any] = await self._call(
+            f"creating ConfigMap {name}", self.core.create_namespaced_config_map, self.namespace, body
+        )
+        return result
+
     async def create_secret(self, body: dict[str, Any]) -> dict[str, Any]:
         name = body["metadata"]["name"]
         result: dict[str, Any] = await self._call(

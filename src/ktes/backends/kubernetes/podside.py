@@ -1,58 +1,52 @@
 """What the ktes containers of a task Pod do: ``stage-in`` before the executors, ``stage-out`` after them.
 
-Both run inside the Pod (``ktes pod stage-in|stage-out``, see the contract in this package's docstring) and
-never talk to the Kubernetes API: stage-in tells the engine about a failure through its termination message,
-stage-out through the :class:`~.report.PodReport` it prints as its last log line.
+They run as ``python3 -m ktes.backends.kubernetes.podside stage-in|stage-out ...`` (this module's
+:func:`main`, argparse: no CLI framework to import; ``ktes pod ...`` does the same). All containers of the
+Pod start together; the order is kept through files in the shared state directory
+(:mod:`.report`): stage-in writes ``stage-in.done`` (or ``stage-in.failed``), stage-out waits for the last
+executor's result (or ``stop``). They never talk to the Kubernetes API: stage-in tells the engine about a
+failure through its termination message, stage-out through the :class:`~.report.StageOutReport` it prints
+as its last log line.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
-import shutil
+import signal
 import stat
+import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ktes.backends.kubernetes.report import REPORT_MARKER, ExecutorReport, ExecutorResult, PodReport
-from ktes.config import Settings
+from ktes.backends.kubernetes.report import (
+    REPORT_MARKER,
+    STAGE_IN_DONE,
+    STAGE_IN_FAILED,
+    STOP,
+    ExecutorResult,
+    StageOutReport,
+    result_file,
+)
 from ktes.errors import TransferError
-from ktes.filer.container_paths import resolve
-from ktes.filer.redact import redact
-from ktes.filer.registry import Filer
-from ktes.filer.staging import prepare_workspace, stage_inputs, stage_outputs
-from ktes.tes.models import Executor, OutputFileLog, State, Task
+from ktes.tes.models import OutputFileLog, State, Task
 from ktes.tes.outcome import executors_outcome
 
-#: Where the image keeps the static executor helper; ``KTES_ENTRYPOINT`` names another file (tests).
-INSTALLED_ENTRYPOINT = Path("/usr/local/bin/ktes-entrypoint")
+if TYPE_CHECKING:
+    from ktes.config import Settings
+
 TERMINATION_LOG = Path("/dev/termination-log")
 #: Kubernetes keeps at most 4096 bytes of a termination message.
 TERMINATION_MESSAGE_LIMIT = 4000
-
-
-def entrypoint_source() -> Path:
-    return Path(os.environ.get("KTES_ENTRYPOINT") or INSTALLED_ENTRYPOINT)
-
-
-def state_dir(tools: Path) -> Path:
-    return tools / "state"
+#: how often stage-out looks for the executors' results.
+POLL_SECONDS = 0.02
 
 
 def load_task(path: Path) -> Task:
     return Task.model_validate_json(path.read_bytes())
-
-
-def install_tools(tools: Path, helper: Path) -> None:
-    """The helper as ``tools/entrypoint`` (0755) and an empty ``tools/state`` any user may write (1777)."""
-    tools.mkdir(parents=True, exist_ok=True)
-    target = tools / "entrypoint"
-    partial = tools / ".entrypoint.partial"
-    shutil.copyfile(helper, partial)
-    partial.chmod(0o755)
-    partial.replace(target)
-    state = state_dir(tools)
-    state.mkdir(exist_ok=True)
-    state.chmod(0o1777)
 
 
 def open_to_all_users(workspace: Path) -> None:
@@ -65,17 +59,30 @@ def open_to_all_users(workspace: Path) -> None:
                 path.chmod(stat.S_IMODE(path.lstat().st_mode) | 0o777)
 
 
-def stage_in(task: Task, workspace: Path, tools: Path, settings: Settings, helper: Path) -> None:
-    """Install the helper, lay out the workspace and download the inputs. Raises on any failure."""
-    install_tools(tools, helper)
+def mark(state: Path, name: str, text: str = "") -> None:
+    """Create ``state/name`` atomically (whoever sees it sees its whole text)."""
+    partial = state / f".{name}.partial"
+    partial.write_text(text, encoding="utf-8")
+    partial.chmod(0o644)
+    partial.replace(state / name)
+
+
+def stage_in(task: Task, workspace: Path, state: Path, settings: Settings) -> None:
+    """Lay out the workspace and download the inputs, then say so in ``state``. Raises on any failure."""
+    from ktes.filer.registry import Filer  # the filer's plugins load only in the containers that use them
+    from ktes.filer.staging import prepare_workspace, stage_inputs
+
     workspace.mkdir(parents=True, exist_ok=True)
     prepare_workspace(task, workspace)
     stage_inputs(task, workspace, Filer(settings))
     open_to_all_users(workspace)
+    mark(state, STAGE_IN_DONE)
 
 
 def failure_message(exc: BaseException) -> str:
     """A sentence for the user: the filer's own message, or the exception, with any URL's secrets removed."""
+    from ktes.filer.redact import redact
+
     text = str(exc) if isinstance(exc, TransferError) else f"{type(exc).__name__}: {exc}"
     return " ".join(redact(word) if "://" in word else word for word in text.split(" "))
 
@@ -86,69 +93,122 @@ def write_termination_message(path: Path, message: str) -> None:
         path.write_text(data, encoding="utf-8")
 
 
-def read_tail(path: Path, limit: int) -> str:
-    """The last ``limit`` bytes of a file as text (constant memory); "" when it is missing or unreadable."""
-    try:
-        with path.open("rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            start = max(0, size - limit)
-            f.seek(start)
-            data = f.read(limit)
-    except OSError:
-        return ""
-    if start > 0:  # the cut may fall inside a UTF-8 sequence: drop its continuation bytes
-        skip = 0
-        while skip < min(3, len(data)) and 0x80 <= data[skip] <= 0xBF:
-            skip += 1
-        data = data[skip:]
-    return data.decode("utf-8", errors="replace")
-
-
-def executor_results(task: Task, tools: Path) -> list[ExecutorResult]:
+def executor_results(task: Task, state: Path) -> list[ExecutorResult]:
     """The results the helper wrote, in order, for the executors that ran (those before the first gap)."""
     results: list[ExecutorResult] = []
     for index in range(len(task.executors)):
-        path = state_dir(tools) / f"{index}.json"
+        path = state / result_file(index)
         if not path.exists():
             break
         results.append(ExecutorResult.model_validate_json(path.read_bytes()))
     return results
 
 
-def stream_file(workspace: Path, tools: Path, index: int, container_path: str | None, stream: str) -> Path:
-    """Where executor ``index`` wrote ``stream``: its own file in the workspace, else the helper's default."""
-    if container_path:
-        return resolve(workspace, container_path)
-    return state_dir(tools) / f"{index}.{stream}"
+def wait_for_executors(task: Task, state: Path, timeout: float | None = None) -> bool:
+    """Wait until the last executor has a result, or the run is over (``stop``, ``stage-in.failed``).
+
+    Returns False only when ``timeout`` seconds passed first.
+    """
+    last = state / result_file(len(task.executors) - 1)
+    over = (state / STOP, state / STAGE_IN_FAILED)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not last.exists() and not any(path.exists() for path in over):
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        time.sleep(POLL_SECONDS)
+    return True
 
 
-def executor_report(
-    executor: Executor, result: ExecutorResult, workspace: Path, tools: Path, tail_bytes: int
-) -> ExecutorReport:
-    i = result.index
-    return ExecutorReport(
-        result=result,
-        stdout=read_tail(stream_file(workspace, tools, i, executor.stdout, "stdout"), tail_bytes),
-        stderr=read_tail(stream_file(workspace, tools, i, executor.stderr, "stderr"), tail_bytes),
-    )
+def stage_out(task: Task, workspace: Path, state: Path, settings: Settings) -> StageOutReport:
+    """Upload the outputs when the executors succeeded. Upload failures go in ``error``."""
+    results = executor_results(task, state)
+    if (state / STAGE_IN_FAILED).exists() or (len(results) < len(task.executors) and not (state / STOP).exists()):
+        return StageOutReport()  # the run never got to the outputs; the engine knows why
+    if executors_outcome(task.executors, [r.exit_code for r in results]) != State.COMPLETE:
+        return StageOutReport()
+    from ktes.filer.registry import Filer
+    from ktes.filer.staging import stage_outputs
 
-
-def stage_out(task: Task, workspace: Path, tools: Path, settings: Settings) -> PodReport:
-    """What the executors did, and the outputs uploaded when they succeeded. Upload failures go in ``error``."""
-    results = executor_results(task, tools)
-    reports = [
-        executor_report(executor, result, workspace, tools, settings.k8s_log_tail_bytes)
-        for executor, result in zip(task.executors, results, strict=False)
-    ]
     outputs: list[OutputFileLog] = []
     error: str | None = None
-    if executors_outcome(task.executors, [r.exit_code for r in results]) == State.COMPLETE:
-        try:
-            outputs = stage_outputs(task, workspace, Filer(settings))
-        except Exception as exc:  # any failure is the task's SYSTEM_ERROR, told in the report
-            error = failure_message(exc)
-    return PodReport(executors=reports, outputs=outputs, error=error)
+    try:
+        outputs = stage_outputs(task, workspace, Filer(settings))
+    except Exception as exc:  # any failure is the task's SYSTEM_ERROR, told in the report
+        error = failure_message(exc)
+    return StageOutReport(uploaded=True, outputs=outputs, error=error)
 
 
-def report_line(report: PodReport) -> str:
+def report_line(report: StageOutReport) -> str:
     return REPORT_MARKER + report.model_dump_json()
+
+
+# --- the commands -----------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="podside", description="Run inside a task Pod (Kubernetes backend).")
+    parser.add_argument("command", choices=["stage-in", "stage-out"])
+    parser.add_argument("--task", type=Path, required=True, help="the task document (JSON)")
+    parser.add_argument("--workspace", type=Path, required=True, help="the task's workspace volume")
+    parser.add_argument("--state", type=Path, required=True, help="the state directory shared with the executors")
+    parser.add_argument("--termination-log", type=Path, default=TERMINATION_LOG, help="where a failure's message goes")
+    return parser
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # as PID 1 of a container, SIGTERM would be ignored otherwise
+
+
+def _settings() -> Settings:
+    import logging
+
+    from ktes.config import load
+
+    settings = load()
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr)
+    return settings
+
+
+def run_stage_in(task: Path, workspace: Path, state: Path, termination_log: Path) -> int:
+    """Prepare the workspace and download the inputs. Exit code 1 with the reason on failure."""
+    try:
+        stage_in(load_task(task), workspace, state, _settings())
+    except Exception as exc:
+        message = failure_message(exc)
+        sys.stderr.write(f"stage-in: {message}\n")
+        with contextlib.suppress(OSError):
+            mark(state, STAGE_IN_FAILED, message)
+        write_termination_message(termination_log, message)
+        return 1
+    return 0
+
+
+def run_stage_out(task: Path, workspace: Path, state: Path, termination_log: Path) -> int:
+    """Wait for the executors, upload the outputs if they succeeded, print the report as the last line.
+
+    Exits 0 when an upload failed: the report says so, and the engine decides the task's state.
+    """
+    try:
+        document = load_task(task)
+        wait_for_executors(document, state)
+        report = stage_out(document, workspace, state, _settings())
+    except Exception as exc:
+        message = failure_message(exc)
+        sys.stderr.write(f"stage-out: {message}\n")
+        write_termination_message(termination_log, message)
+        return 1
+    sys.stderr.flush()
+    sys.stdout.write(report_line(report) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    run = run_stage_in if args.command == "stage-in" else run_stage_out
+    return run(args.task, args.workspace, args.state, args.termination_log)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,22 +3,28 @@
 The Pod follows the contract in :mod:`ktes.backends.kubernetes`. Objects are plain dicts in the API's own
 JSON shape (camelCase), so they can be compared with what ``kubectl get -o json`` shows.
 
-Resources policy (every executor gets the task's resources; init containers run one at a time, so the
-Pod's effective request is one executor's, not their sum):
+Resources policy. All containers of the Pod are regular containers, started together (the order is kept by
+the entrypoint helper, see :mod:`ktes.backends.kubernetes`), so the scheduler adds up their requests. The
+executors run one at a time, so the task's requests go on ``executor-0`` only:
 
-- ``cpu_cores`` → ``requests.cpu``; no CPU limit (a limit throttles, it does not protect anything).
-- ``ram_gb`` → ``requests.memory`` and ``limits.memory`` (in MiB of 1024² bytes; ``ram_gb`` is read as
-  GiB, so a task never gets less than it asked): exceeding it is a real OOM kill, reported as such.
-- ``disk_gb`` → the workspace ``emptyDir.sizeLimit`` and ``requests.ephemeral-storage`` of the executors (so
+- ``cpu_cores`` → ``requests.cpu`` of executor 0; no CPU limit (a limit throttles, it protects nothing).
+- ``ram_gb`` → ``limits.memory`` of every executor (in MiB of 1024² bytes; ``ram_gb`` is read as GiB, so a
+  task never gets less than it asked): exceeding it is a real OOM kill of that executor, reported as such;
+  ``requests.memory`` is ``ram_gb`` on executor 0 and :data:`WAITING_MEMORY` on the others (an explicit
+  request, or Kubernetes would make it equal to the limit).
+- ``disk_gb`` → the workspace ``emptyDir.sizeLimit`` and ``requests.ephemeral-storage`` of executor 0 (so
   the scheduler picks a node with room); with ``k8s_storage_class``, the size of the generic ephemeral
   volume instead (``k8s_default_disk_gb`` when unset).
-- stage-in/stage-out: ``k8s_stage_requests`` / ``k8s_stage_limits`` (small, fixed).
+- stage-in/stage-out (only there when the task has inputs/outputs): ``k8s_stage_requests`` /
+  ``k8s_stage_limits`` (small, fixed), added to the task's.
 
 ``backend_parameters`` (keys lowercase): see :data:`BACKEND_PARAMETERS`.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import posixpath
@@ -26,10 +32,11 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from ktes.backends.kubernetes.report import STAGE_IN_DONE, result_file
 from ktes.config import Settings
 from ktes.errors import BackendError
 from ktes.tes.layout import mount_points
-from ktes.tes.models import Task, dump
+from ktes.tes.models import FileType, Task, dump
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "ktes"
@@ -40,15 +47,23 @@ SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 SPEC_DIR = "/ktes/spec"
 SPEC_KEY = "task.json"
 WORKSPACE_DIR = "/ktes/workspace"
-TOOLS_DIR = "/ktes/tools"
-ENTRYPOINT = f"{TOOLS_DIR}/entrypoint"
-STATE_DIR = f"{TOOLS_DIR}/state"
+STATE_DIR = "/ktes/state"
+BIN_DIR = "/ktes/bin"
+#: the helper's key in its ConfigMap, and so its file name in BIN_DIR.
+ENTRYPOINT_KEY = "ktes-entrypoint"
+ENTRYPOINT = f"{BIN_DIR}/{ENTRYPOINT_KEY}"
+ENTRYPOINT_CONFIG_MAP_PREFIX = "ktes-entrypoint-"
+#: labels the helper's ConfigMaps (one per namespace and helper version; not per task).
+ENTRYPOINT_LABEL = "ktes.entrypoint"
 
 STAGE_IN = "stage-in"
 STAGE_OUT = "stage-out"
 WORKSPACE_VOLUME = "workspace"
-TOOLS_VOLUME = "ktes-tools"
+STATE_VOLUME = "ktes-state"
+BIN_VOLUME = "ktes-bin"
 SPEC_VOLUME = "ktes-spec"
+#: the memory request of an executor container while it waits for its turn (the helper needs < 1 MiB).
+WAITING_MEMORY = "8Mi"
 
 #: backend_parameters this backend honours, and what each one does.
 BACKEND_PARAMETERS: dict[str, str] = {
@@ -119,6 +134,42 @@ def owner_reference(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def entrypoint_config_map(binary: bytes) -> dict[str, Any]:
+    """The ConfigMap ``ktes-entrypoint-<sha12>`` holding the static helper (named after its content, so a
+    new helper gets a new ConfigMap and Pods of the old one keep theirs). Under 1 MiB, as every ConfigMap."""
+    digest = hashlib.sha256(binary).hexdigest()[:12]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": ENTRYPOINT_CONFIG_MAP_PREFIX + digest,
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY, ENTRYPOINT_LABEL: digest},
+        },
+        "binaryData": {ENTRYPOINT_KEY: base64.b64encode(binary).decode("ascii")},
+        "immutable": True,
+    }
+
+
+def needs_stage_in(task: Task, settings: Settings) -> bool:
+    """stage-in runs when there are inputs to fetch, or a storage class's volume to open to all users."""
+    return bool(task.inputs) or settings.k8s_storage_class is not None
+
+
+def stage_in_first(task: Task) -> bool:
+    """Whether stage-in must end before the executor containers are even created (an init container).
+
+    An input FILE that is its own mount point is a file ``subPath``: the kubelet makes a missing ``subPath``
+    a directory when it creates the container, so the file must be there by then. Otherwise stage-in runs
+    alongside the executors, which wait for ``stage-in.done``.
+    """
+    points = set(mount_points(task))
+    return any(inp.type != FileType.DIRECTORY and posixpath.normpath(inp.path) in points for inp in task.inputs or [])
+
+
+def needs_stage_out(task: Task) -> bool:
+    return bool(task.outputs)
+
+
 def _filer_settings(settings: Settings) -> dict[str, Any]:
     """The settings the pod-side filer needs (every ``s3_*``, ``ftp_*``, ``http_*``, ... that is set)."""
     values = settings.model_dump()
@@ -154,15 +205,17 @@ def _mib(gb: float) -> str:
     return f"{max(1, math.ceil(gb * 1024))}Mi"
 
 
-def executor_resources(task: Task, settings: Settings) -> dict[str, dict[str, str]]:
+def executor_resources(task: Task, settings: Settings, index: int = 0) -> dict[str, dict[str, str]]:
+    """Executor 0 requests the task's resources; the others only wait while it runs (see the policy)."""
     res = task.resources
     requests: dict[str, str] = {}
     limits: dict[str, str] = {}
-    if res is not None and res.cpu_cores:
+    if res is not None and res.cpu_cores and index == 0:
         requests["cpu"] = str(res.cpu_cores)
     if res is not None and res.ram_gb:
-        requests["memory"] = limits["memory"] = _mib(res.ram_gb)
-    if res is not None and res.disk_gb and not settings.k8s_storage_class:
+        limits["memory"] = _mib(res.ram_gb)
+        requests["memory"] = limits["memory"] if index == 0 else min(limits["memory"], WAITING_MEMORY, key=_bytes)
+    if res is not None and res.disk_gb and not settings.k8s_storage_class and index == 0:
         requests["ephemeral-storage"] = _mib(res.disk_gb)
     out: dict[str, dict[str, str]] = {}
     if requests:
@@ -170,6 +223,11 @@ def executor_resources(task: Task, settings: Settings) -> dict[str, dict[str, st
     if limits:
         out["limits"] = limits
     return out
+
+
+def _bytes(quantity: str) -> int:
+    """A quantity in ``Mi`` (the only unit this module writes) as bytes."""
+    return int(quantity.removesuffix("Mi")) * 1024 * 1024
 
 
 def _stage_resources(settings: Settings) -> dict[str, dict[str, str]]:
@@ -205,15 +263,16 @@ def _workspace_volume(task: Task, settings: Settings) -> dict[str, Any]:
 
 def _stage_container(name: str, task_name: str, settings: Settings) -> dict[str, Any]:
     command = [
-        "ktes",
-        "pod",
+        "python3",
+        "-m",
+        "ktes.backends.kubernetes.podside",
         name,
         "--task",
         f"{SPEC_DIR}/{SPEC_KEY}",
         "--workspace",
         WORKSPACE_DIR,
-        "--tools",
-        TOOLS_DIR,
+        "--state",
+        STATE_DIR,
     ]
     return {
         "name": name,
@@ -225,7 +284,7 @@ def _stage_container(name: str, task_name: str, settings: Settings) -> dict[str,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [
             {"name": WORKSPACE_VOLUME, "mountPath": WORKSPACE_DIR},
-            {"name": TOOLS_VOLUME, "mountPath": TOOLS_DIR},
+            {"name": STATE_VOLUME, "mountPath": STATE_DIR},
             {"name": SPEC_VOLUME, "mountPath": SPEC_DIR, "readOnly": True},
         ],
     }
@@ -235,9 +294,16 @@ def executor_container_name(index: int) -> str:
     return f"executor-{index}"
 
 
-def _executor_container(task: Task, index: int, settings: Settings, pull_policy: str | None) -> dict[str, Any]:
+def _executor_container(
+    task: Task, index: int, settings: Settings, pull_policy: str | None, after_stage_in: bool
+) -> dict[str, Any]:
     ex = task.executors[index]
     argv = [ENTRYPOINT, "--index", str(index), "--state-dir", STATE_DIR]
+    if after_stage_in:
+        argv += ["--wait", STAGE_IN_DONE]
+    if index > 0:
+        argv += ["--wait", result_file(index - 1)]
+    argv += ["--tail-bytes", str(settings.k8s_log_tail_bytes)]
     if ex.stdin:
         argv += ["--stdin", ex.stdin]
     if ex.stdout:
@@ -247,18 +313,19 @@ def _executor_container(task: Task, index: int, settings: Settings, pull_policy:
     if ex.ignore_error:
         argv.append("--ignore-error")
     argv += ["--", *ex.command]
-    mounts = [
+    mounts: list[dict[str, Any]] = [
         {"name": WORKSPACE_VOLUME, "mountPath": point, "subPath": posixpath.normpath(point).lstrip("/")}
         for point in mount_points(task)
     ]
-    mounts.append({"name": TOOLS_VOLUME, "mountPath": TOOLS_DIR})
+    mounts.append({"name": STATE_VOLUME, "mountPath": STATE_DIR})
+    mounts.append({"name": BIN_VOLUME, "mountPath": BIN_DIR, "readOnly": True})
     container: dict[str, Any] = {
         "name": executor_container_name(index),
         "image": ex.image,
         "command": argv,
-        "resources": executor_resources(task, settings),
+        "resources": executor_resources(task, settings, index),
         "volumeMounts": mounts,
-        # the command's own output goes to files; the container's log is the helper's, if it failed
+        # the command's own output goes to files; the container's log is the helper's (its result line)
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if pull_policy:
@@ -345,8 +412,10 @@ def _scheduling(task: Task, settings: Settings, given: dict[str, str]) -> dict[s
 # --- the Job ---------------------------------------------------------------------------------------
 
 
-def job(task: Task, settings: Settings) -> dict[str, Any]:
+def job(task: Task, settings: Settings, entrypoint_config_map: str) -> dict[str, Any]:
     """The Job ``ktes-<id>`` with one Pod that stages in, runs every executor in order, and stages out.
+
+    ``entrypoint_config_map`` names the ConfigMap holding the helper (:func:`entrypoint_config_map`).
 
     Raises :class:`PodSpecError` for a malformed backend parameter.
     """
@@ -360,19 +429,28 @@ def job(task: Task, settings: Settings) -> dict[str, Any]:
     if "deadline_seconds" in given:
         deadline = _positive_int("deadline_seconds", given["deadline_seconds"])
 
+    staged_in = needs_stage_in(task, settings)
+    first = staged_in and stage_in_first(task)
+    waits = staged_in and not first
+    containers = [_executor_container(task, i, settings, pull_policy, waits) for i in range(len(task.executors))]
+    init_containers = []
+    if first:
+        init_containers.append(_stage_container(STAGE_IN, name, settings))
+    elif staged_in:
+        containers.insert(0, _stage_container(STAGE_IN, name, settings))
+    if needs_stage_out(task):
+        containers.append(_stage_container(STAGE_OUT, name, settings))
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "dnsPolicy": settings.k8s_dns_policy,
-        "initContainers": [
-            _stage_container(STAGE_IN, name, settings),
-            *(_executor_container(task, i, settings, pull_policy) for i in range(len(task.executors))),
-        ],
-        "containers": [_stage_container(STAGE_OUT, name, settings)],
+        **({"initContainers": init_containers} if init_containers else {}),
+        "containers": containers,
         "volumes": [
             _workspace_volume(task, settings),
-            {"name": TOOLS_VOLUME, "emptyDir": {}},
+            {"name": STATE_VOLUME, "emptyDir": {}},
+            {"name": BIN_VOLUME, "configMap": {"name": entrypoint_config_map, "defaultMode": 0o555}},
             {"name": SPEC_VOLUME, "secret": {"secretName": name, "defaultMode": 0o444}},
         ],
         **_scheduling(task, settings, given),

@@ -1,4 +1,4 @@
-"""What the task Pod tells the engine: the helper's per-executor result and stage-out's final report."""
+"""What the task Pod tells the engine: each executor's result line and stage-out's report."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ from pydantic import BaseModel
 
 from ktes.tes.models import OutputFileLog
 
-#: stage-out's report is the last log line that starts with this marker.
+#: the entrypoint helper's result is the last line of an executor container's log that starts with this.
+RESULT_MARKER = "KTES-RESULT "
+#: stage-out's report is the last line of its log that starts with this marker.
 REPORT_MARKER = "KTES-REPORT "
 
 
 class ExecutorResult(BaseModel):
-    """Written by the entrypoint helper to ``state/<i>.json``."""
+    """Written by the entrypoint helper to ``state/<i>.json`` (what stage-out and the next executor wait on)."""
 
     index: int
     exit_code: int
@@ -23,16 +25,33 @@ class ExecutorResult(BaseModel):
     error: str | None = None
 
 
-class ExecutorReport(BaseModel):
-    result: ExecutorResult
+class ExecutorReport(ExecutorResult):
+    """Printed by the entrypoint helper as ``KTES-RESULT {json}``: the result and the tails of both streams."""
+
     stdout: str = ""
     stderr: str = ""
 
 
-class PodReport(BaseModel):
+class StageOutReport(BaseModel):
     """Printed by ``stage-out`` as ``KTES-REPORT {json}``."""
 
-    executors: list[ExecutorReport]
+    #: the executors all succeeded (or their failures were ignored), so the outputs were uploaded.
+    uploaded: bool = False
     outputs: list[OutputFileLog] = []
     #: why outputs could not be uploaded (names the path or URL, no secrets); None when all went well.
     error: str | None = None
+
+
+# The files in the shared state directory that order the Pod's containers (they all start together).
+
+#: stage-in finished: the executors may start.
+STAGE_IN_DONE = "stage-in.done"
+#: stage-in failed (its reason inside): nothing else runs.
+STAGE_IN_FAILED = "stage-in.failed"
+#: an executor failed without ignore_error: later executors do not run, nothing is uploaded.
+STOP = "stop"
+
+
+def result_file(index: int) -> str:
+    """Executor ``index``'s result (:class:`ExecutorResult`), written once its command has ended."""
+    return f"{index}.json"

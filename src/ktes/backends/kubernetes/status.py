@@ -1,10 +1,11 @@
 """What a task's Job and Pod say, as observations and decisions. Pure: no I/O, time passed in.
 
 :func:`assess` looks at the latest Job and Pod (API JSON dicts) and says which executors started and whether
-the task is still going, has failed (and why, in a sentence a user understands), or has reached the end of
-stage-out (then the backend reads the report from its log and :func:`report_observations` turns it into
-the final observations). Conditions that only become failures after a while (an image that cannot be
-pulled, a Pod nobody can schedule) are timed in :class:`Progress`, which the caller keeps between calls.
+the task is still going, has failed (and why, in a sentence a user understands), or every container of the
+Pod has ended (then the backend reads each executor's result line and stage-out's report from their logs,
+and :func:`final_observations` turns them into the final observations). Conditions that only become
+failures after a while (an image that cannot be pulled, a Pod nobody can schedule) are timed in
+:class:`Progress`, which the caller keeps between calls.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ktes.backends.kubernetes.podspec import STAGE_IN, STAGE_OUT, executor_container_name
-from ktes.backends.kubernetes.report import REPORT_MARKER, PodReport
+from ktes.backends.kubernetes.report import REPORT_MARKER, RESULT_MARKER, ExecutorReport, StageOutReport
 from ktes.config import Settings
 from ktes.engine.clock import rfc3339 as _rfc3339
 from ktes.engine.observations import (
@@ -85,15 +86,16 @@ class Failed:
 
 
 @dataclass(frozen=True)
-class StageOutEnded:
-    """stage-out has ended: read its log for the report."""
+class PodEnded:
+    """Every container has ended: read the executors' results and stage-out's report from their logs."""
 
     pod_name: str
-    exit_code: int
-    message: str
+    #: stage-out's exit code and termination message (None: the task has no stage-out).
+    stage_out_code: int | None = None
+    stage_out_message: str = ""
 
 
-Verdict = Going | Failed | StageOutEnded
+Verdict = Going | Failed | PodEnded
 
 
 @dataclass(frozen=True)
@@ -197,24 +199,32 @@ def _fail(state: State, reason: str, now: str, before: list[Observation] | None 
     return Failed([*(before or []), Ended(state=state, end_time=now, reason=reason)])
 
 
+def _terminated(pod: dict[str, Any], name: str) -> dict[str, Any] | None:
+    ended: dict[str, Any] | None = ((_container_statuses(pod).get(name) or {}).get("state") or {}).get("terminated")
+    return ended
+
+
 def _started(pod: dict[str, Any], progress: Progress) -> list[ExecutorStarted]:
-    """Executors whose container is running (or ended on its own with an error) and not reported yet."""
-    found: list[ExecutorStarted] = []
-    for name, cstatus in _container_statuses(pod).items():
-        index = _executor_index(name)
-        if index is None or index in progress.started:
-            continue
-        state = cstatus.get("state") or {}
-        running = state.get("running")
-        ended = state.get("terminated")
-        if running is not None:
-            found.append(ExecutorStarted(index, running.get("startedAt") or ""))
-        elif ended is not None and ended.get("exitCode", 0) != 0:
-            found.append(ExecutorStarted(index, ended.get("startedAt") or ""))
-    found.sort(key=lambda s: s.index)
-    for item in found:
-        progress.started.add(item.index)
-    return found
+    """Executor 0, once its container runs and stage-in (if any) has finished, if not reported yet.
+
+    Every executor container starts with the Pod and waits for its turn inside, so a running container
+    does not mean a running command; the later executors' start times come with their results.
+    """
+    if 0 in progress.started:
+        return []
+    statuses = _container_statuses(pod)
+    cstate = (statuses.get(executor_container_name(0)) or {}).get("state") or {}
+    begun = cstate.get("running") or cstate.get("terminated")
+    if begun is None:
+        return []
+    when = str(begun.get("startedAt") or "")
+    if STAGE_IN in statuses:
+        stage_in = _terminated(pod, STAGE_IN)
+        if stage_in is None or stage_in.get("exitCode", 0) != 0:
+            return []
+        when = max(when, str(stage_in.get("finishedAt") or ""))
+    progress.started.add(0)
+    return [ExecutorStarted(0, when)]
 
 
 def _is_deleted(pod: dict[str, Any], observed: Observed) -> bool:
@@ -248,8 +258,8 @@ def _deadline_failure(job: dict[str, Any] | None, end: str) -> Failed | None:
     return _fail(State.SYSTEM_ERROR, f"the task ran longer than {limit} (deadline_seconds) and was stopped", end)
 
 
-def _failed_pod(task: Task, pod: dict[str, Any], end: str) -> Failed:
-    """Why a Pod in phase Failed failed (stage-out has not ended: its report would say more)."""
+def _pod_failure(task: Task, pod: dict[str, Any], end: str) -> Failed | None:
+    """Why a Pod in phase Failed was failed by the cluster (evicted, preempted), if it was."""
     status = _status(pod)
     reason, message = status.get("reason") or "", _clean(status.get("message"))
     node = (pod.get("spec") or {}).get("nodeName") or "its node"
@@ -259,13 +269,26 @@ def _failed_pod(task: Task, pod: dict[str, Any], end: str) -> Failed:
         return _fail(State.EXECUTOR_ERROR, f"the task used more disk than it asked for ({asked}): {message}", end)
     if reason in PREEMPTION_REASONS:
         return _fail(State.PREEMPTED, f"the pod was taken off {node} ({reason}): {message}".rstrip(": "), end)
+    return None
+
+
+def _stage_in_reason(message: str) -> str:
+    """stage-in's own sentence names the input when the filer wrote it ("input s3://...: no such key"), as the
+    local backend says it; anything else gets the context."""
+    if message.startswith(("input ", "inputs ")):
+        return message
+    return f"staging the inputs failed: {message}"
+
+
+def _failed_container(task: Task, pod: dict[str, Any], end: str) -> Failed | None:
+    """stage-in or an executor's container that ended with an error: the run cannot go on."""
     statuses = _container_statuses(pod)
-    stage_in = ((statuses.get(STAGE_IN) or {}).get("state") or {}).get("terminated")
+    stage_in = _terminated(pod, STAGE_IN)
     if stage_in is not None and stage_in.get("exitCode", 0) != 0:
         if stage_in.get("reason") == "OOMKilled":
             return _fail(State.SYSTEM_ERROR, "staging the inputs ran out of memory (k8s_stage_limits)", end)
         why = _clean(stage_in.get("message")) or f"exit code {stage_in.get('exitCode')}"
-        return _fail(State.SYSTEM_ERROR, f"staging the inputs failed: {why}", end)
+        return _fail(State.SYSTEM_ERROR, _stage_in_reason(why), end)
     for index in range(len(task.executors)):
         ended = ((statuses.get(executor_container_name(index)) or {}).get("state") or {}).get("terminated")
         if ended is None or ended.get("exitCode", 0) == 0:
@@ -279,6 +302,28 @@ def _failed_pod(task: Task, pod: dict[str, Any], end: str) -> Failed:
         detail = _clean(ended.get("message")) or ended.get("reason") or ""
         why = f"executor {index} (image {task.executors[index].image}) could not be run: exit code {code}"
         return _fail(State.SYSTEM_ERROR, f"{why}: {detail}" if detail else why, end, before)
+    return None
+
+
+def _ended(pod: dict[str, Any]) -> PodEnded | None:
+    """Every container of the Pod has ended (or the Pod has): time to read the logs."""
+    statuses = _container_statuses(pod)
+    names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+    phase = _status(pod).get("phase")
+    if phase not in ("Succeeded", "Failed") and not all(_terminated(pod, name) is not None for name in names):
+        return None
+    pod_name = _meta(pod).get("name", "")
+    if STAGE_OUT not in names:
+        return PodEnded(pod_name)
+    stage_out = _terminated(pod, STAGE_OUT) or {}
+    code = int(stage_out.get("exitCode", 0)) if STAGE_OUT in statuses else 0
+    return PodEnded(pod_name, code, _clean(stage_out.get("message")))
+
+
+def _failed_pod(task: Task, pod: dict[str, Any], end: str) -> Failed:
+    """A Pod in phase Failed that none of the above explains."""
+    status = _status(pod)
+    reason, message = status.get("reason") or "", _clean(status.get("message"))
     why = f"the pod failed: {reason or 'no reason given'}"
     return _fail(State.SYSTEM_ERROR, f"{why}: {message}" if message else why, end)
 
@@ -368,21 +413,25 @@ def _verdict(
         return deadline
     if pod is None:
         return _without_pod(observed, clock, settings, end)
-    stage_out = ((_container_statuses(pod).get(STAGE_OUT) or {}).get("state") or {}).get("terminated")
-    if stage_out is not None:
-        code = int(stage_out.get("exitCode", 0))
-        return StageOutEnded(_meta(pod).get("name", ""), code, _clean(stage_out.get("message")))
     phase = _status(pod).get("phase")
     if phase == "Failed":
-        return _failed_pod(task, pod, end)
+        taken = _pod_failure(task, pod, end)
+        if taken is not None:
+            return taken
     if _is_deleted(pod, observed):
         if clock.lasted("lost", LOST_GRACE_SECONDS):
             name = _meta(pod).get("name", "")
             why = f"the task's pod {name} was deleted before the task finished (preempted, drained or evicted)"
             return _fail(State.PREEMPTED, why, end)
         return Going(clock.recheck)
-    if phase == "Succeeded":  # stage-out's status not there: still read the report
-        return StageOutEnded(_meta(pod).get("name", ""), 0, "")
+    failed = _failed_container(task, pod, end)
+    if failed is not None:
+        return failed
+    ended = _ended(pod)
+    if ended is not None:
+        return ended
+    if phase == "Failed":
+        return _failed_pod(task, pod, end)
     stuck = _stuck_container(task, pod, clock, settings, end)
     if stuck is not None:
         return stuck
@@ -400,51 +449,80 @@ def _not_starting(pod: dict[str, Any], clock: _Clock, settings: Settings, end: s
     scheduled = _condition(pod, "PodScheduled")
     if scheduled is None or scheduled.get("status") != "True":
         return None
-    stage_in = (_container_statuses(pod).get(STAGE_IN) or {}).get("state") or {}
-    if "running" in stage_in or "terminated" in stage_in:
+    states = [(c.get("state") or {}) for c in _container_statuses(pod).values()]
+    if any("running" in state or "terminated" in state for state in states):
         return None
+    if any((state.get("waiting") or {}).get("reason") in PULL_RETRIED | CREATE_FAILED for state in states):
+        return None  # timed by _stuck_container, which names the image
     limit = settings.k8s_unschedulable_timeout_seconds
     if not clock.lasted("not-starting", limit):
         return None
-    waiting = stage_in.get("waiting") or {}
+    waiting: dict[str, Any] = next((state["waiting"] for state in states if state.get("waiting")), {})
     detail = _clean(f"{waiting.get('reason') or ''}: {waiting.get('message') or ''}").strip(": ")
     node = (pod.get("spec") or {}).get("nodeName") or "its node"
     why = f"the task's pod did not start on {node} within {limit:g} s"
     return _fail(State.SYSTEM_ERROR, f"{why} ({detail})" if detail else why, end)
 
 
-# --- the report -------------------------------------------------------------------------------------
+# --- the logs -------------------------------------------------------------------------------------
 
 
-def parse_report(log: str) -> PodReport | None:
-    """stage-out's report: the last line of ``log`` that starts with the marker (None if there is none)."""
+def _last_marked(log: str, marker: str) -> str | None:
     for line in reversed(log.splitlines()):
         line = line.strip()
-        if line.startswith(REPORT_MARKER):
-            try:
-                return PodReport.model_validate(json.loads(line[len(REPORT_MARKER) :]))
-            except (ValueError, ValidationError):
-                return None
+        if line.startswith(marker):
+            return line[len(marker) :]
     return None
 
 
-def no_report(ended: StageOutEnded, log: str, now: datetime) -> list[Observation]:
+def parse_result(log: str) -> ExecutorReport | None:
+    """An executor's result: the last line of its container's log that starts with the marker (None if there
+    is none: it did not run)."""
+    found = _last_marked(log, RESULT_MARKER)
+    if found is None:
+        return None
+    try:
+        return ExecutorReport.model_validate(json.loads(found))
+    except (ValueError, ValidationError):
+        return None
+
+
+def parse_report(log: str) -> StageOutReport | None:
+    """stage-out's report: the last line of ``log`` that starts with the marker (None if there is none)."""
+    found = _last_marked(log, REPORT_MARKER)
+    if found is None:
+        return None
+    try:
+        return StageOutReport.model_validate(json.loads(found))
+    except (ValueError, ValidationError):
+        return None
+
+
+def no_report(ended: PodEnded, log: str, now: datetime) -> list[Observation]:
     """stage-out ended without a readable report."""
-    tail = _clean(ended.message) or _clean("\n".join(log.splitlines()[-5:]))
-    why = f"stage-out ended (exit code {ended.exit_code}) without a report"
+    tail = _clean(ended.stage_out_message) or _clean("\n".join(log.splitlines()[-5:]))
+    why = f"stage-out ended (exit code {ended.stage_out_code}) without a report"
     reason = f"{why}: {tail}" if tail else why
     return [Ended(state=State.SYSTEM_ERROR, end_time=_rfc3339(now), reason=reason)]
 
 
-def report_observations(task: Task, report: PodReport, progress: Progress, now: datetime) -> list[Observation]:
-    """The final observations from stage-out's report: each executor's log, the outputs, the end."""
+def final_observations(
+    task: Task,
+    results: list[ExecutorReport],
+    report: StageOutReport | None,
+    progress: Progress,
+    now: datetime,
+) -> list[Observation]:
+    """The final observations: each executor's log (from its result line), the outputs, the end.
+
+    ``report`` is stage-out's (None when the task has no outputs, hence no stage-out).
+    """
     found: list[Observation] = []
     codes: list[int] = []
     reason: str | None = None
-    for item in sorted(report.executors, key=lambda e: e.result.index):
-        result = item.result
+    for result in sorted(results, key=lambda e: e.index):
         index = result.index
-        if index >= len(task.executors):
+        if index >= len(task.executors) or index != len(codes):
             continue
         if index not in progress.started:
             progress.started.add(index)
@@ -452,8 +530,8 @@ def report_observations(task: Task, report: PodReport, progress: Progress, now: 
         log = ExecutorLog(
             start_time=result.start_time,
             end_time=result.end_time,
-            stdout=item.stdout,
-            stderr=item.stderr,
+            stdout=result.stdout,
+            stderr=result.stderr,
             exit_code=result.exit_code,
         )
         found.append(ExecutorFinished(index, log))
@@ -474,10 +552,12 @@ def report_observations(task: Task, report: PodReport, progress: Progress, now: 
     state = executors_outcome(task.executors, codes)
     if state == State.EXECUTOR_ERROR and reason is None:
         reason = "the executors did not all run"
-    if state == State.COMPLETE:
-        if report.outputs or task.outputs:
+    if state == State.COMPLETE and report is not None:
+        if not report.uploaded:
+            state, reason = State.SYSTEM_ERROR, "stage-out did not upload the outputs though the executors succeeded"
+        else:
             found.append(OutputsUploaded(list(report.outputs)))
-        if report.error:
-            state, reason = State.SYSTEM_ERROR, report.error
+            if report.error:
+                state, reason = State.SYSTEM_ERROR, report.error
     found.append(Ended(state=state, end_time=_rfc3339(now), reason=reason))
     return found
