@@ -1,4 +1,5 @@
-"""The store's schema: one row per task (the whole document as JSON text plus indexed columns) and its tags.
+"""The store's schema: per task, a narrow row of the columns listing filters and sorts on, its document as
+JSON text in a table of its own (so scans over ``tasks`` stay cheap), and its tags.
 
 Migrations under ``migrations/versions`` create exactly these tables; keep the two in step.
 """
@@ -20,10 +21,21 @@ tasks = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("name", NameText, nullable=True),
     sa.Column("creation_time", sa.String(40), nullable=False),
-    # The task document (ktes.tes.models.dump), kept in step with ``state``.
-    sa.Column("doc", sa.Text, nullable=False),
     sa.Index("ix_tasks_state_id", "state", "id"),
-    sa.Index("ix_tasks_name_id", "name", "id"),
+    # state too, so a MINIMAL page filtered by name is read from the index alone
+    sa.Index("ix_tasks_name_id_state", "name", "id", "state"),
+    # SQLite: rows clustered by id, so an id lookup is one b-tree search and a scan in id order reads rows
+    sqlite_with_rowid=False,
+)
+
+#: The task document (ktes.tes.models.dump), kept in step with ``tasks.state`` in every transaction, and its
+#: BASIC view (ktes.tes.views) when that differs from the document (else NULL).
+task_docs = sa.Table(
+    "task_docs",
+    metadata,
+    sa.Column("task_id", sa.String(40), sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("doc", sa.Text, nullable=False),
+    sa.Column("basic", sa.Text, nullable=True),
 )
 
 task_tags = sa.Table(
@@ -32,5 +44,8 @@ task_tags = sa.Table(
     sa.Column("task_id", sa.String(40), sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
+    # Both hold task ids in order within a key (and value), so a tag filter reads a page without sorting.
     sa.Index("ix_task_tags_key_value_task", "key", "value", "task_id"),
+    sa.Index("ix_task_tags_key_task", "key", "task_id"),
+    sqlite_with_rowid=False,
 )

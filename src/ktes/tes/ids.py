@@ -18,9 +18,6 @@ PREFIX = "t"
 LENGTH = 27
 ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _RANDOM_BITS = 80
-_lock = threading.Lock()
-_last_ms = -1
-_last_random = 0
 
 
 def _encode(value: int, width: int) -> str:
@@ -38,20 +35,32 @@ def _decode(text: str) -> int:
     return value
 
 
-def new_id(now_ms: int | None = None) -> tuple[str, int]:
-    """A fresh id and the millisecond timestamp it encodes (use it for ``creation_time``)."""
-    global _last_ms, _last_random
-    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    with _lock:
-        if ms <= _last_ms:
-            ms = _last_ms
-            random_part = _last_random + 1
-            if random_part >= 1 << _RANDOM_BITS:  # practically never: spill into the next millisecond
-                ms, random_part = ms + 1, secrets.randbits(_RANDOM_BITS - 1)
-        else:
-            random_part = secrets.randbits(_RANDOM_BITS - 1)  # leave headroom for increments
-        _last_ms, _last_random = ms, random_part
-    return PREFIX + _encode(ms, 10) + _encode(random_part, 16), ms
+class IdMaker:
+    """Makes strictly increasing ids (a clock that steps back, or several ids in one millisecond, cannot
+    reorder them)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = -1
+        self._last_random = 0
+
+    def __call__(self, now_ms: int | None = None) -> tuple[str, int]:
+        """A fresh id and the millisecond timestamp it encodes (use it for ``creation_time``)."""
+        ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        with self._lock:
+            if ms <= self._last_ms:
+                ms = self._last_ms
+                random_part = self._last_random + 1
+                if random_part >= 1 << _RANDOM_BITS:  # practically never: spill into the next millisecond
+                    ms, random_part = ms + 1, secrets.randbits(_RANDOM_BITS - 1)
+            else:
+                random_part = secrets.randbits(_RANDOM_BITS - 1)  # leave headroom for increments
+            self._last_ms, self._last_random = ms, random_part
+        return PREFIX + _encode(ms, 10) + _encode(random_part, 16), ms
+
+
+#: The process's id maker.
+new_id = IdMaker()
 
 
 def is_id(text: str) -> bool:

@@ -35,6 +35,9 @@ class Limits:
     max_inputs: int = 10_000
     max_outputs: int = 10_000
     max_tags: int = 1_000
+    #: name and tags are indexed: PostgreSQL cannot index entries over about 2.7 kB
+    max_name_bytes: int = 1024
+    max_tag_bytes: int = 1024
     #: reject unsupported backend_parameters keys even when the task does not ask for strictness
     backend_parameters_strict: bool = False
 
@@ -55,12 +58,28 @@ def parse_task(raw: Any) -> Task:
     if not isinstance(raw, dict):
         raise InvalidTask("body", "must be a JSON object (a tesTask)")
     doc = {k: v for k, v in raw.items() if k not in READ_ONLY_FIELDS}
+    _refuse_nul(doc, "")
     try:
         return Task.model_validate(doc)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         message = "is required" if first["type"] == "missing" else str(first["msg"])
         raise InvalidTask(field_path(first["loc"]), message) from None
+
+
+def _refuse_nul(value: Any, where: str) -> None:
+    """No string may hold a NUL character (databases cannot store it in text, and no path or URL has one)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidTask(where or "body", "must not contain a NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                raise InvalidTask(where or "body", "must not contain a NUL character in a key")
+            _refuse_nul(item, f"{where}.{key}" if where else key)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_nul(item, f"{where}[{i}]")
 
 
 def validate_submission(raw: Any, capabilities: Capabilities, limits: Limits) -> Task:
@@ -77,6 +96,7 @@ def validate_task(task: Task, capabilities: Capabilities, limits: Limits) -> Tas
     task.id = task.state = task.creation_time = None
     task.logs = None
     _check_counts(task, limits)
+    _check_indexed_sizes(task, limits)
     if not task.executors:
         raise InvalidTask("executors", "must list at least one executor")
     for i, executor in enumerate(task.executors):
@@ -118,11 +138,19 @@ def _check_counts(task: Task, limits: Limits) -> None:
             raise InvalidTask(name, f"has {count} entries; this server accepts at most {limit}")
 
 
+def _check_indexed_sizes(task: Task, limits: Limits) -> None:
+    if task.name is not None and len(task.name.encode()) > limits.max_name_bytes:
+        raise InvalidTask("name", f"is longer than {limits.max_name_bytes} bytes")
+    for key, value in (task.tags or {}).items():
+        if len(key.encode()) > limits.max_tag_bytes:
+            raise InvalidTask("tags", f"has a key longer than {limits.max_tag_bytes} bytes")
+        if len(value.encode()) > limits.max_tag_bytes:
+            raise InvalidTask(f"tags.{key}", f"is longer than {limits.max_tag_bytes} bytes")
+
+
 def _check_container_path(where: str, path: str, *, allow_root: bool = False) -> None:
     if not path.startswith("/"):
         raise InvalidTask(where, f"must be an absolute container path (got {path!r})")
-    if "\x00" in path:
-        raise InvalidTask(where, "must not contain a NUL character")
     if ".." in path.split("/"):
         raise InvalidTask(where, f"must not contain a '..' segment (got {path!r})")
     if not allow_root and posixpath.normpath(path) in ("/", "//"):
@@ -192,7 +220,5 @@ def _normalise_backend_parameters(resources: Resources, capabilities: Capabiliti
     names = ", ".join(repr(k) for k in unsupported)
     known = ", ".join(repr(k) for k in capabilities.backend_parameters) or "none"
     if resources.backend_parameters_strict or limits.backend_parameters_strict:
-        raise InvalidTask(
-            "resources.backend_parameters", f"unsupported keys {names} (this server supports: {known})"
-        )
+        raise InvalidTask("resources.backend_parameters", f"unsupported keys {names} (this server supports: {known})")
     return f"backend_parameters {names} not supported by this server and ignored (supported: {known})"

@@ -1,0 +1,253 @@
+"""API benchmark: ``ktes serve`` as shipped, driven by ``wrk`` on 127.0.0.1, on SQLite and PostgreSQL.
+
+For each database it fills the store to 1k, 10k and 100k tasks (bulk, through the store), starts
+``ktes serve --backend local`` with the engine disabled (an API-only replica: the filled tasks must not run),
+and measures create, get (MINIMAL and FULL) and list (first page, by state, by tag, by a rare tag, by name
+prefix, FULL view, a deep page), printing requests/s, p50 and p99 latency, and the server's RSS after the
+runs. Not a test: it prints figures.
+
+    python bench/api.py [--seconds 3] [--sizes 1000,10000,100000] [--databases sqlite,postgresql]
+
+Needs ``wrk`` (Debian package) and, for PostgreSQL, Debian's postgresql 15 (started in a temp directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fixtures.postgres
+
+from tests.fixtures.postgres import running_postgres
+
+from ktes.store.sql import open_store
+from ktes.tes.ids import new_id, rfc3339
+from ktes.tes.models import Executor, ExecutorLog, Input, Output, Resources, State, Task, TaskLog
+
+BASE = "/ga4gh/tes/v1"
+STATES = [State.COMPLETE] * 17 + [State.EXECUTOR_ERROR, State.SYSTEM_ERROR, State.CANCELED]
+CREATE_BODY = {
+    "name": "bench-create",
+    "executors": [{"image": "alpine:3", "command": ["md5sum", "/data/in"]}],
+    "inputs": [{"url": "s3://bucket/in", "path": "/data/in"}],
+    "tags": {"project": "bench"},
+}
+
+
+def synthetic_task(i: int, rng: random.Random) -> Task:
+    """A finished task of realistic size (about 1.5 KB of JSON)."""
+    task_id, ms = new_id()
+    return Task(
+        id=task_id,
+        state=rng.choice(STATES),
+        creation_time=rfc3339(ms),
+        name=f"align-{i % 100:02d}-{i}",
+        description="align reads of one sample against the reference",
+        inputs=[
+            Input(url=f"s3://bucket/samples/{i}.fastq.gz", path="/data/reads.fastq.gz"),
+            Input(path="/data/params.json", content='{"threads": 4, "min_quality": 20}'),
+        ],
+        outputs=[Output(url=f"s3://bucket/results/{i}/", path="/data/out/*.bam", path_prefix="/data/out/")],
+        resources=Resources(cpu_cores=4, ram_gb=8.0, disk_gb=20.0),
+        executors=[
+            Executor(image="quay.io/biocontainers/bwa:0.7.17", command=["bwa", "mem", "-t", "4", "ref.fa", "r.fq"]),
+            Executor(image="quay.io/biocontainers/samtools:1.19", command=["samtools", "sort", "-o", "out/a.bam"]),
+        ],
+        tags={"project": f"p{i % 10}", "sample": f"s{i}"},
+        logs=[
+            TaskLog(
+                logs=[
+                    ExecutorLog(exit_code=0, start_time="2024-01-01T00:00:01Z", end_time="2024-01-01T00:10:00Z"),
+                    ExecutorLog(exit_code=0, start_time="2024-01-01T00:10:01Z", stdout="sorted 1203 reads\n"),
+                ],
+                outputs=[],
+                metadata={"host": "node-3"},
+                start_time="2024-01-01T00:00:00Z",
+                end_time="2024-01-01T00:11:00Z",
+                system_logs=["pulled quay.io/biocontainers/bwa:0.7.17"],
+            )
+        ],
+    )
+
+
+def fill(url: str, start: int, stop: int) -> float:
+    """Add tasks ``start..stop-1``; return the seconds it took."""
+    store = open_store(url)
+    rng = random.Random(start)
+    began = time.perf_counter()
+    for batch in range(start, stop, 5000):
+        store.import_tasks([synthetic_task(i, rng) for i in range(batch, min(batch + 5000, stop))])
+    store.close()
+    return time.perf_counter() - began
+
+
+@dataclass
+class Figures:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _ms(text: str) -> float:
+    match = re.match(r"([\d.]+)(us|ms|s)", text)
+    assert match, text
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def wrk(name: str, url: str, seconds: float, script: Path | None = None) -> Figures:
+    argv = ["wrk", "-t2", "-c16", f"-d{seconds:g}s", "--latency"]
+    if script is not None:
+        argv += ["-s", str(script)]
+    out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return Figures(name, rps, p50, p99, int(errors.group(1)) if errors else 0)
+
+
+def get_json(url: str) -> dict:  # type: ignore[type-arg]
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def ktes_serve(database_url: str, data_dir: Path) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "KTES_DATABASE_URL": database_url,
+        "KTES_ENGINE_ENABLED": "false",
+        "KTES_LOG_LEVEL": "warning",
+    }
+    argv = ["ktes", "serve", "--backend", "local", "--host", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen([*argv, "--data-dir", str(data_dir)], env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            get_json(base + "/healthz")
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("ktes serve did not start") from None
+            time.sleep(0.1)
+    try:
+        yield base, server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def deep_token(base: str, depth: int) -> str | None:
+    """The page_token after ``depth`` tasks (walked with big MINIMAL pages)."""
+    token, seen = None, 0
+    while seen < depth:
+        size = min(2047, depth - seen)
+        page = get_json(f"{base}{BASE}/tasks?page_size={size}" + (f"&page_token={token}" if token else ""))
+        seen += len(page["tasks"])
+        token = page.get("next_page_token")
+        if not token:
+            return None
+    return token
+
+
+def suite(base: str, pid: int, seconds: float, work: Path, stored: int) -> tuple[list[Figures], float]:
+    create_lua = work / "create.lua"
+    create_lua.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(json.dumps(CREATE_BODY))}\n"
+    )
+    newest = get_json(f"{base}{BASE}/tasks?page_size=1&state=COMPLETE")["tasks"][0]["id"]
+    runs = [
+        ("get MINIMAL", f"/tasks/{newest}"),
+        ("get FULL", f"/tasks/{newest}?view=FULL"),
+        ("list first page (256, MINIMAL)", "/tasks"),
+        ("list by state EXECUTOR_ERROR (~5%)", "/tasks?state=EXECUTOR_ERROR"),
+        ("list by tag project=p3 (10%)", "/tasks?tag_key=project&tag_value=p3"),
+        ("list by rare tag sample=s123 (1 task)", "/tasks?tag_key=sample&tag_value=s123"),
+        ("list by name_prefix align-42 (1%)", "/tasks?name_prefix=align-42"),
+        ("list BASIC page of 256", "/tasks?view=BASIC"),
+        ("list FULL page of 256", "/tasks?view=FULL"),
+    ]
+    token = deep_token(base, int(stored * 0.9)) if stored >= 10_000 else None
+    if token is not None:
+        runs.append(("list deep page (90% down)", f"/tasks?page_token={token}"))
+    figures = [wrk(name, f"{base}{BASE}{path}", seconds) for name, path in runs]
+    create = wrk("create", f"{base}{BASE}/tasks", seconds, create_lua)
+    figures.insert(0, create)
+    return figures, rss_mib(pid)
+
+
+def run_database(label: str, url: str, sizes: list[int], seconds: float) -> None:
+    work = Path(tempfile.mkdtemp(prefix="ktes-bench-"))
+    filled = 0
+    try:
+        for size in sizes:
+            took = fill(url, filled, size)
+            print(f"\n## {label}: {size:,} stored tasks (filled {size - filled:,} in {took:.1f}s)", flush=True)
+            filled = size
+            with ktes_serve(url, work) as (base, pid):
+                idle = rss_mib(pid)
+                figures, rss = suite(base, pid, seconds, work, size)
+            print(f"{'operation':44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+            for f in figures:
+                bad = f"  ({f.errors} non-2xx)" if f.errors else ""
+                print(f"{f.name:44} {f.rps:8.0f} {f.p50_ms:8.2f} {f.p99_ms:8.2f}{bad}")
+            print(f"server RSS: {idle:.0f} MiB at start, {rss:.0f} MiB after the runs", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each wrk run")
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"ktes API benchmark: wrk -t2 -c16, {args.seconds:g}s per run, {os.cpu_count()} CPUs", flush=True)
+    for database in args.databases.split(","):
+        if database == "sqlite":
+            with tempfile.TemporaryDirectory(prefix="ktes-bench-db-") as tmp:
+                run_database("SQLite", f"sqlite:///{tmp}/ktes.db", sizes, args.seconds)
+        elif database == "postgresql":
+            with running_postgres(durable=True) as url:
+                run_database("PostgreSQL 15", url, sizes, args.seconds)
+        else:
+            raise SystemExit(f"unknown database {database!r}")
+
+
+if __name__ == "__main__":
+    main()

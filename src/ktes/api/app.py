@@ -1,0 +1,56 @@
+"""The FastAPI application: TES 1.1 under ``/ga4gh/tes/v1``, ``/healthz``, CORS, and the error mapping.
+
+The contract is the TES 1.1.0 OpenAPI document itself, so FastAPI's generated schema and docs pages are off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+import ktes
+from ktes.api import errors
+from ktes.api.service_info import service_info
+from ktes.api.tasks import JSON, task_routes
+from ktes.capabilities import Capabilities
+from ktes.config import Settings
+from ktes.store.base import Store
+
+PREFIX = "/ga4gh/tes/v1"
+
+
+def create_app(
+    settings: Settings, store: Store, capabilities: Capabilities, wake: Callable[[], None] = lambda: None
+) -> FastAPI:
+    """The API over ``store``. ``capabilities`` feeds both service-info and validation; ``wake`` is called
+    after a task is created or cancelled, so the engine looks at it at once."""
+    app = FastAPI(title="ktes", version=ktes.__version__, openapi_url=None, docs_url=None, redoc_url=None)
+    errors.install(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["*"],
+    )
+    info = orjson.dumps(service_info(settings, capabilities))
+
+    async def get_service_info(_request: Request) -> Response:
+        return Response(info, media_type=JSON)
+
+    async def healthz(_request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type=JSON)
+
+    app.router.routes.extend(
+        [
+            *task_routes(PREFIX, settings, store, capabilities, wake),
+            Route(PREFIX + "/service-info", get_service_info, methods=["GET"], name="GetServiceInfo"),
+            Route("/healthz", healthz, methods=["GET"], name="healthz"),
+        ]
+    )
+    return app

@@ -1,0 +1,24 @@
+"""An optional fast path a store may offer: reads that return response bodies as JSON bytes.
+
+The SQL store keeps each task as JSON text, so it can answer GetTask and ListTasks by joining stored text,
+without building Python objects. The API uses these methods when the store has them, and the plain
+:class:`ktes.store.base.Store` methods otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from ktes.store.base import TaskFilter
+from ktes.tes.models import View
+
+
+@runtime_checkable
+class JsonReads(Protocol):
+    def get_view_json(self, task_id: str, view: View) -> bytes:
+        """The task shaped by ``view`` as a JSON body. Raises TaskNotFound."""
+        ...
+
+    def list_tasks_json(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> bytes:
+        """The whole ListTasks response body (``tasks`` and, when more match, ``next_page_token``)."""
+        ...

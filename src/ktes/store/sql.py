@@ -1,0 +1,389 @@
+"""The task store on SQLAlchemy 2 Core: SQLite (WAL) by default, PostgreSQL (psycopg 3) for several replicas.
+
+Each task is a narrow row of the columns listing filters on (id, state, name), its document as JSON text in
+``task_docs``, and its tags in ``task_tags``. Reads are single statements without a transaction; every
+write is one transaction that locks the row first (``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE``
+on PostgreSQL) and then updates it with a compare-and-set on the state.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from ktes.errors import TaskNotFound
+from ktes.store import pagination
+from ktes.store.base import Edit, TaskFilter, TaskPage
+from ktes.store.migrate import upgrade
+from ktes.store.tables import task_docs, task_tags, tasks
+from ktes.tes import views
+from ktes.tes.ids import is_id, new_id, rfc3339
+from ktes.tes.models import State, Task, View, dump
+from ktes.tes.states import ALLOWED_FROM
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA busy_timeout=10000",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA cache_size=-16384",  # 16 MiB per connection
+    "PRAGMA temp_store=MEMORY",
+)
+
+#: Parts of the listing queries (see SqlStore._page), made once: building them costs more than running them.
+_DRIVER = task_tags.alias("driver")
+_WITH_DOCS = tasks.join(task_docs, task_docs.c.task_id == tasks.c.id)
+_BASIC_DOC = sa.func.coalesce(task_docs.c.basic, task_docs.c.doc)
+#: A bulk import this large refreshes PostgreSQL's planner statistics.
+_ANALYZE_AFTER_ROWS = 1000
+
+
+def open_store(url: str, *, pool_size: int = 8) -> SqlStore:
+    """Connect to ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``), bring the schema up to date
+    (Alembic migrations), and return the store."""
+    engine = make_engine(url, pool_size=pool_size)
+    upgrade(engine)
+    return SqlStore(engine)
+
+
+def make_engine(url: str, *, pool_size: int = 8) -> Engine:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise ValueError("the SQLite store needs a file: sqlite:///path/to/ktes.db")
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            parsed, connect_args={"check_same_thread": False}, pool_size=pool_size, max_overflow=pool_size
+        )
+        _sqlite_transactions(engine)
+        return engine
+    return sa.create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    """Take transaction control from the sqlite3 module: no BEGIN for reads (each SELECT is atomic), and
+    ``BEGIN IMMEDIATE`` for writes, so a read-modify-write never fails on a stale snapshot."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("ktes_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _autocommit_twin(engine: Engine) -> Engine:
+    """A second engine on the same PostgreSQL database for reads: autocommit, one plan per query."""
+    size = engine.pool.size() if isinstance(engine.pool, sa.QueuePool) else 5
+    twin = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=size, max_overflow=size)
+
+    @event.listens_for(twin, "connect")
+    def _plan_each_query(dbapi_connection: Any, _record: Any) -> None:
+        # psycopg prepares statements it sees often, and PostgreSQL may then reuse a generic plan, which
+        # cannot know how selective this name prefix or tag is: plan every list query for its values.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET plan_cache_mode = force_custom_plan")
+
+    return twin
+
+
+def _prefix_upper_bound(prefix: str) -> str | None:
+    """The smallest string above every string starting with ``prefix`` (code point order), if any."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars[-1]) + 1
+        if code == 0xD800:
+            code = 0xE000  # skip the surrogates, which UTF-8 cannot encode
+        if code <= 0x10FFFF:
+            chars[-1] = chr(code)
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
+def _documents(task: Task) -> dict[str, Any]:
+    """The ``task_docs`` values of ``task``: its document, and its BASIC view if that differs."""
+    doc = orjson.dumps(dump(task))
+    basic = views.basic_json(doc)
+    return {"doc": doc.decode(), "basic": None if basic is doc else basic.decode()}
+
+
+class SqlStore:
+    """:class:`ktes.store.base.Store` on a SQLAlchemy engine (see :func:`open_store`)."""
+
+    #: On SQLite, a name prefix with at least this many matches counts as common (see _name_conditions).
+    common_prefix_rows = 5000
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._writer: Engine = engine
+        self._write_lock: AbstractContextManager[Any] = threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        #: reads run in autocommit mode: no BEGIN/ROLLBACK round trips around a single SELECT
+        self._reader: Engine = engine
+        if self.dialect == "sqlite":
+            self._writer = engine.execution_options(ktes_write=True)
+        else:
+            self._reader = _autocommit_twin(engine)
+        # The hot single-row reads skip SQLAlchemy's execution layer (about 100 us a call) and run a fixed
+        # statement on a pooled DBAPI connection.
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._sql_minimal = f"SELECT id, state FROM tasks WHERE id = {mark}"
+        self._sql_doc = f"SELECT doc FROM task_docs WHERE task_id = {mark}"
+        self._sql_basic = f"SELECT coalesce(basic, doc) FROM task_docs WHERE task_id = {mark}"
+
+    # --- writes -------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        # SQLite has one writer at a time; queueing our own threads here is much cheaper than letting them
+        # collide in BEGIN IMMEDIATE, whose busy handler sleeps.
+        with self._write_lock, self._writer.begin() as conn:
+            yield conn
+
+    def create(self, task: Task) -> str:
+        return self.create_many([task])[0]
+
+    def create_many(self, new_tasks: Iterable[Task]) -> list[str]:
+        """Store several new tasks in one transaction (bulk loading)."""
+        stored = []
+        for task in new_tasks:
+            task_id, ms = new_id()
+            stored.append(task.model_copy(update={"id": task_id, "state": State.QUEUED, "creation_time": rfc3339(ms)}))
+        return self.import_tasks(stored)
+
+    def import_tasks(self, stored: Iterable[Task]) -> list[str]:
+        """Store tasks exactly as given, with their own id, state and creation_time (restoring a backup,
+        moving between databases, benchmarks), in one transaction. Ids must come from :mod:`ktes.tes.ids`."""
+        rows: list[dict[str, Any]] = []
+        doc_rows: list[dict[str, Any]] = []
+        tag_rows: list[dict[str, Any]] = []
+        for task in stored:
+            if task.id is None or task.state is None or task.creation_time is None:
+                raise ValueError("an imported task needs its id, state and creation_time")
+            if not is_id(task.id):
+                raise ValueError(f"{task.id!r} is not a ktes task id")
+            rows.append(
+                {
+                    "id": task.id,
+                    "state": task.state.value,
+                    "name": task.name,
+                    "creation_time": task.creation_time,
+                }
+            )
+            doc_rows.append({"task_id": task.id, **_documents(task)})
+            tag_rows.extend({"task_id": task.id, "key": k, "value": v} for k, v in (task.tags or {}).items())
+        if rows:
+            with self._write() as conn:
+                conn.execute(tasks.insert(), rows)
+                conn.execute(task_docs.insert(), doc_rows)
+                if tag_rows:
+                    conn.execute(task_tags.insert(), tag_rows)
+            if len(rows) >= _ANALYZE_AFTER_ROWS and self.dialect == "postgresql":
+                # give the planner statistics at once rather than at autovacuum's next pass
+                with self._reader.connect() as conn:
+                    conn.execute(sa.text("ANALYZE tasks, task_tags"))
+        return [row["id"] for row in rows]
+
+    def transition(self, task_id: str, target: State, edit: Edit | None = None) -> Task | None:
+        allowed = ALLOWED_FROM[target]
+        with self._write() as conn:
+            current, task = self._locked(conn, task_id)
+            if current not in allowed:
+                return None
+            before_tags = dict(task.tags or {})
+            if edit is not None:
+                edit(task)
+            task.state = target
+            done = conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id, tasks.c.state.in_([s.value for s in allowed]))
+                .values(state=target.value, name=task.name)
+            )
+            if done.rowcount != 1:  # cannot happen under the row lock; kept as the compare-and-set guard
+                return None
+            conn.execute(task_docs.update().where(task_docs.c.task_id == task_id).values(**_documents(task)))
+            self._sync_tags(conn, task, before_tags)
+            return task
+
+    def edit(self, task_id: str, edit: Edit) -> Task:
+        with self._write() as conn:
+            current, task = self._locked(conn, task_id)
+            before_tags = dict(task.tags or {})
+            edit(task)
+            task.state = current  # only transition() changes the state
+            conn.execute(tasks.update().where(tasks.c.id == task_id).values(name=task.name))
+            conn.execute(task_docs.update().where(task_docs.c.task_id == task_id).values(**_documents(task)))
+            self._sync_tags(conn, task, before_tags)
+            return task
+
+    def _locked(self, conn: Connection, task_id: str) -> tuple[State, Task]:
+        if not is_id(task_id):
+            raise TaskNotFound(task_id)
+        query = (
+            sa.select(tasks.c.state, task_docs.c.doc)
+            .join_from(tasks, task_docs, task_docs.c.task_id == tasks.c.id)
+            .where(tasks.c.id == task_id)
+            .with_for_update()
+        )
+        row = conn.execute(query).first()
+        if row is None:
+            raise TaskNotFound(task_id)
+        return State(row.state), Task.model_validate_json(row.doc)
+
+    def _sync_tags(self, conn: Connection, task: Task, before: dict[str, str]) -> None:
+        after = task.tags or {}
+        if after == before or task.id is None:
+            return
+        conn.execute(task_tags.delete().where(task_tags.c.task_id == task.id))
+        if after:
+            conn.execute(task_tags.insert(), [{"task_id": task.id, "key": k, "value": v} for k, v in after.items()])
+
+    # --- reads --------------------------------------------------------------------------------------
+
+    def _fetch_one(self, sql: str, task_id: str) -> Any:
+        if not is_id(task_id):  # not one of ours: no need to ask the database
+            raise TaskNotFound(task_id)
+        raw = self._reader.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(sql, (task_id,))
+            row = cursor.fetchone()
+            cursor.close()
+        finally:
+            raw.close()
+        if row is None:
+            raise TaskNotFound(task_id)
+        return row
+
+    def get(self, task_id: str) -> Task:
+        return Task.model_validate_json(self._fetch_one(self._sql_doc, task_id)[0])
+
+    def get_view(self, task_id: str, view: View) -> dict[str, Any]:
+        return dict(orjson.loads(self.get_view_json(task_id, view)))
+
+    def get_view_json(self, task_id: str, view: View) -> bytes:
+        if view is View.MINIMAL:
+            row = self._fetch_one(self._sql_minimal, task_id)
+            return orjson.dumps({"id": row[0], "state": row[1]})
+        doc: str = self._fetch_one(self._sql_doc if view is View.FULL else self._sql_basic, task_id)[0]
+        return doc.encode()
+
+    def list_tasks(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> TaskPage:
+        rows, token = self._page(flt, page_size, page_token, view)
+        if view is View.MINIMAL:
+            found = [{"id": row[0], "state": row[1]} for row in rows]
+        else:
+            found = [orjson.loads(row[1]) for row in rows]
+        return TaskPage(tasks=found, next_page_token=token)
+
+    def list_tasks_json(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> bytes:
+        rows, token = self._page(flt, page_size, page_token, view)
+        if view is View.MINIMAL:
+            body: dict[str, Any] = {"tasks": [{"id": row[0], "state": row[1]} for row in rows]}
+            if token:
+                body["next_page_token"] = token
+            return orjson.dumps(body)
+        end = b'],"next_page_token":' + orjson.dumps(token) + b"}" if token else b"]}"
+        return b'{"tasks":[' + b",".join(row[1].encode() for row in rows) + end
+
+    def _page(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View
+    ) -> tuple[Sequence[Any], str | None]:
+        """One page of (id, state) or (id, JSON shaped by view) rows, newest first, and the next page's token."""
+        after = pagination.decode(page_token) if page_token else None
+        if view is View.MINIMAL:
+            query = sa.select(tasks.c.id, tasks.c.state)
+            source: sa.FromClause = tasks
+        else:
+            query = sa.select(tasks.c.id, task_docs.c.doc if view is View.FULL else _BASIC_DOC)
+            source = _WITH_DOCS
+        order = tasks.c.id
+        tag_filters = list(flt.tags.items())
+        if tag_filters:
+            # Drive the query from the most selective tag (one with a value) through the tag indexes, which
+            # hold task ids in order: the page is read in id order without a sort, however rare the tag.
+            tag_filters.sort(key=lambda kv: kv[1] == "")
+            key, value = tag_filters.pop(0)
+            driver = _DRIVER
+            on = [driver.c.task_id == tasks.c.id, driver.c.key == key]
+            if value:
+                on.append(driver.c.value == value)
+            source = source.join(driver, sa.and_(*on))
+            order = driver.c.task_id
+        conditions: list[sa.ColumnElement[bool]] = []
+        if after is not None:
+            conditions.append(order < after)
+        if flt.state is not None:
+            conditions.append(tasks.c.state == flt.state.value)
+        for key, value in tag_filters:
+            tag = sa.select(task_tags.c.task_id).where(task_tags.c.task_id == tasks.c.id, task_tags.c.key == key)
+            if value:
+                tag = tag.where(task_tags.c.value == value)
+            conditions.append(tag.exists())
+        with self._reader.connect() as conn:
+            if flt.name_prefix:
+                conditions += self._name_conditions(conn, flt.name_prefix, after, by_index=not flt.tags)
+            query = query.select_from(source).where(*conditions).order_by(order.desc()).limit(page_size + 1)
+            rows = conn.execute(query).all()
+        if len(rows) > page_size:
+            return rows[:page_size], pagination.encode(rows[page_size - 1][0])
+        return rows, None
+
+    def _name_conditions(
+        self, conn: Connection, prefix: str, after: str | None, *, by_index: bool
+    ) -> list[sa.ColumnElement[bool]]:
+        """``name`` starts with ``prefix`` (case-sensitive), as a range on the byte-ordered name.
+
+        PostgreSQL's planner knows from its statistics whether the name index (then a sort) or the id order
+        (then a filter) is cheaper. SQLite does not, so we count: a prefix with few matches uses the name
+        index; a common one walks the id order (``name || ''`` keeps SQLite off the name index), where a
+        page is found after a bounded number of rows.
+        """
+        name: sa.ColumnElement[str] = tasks.c.name
+        upper = _prefix_upper_bound(prefix)
+        if self.dialect == "sqlite" and by_index:
+            probe = sa.select(tasks.c.id).where(tasks.c.name >= prefix)
+            if upper is not None:
+                probe = probe.where(tasks.c.name < upper)
+            if after is not None:
+                probe = probe.where(tasks.c.id < after)
+            common = sa.select(sa.func.count()).select_from(probe.limit(self.common_prefix_rows).subquery())
+            if conn.execute(common).scalar_one() >= self.common_prefix_rows:
+                name = tasks.c.name.concat("")
+        conditions = [name >= prefix]
+        if upper is not None:
+            conditions.append(name < upper)
+        return conditions
+
+    def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
+        query = (
+            sa.select(task_docs.c.doc)
+            .join_from(tasks, task_docs, task_docs.c.task_id == tasks.c.id)
+            .where(tasks.c.state.in_([s.value for s in states]))
+            .order_by(tasks.c.id.asc())
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self._reader.connect() as conn:
+            docs = conn.execute(query).scalars().all()
+        return [Task.model_validate_json(doc) for doc in docs]
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self._reader is not self.engine:
+            self._reader.dispose()
