@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from ktes.api.body import json_response, read_json
 from ktes.api.params import page_size, task_filter
+from ktes.api.redaction import redact_list_json, redact_task_json
 from ktes.capabilities import Capabilities
 from ktes.config import Settings
 from ktes.engine.commands import request_cancel
@@ -76,11 +77,13 @@ def task_routes(
         flt = task_filter(query)
         size = page_size(query, settings.page_size_default, settings.page_size_max)
         view = parse_view(query.get("view"))
-        return Response(reads.list_tasks_json(flt, size, query.get("page_token") or None, view), media_type=JSON)
+        body = reads.list_tasks_json(flt, size, query.get("page_token") or None, view)
+        return Response(body if view is View.MINIMAL else redact_list_json(body), media_type=JSON)
 
     async def get_task(request: Request) -> Response:
         view = parse_view(request.query_params.get("view"))
-        return Response(reads.get_view_json(request.path_params["task_id"], view), media_type=JSON)
+        body = reads.get_view_json(request.path_params["task_id"], view)
+        return Response(body if view is View.MINIMAL else redact_task_json(body), media_type=JSON)
 
     async def cancel_task(request: Request) -> Response:
         await run_in_threadpool(request_cancel, store, request.path_params["task_id"])

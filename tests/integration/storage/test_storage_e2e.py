@@ -192,10 +192,6 @@ def test_an_ftp_password_in_the_url_never_shows(batch: Batch, ftp_server: FtpSer
     assert ftp_server.password not in batch.server.output()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ktes returns inputs[].url as submitted, user:password@ included (issue 5, item 5: not in task responses)",
-)
 def test_an_ftp_password_in_the_url_is_not_in_the_task_response(batch: Batch, ftp_server: FtpServer) -> None:
     assert ftp_server.password not in json.dumps(batch.task("ftp password"))
 
