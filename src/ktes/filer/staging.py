@@ -17,7 +17,7 @@ from ktes.filer.base import FilerPlugin
 from ktes.filer.redact import redact
 from ktes.filer.registry import Filer
 from ktes.filer.urls import join_url, relative_parts_ok
-from ktes.tes.layout import glob_base, has_wildcard, host_path, mount_points
+from ktes.tes.layout import has_wildcard, host_path, needed_directories
 from ktes.tes.models import FileType, Input, Output, OutputFileLog, Task
 
 log = logging.getLogger(__name__)
@@ -26,24 +26,7 @@ log = logging.getLogger(__name__)
 def prepare_workspace(task: Task, workspace: Path) -> None:
     """Create ``workspace`` and every directory the task needs before its executors run."""
     workspace.mkdir(parents=True, exist_ok=True)
-    input_files = {posixpath.normpath(i.path) for i in task.inputs or [] if i.type != FileType.DIRECTORY}
-    directories: set[str] = set()
-    for point in mount_points(task):
-        directories.add(posixpath.dirname(point) if point in input_files else point)
-    for inp in task.inputs or []:
-        path = posixpath.normpath(inp.path)
-        directories.add(path if inp.type == FileType.DIRECTORY else posixpath.dirname(path))
-    for out in task.outputs or []:
-        path = posixpath.normpath(out.path)
-        if has_wildcard(path):
-            directories.add(glob_base(path))
-        elif out.type == FileType.DIRECTORY:
-            directories.add(path)
-        else:
-            directories.add(posixpath.dirname(path))
-    directories.update(posixpath.normpath(v) for v in task.volumes or [])
-    for ex in task.executors:
-        directories.update(posixpath.dirname(posixpath.normpath(s)) for s in (ex.stdin, ex.stdout, ex.stderr) if s)
+    directories = needed_directories(task)
     for directory in sorted(directories):
         host_path(workspace, directory).mkdir(parents=True, exist_ok=True)
 

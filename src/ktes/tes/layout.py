@@ -37,6 +37,32 @@ def host_path(workspace: Path, container_path: str) -> Path:
     return workspace / posixpath.normpath(container_path).lstrip("/")
 
 
+def _output_volume_stdio_dirs(task: Task) -> set[str]:
+    """The directories outputs (parent, itself, or a glob's base), volumes and stdio files (parent) live in."""
+    dirs: set[str] = set()
+    for out in task.outputs or []:
+        path = posixpath.normpath(out.path)
+        if has_wildcard(path):
+            dirs.add(glob_base(path))
+        elif out.type == FileType.DIRECTORY:
+            dirs.add(path)
+        else:
+            dirs.add(posixpath.dirname(path))
+    dirs.update(posixpath.normpath(vol) for vol in task.volumes or [])
+    for ex in task.executors:
+        dirs.update(posixpath.dirname(posixpath.normpath(s)) for s in (ex.stdin, ex.stdout, ex.stderr) if s)
+    return dirs
+
+
+def needed_directories(task: Task) -> set[str]:
+    """Every container directory that must exist in the workspace before the executors run."""
+    dirs = _output_volume_stdio_dirs(task)
+    for inp in task.inputs or []:
+        path = posixpath.normpath(inp.path)
+        dirs.add(path if inp.type == FileType.DIRECTORY else posixpath.dirname(path))
+    return dirs
+
+
 def mount_points(task: Task) -> list[str]:
     """The container directories/files to mount so every path the task names is backed by the workspace.
 
@@ -44,23 +70,7 @@ def mount_points(task: Task) -> list[str]:
     directory itself (DIRECTORY) or the wildcard-free base of a glob; volumes as themselves; stdio files by
     their parent. Points below another point are dropped: the outer mount already carries them.
     """
-    points: set[str] = set()
-    for inp in task.inputs or []:
-        points.add(posixpath.normpath(inp.path))
-    for out in task.outputs or []:
-        path = posixpath.normpath(out.path)
-        if has_wildcard(path):
-            points.add(glob_base(path))
-        elif out.type == FileType.DIRECTORY:
-            points.add(path)
-        else:
-            points.add(posixpath.dirname(path))
-    for vol in task.volumes or []:
-        points.add(posixpath.normpath(vol))
-    for ex in task.executors:
-        for stdio in (ex.stdin, ex.stdout, ex.stderr):
-            if stdio:
-                points.add(posixpath.dirname(posixpath.normpath(stdio)))
+    points = {posixpath.normpath(inp.path) for inp in task.inputs or []} | _output_volume_stdio_dirs(task)
     points.discard("/")  # never mount over the container's root; validation refuses such paths
     kept: list[str] = []
     for point in sorted(points):
