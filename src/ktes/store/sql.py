@@ -38,11 +38,7 @@ _SQLITE_PRAGMAS = (
     "PRAGMA temp_store=MEMORY",
 )
 
-#: Parts of the listing queries (see SqlStore._page), made once: building them costs more than running them.
-_DRIVER = task_tags.alias("driver")
-_WITH_DOCS = tasks.join(task_docs, task_docs.c.task_id == tasks.c.id)
-_BASIC_DOC = sa.func.coalesce(task_docs.c.basic, task_docs.c.doc)
-#: A bulk import this large refreshes PostgreSQL's planner statistics.
+#: After a bulk import this large, PostgreSQL vacuums and analyzes the tables (see SqlStore.import_tasks).
 _ANALYZE_AFTER_ROWS = 1000
 
 
@@ -125,7 +121,7 @@ def _documents(task: Task) -> dict[str, Any]:
 class SqlStore:
     """:class:`ktes.store.base.Store` on a SQLAlchemy engine (see :func:`open_store`)."""
 
-    #: On SQLite, a name prefix with at least this many matches counts as common (see _name_conditions).
+    #: On SQLite, a name prefix with at least this many matches counts as common (see _name_column).
     common_prefix_rows = 5000
 
     def __init__(self, engine: Engine) -> None:
@@ -141,7 +137,7 @@ class SqlStore:
             self._reader = _autocommit_twin(engine)
         # The hot single-row reads skip SQLAlchemy's execution layer (about 100 us a call) and run a fixed
         # statement on a pooled DBAPI connection.
-        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        mark = self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._sql_minimal = f"SELECT id, state FROM tasks WHERE id = {mark}"
         self._sql_doc = f"SELECT doc FROM task_docs WHERE task_id = {mark}"
         self._sql_basic = f"SELECT coalesce(basic, doc) FROM task_docs WHERE task_id = {mark}"
@@ -194,9 +190,12 @@ class SqlStore:
                 if tag_rows:
                     conn.execute(task_tags.insert(), tag_rows)
             if len(rows) >= _ANALYZE_AFTER_ROWS and self.dialect == "postgresql":
-                # give the planner statistics at once rather than at autovacuum's next pass
+                # Give the planner statistics, and mark the new pages all-visible (index-only scans need no
+                # heap visit), at once rather than at autovacuum's next pass, which would otherwise land on
+                # the reads that follow a bulk import. VACUUM skips pages already all-visible, so repeated
+                # imports cost only their own pages.
                 with self._reader.connect() as conn:
-                    conn.execute(sa.text("ANALYZE tasks, task_tags"))
+                    conn.execute(sa.text("VACUUM (ANALYZE) tasks, task_docs, task_tags"))
         return [row["id"] for row in rows]
 
     def transition(self, task_id: str, target: State, edit: Edit | None = None) -> Task | None:
@@ -304,71 +303,94 @@ class SqlStore:
     def _page(
         self, flt: TaskFilter, page_size: int, page_token: str | None, view: View
     ) -> tuple[Sequence[Any], str | None]:
-        """One page of (id, state) or (id, JSON shaped by view) rows, newest first, and the next page's token."""
+        """One page of (id, state) or (id, JSON shaped by view) rows, newest first, and the next page's token.
+
+        The statement is written out here and run on a pooled DBAPI connection, like the single-row reads:
+        building, compiling and executing it through SQLAlchemy cost more than the database spends on it.
+        Only parameters come from the request; the SQL text takes one of a few fixed shapes.
+        """
         after = pagination.decode(page_token) if page_token else None
+        mark = self._mark
         if view is View.MINIMAL:
-            query = sa.select(tasks.c.id, tasks.c.state)
-            source: sa.FromClause = tasks
+            sql = "SELECT tasks.id, tasks.state FROM tasks"
         else:
-            query = sa.select(tasks.c.id, task_docs.c.doc if view is View.FULL else _BASIC_DOC)
-            source = _WITH_DOCS
-        order = tasks.c.id
+            doc = "task_docs.doc" if view is View.FULL else "coalesce(task_docs.basic, task_docs.doc)"
+            sql = f"SELECT tasks.id, {doc} FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id"
+        params: list[Any] = []
+        order = "tasks.id"
         tag_filters = list(flt.tags.items())
         if tag_filters:
             # Drive the query from the most selective tag (one with a value) through the tag indexes, which
             # hold task ids in order: the page is read in id order without a sort, however rare the tag.
             tag_filters.sort(key=lambda kv: kv[1] == "")
             key, value = tag_filters.pop(0)
-            driver = _DRIVER
-            on = [driver.c.task_id == tasks.c.id, driver.c.key == key]
+            sql += f" JOIN task_tags AS driver ON driver.task_id = tasks.id AND driver.key = {mark}"
+            params.append(key)
             if value:
-                on.append(driver.c.value == value)
-            source = source.join(driver, sa.and_(*on))
-            order = driver.c.task_id
-        conditions: list[sa.ColumnElement[bool]] = []
+                sql += f" AND driver.value = {mark}"
+                params.append(value)
+            order = "driver.task_id"
+        conditions: list[str] = []
         if after is not None:
-            conditions.append(order < after)
+            conditions.append(f"{order} < {mark}")
+            params.append(after)
         if flt.state is not None:
-            conditions.append(tasks.c.state == flt.state.value)
+            conditions.append(f"tasks.state = {mark}")
+            params.append(flt.state.value)
         for key, value in tag_filters:
-            tag = sa.select(task_tags.c.task_id).where(task_tags.c.task_id == tasks.c.id, task_tags.c.key == key)
+            tag = f"SELECT 1 FROM task_tags WHERE task_tags.task_id = tasks.id AND task_tags.key = {mark}"
+            params.append(key)
             if value:
-                tag = tag.where(task_tags.c.value == value)
-            conditions.append(tag.exists())
-        with self._reader.connect() as conn:
+                tag += f" AND task_tags.value = {mark}"
+                params.append(value)
+            conditions.append(f"EXISTS ({tag})")
+        raw = self._reader.raw_connection()
+        try:
+            cursor = raw.cursor()
             if flt.name_prefix:
-                conditions += self._name_conditions(conn, flt.name_prefix, after, by_index=not flt.tags)
-            query = query.select_from(source).where(*conditions).order_by(order.desc()).limit(page_size + 1)
-            rows = conn.execute(query).all()
+                name = self._name_column(cursor, flt.name_prefix, after, by_index=not flt.tags)
+                conditions.append(f"{name} >= {mark}")
+                params.append(flt.name_prefix)
+                upper = _prefix_upper_bound(flt.name_prefix)
+                if upper is not None:
+                    conditions.append(f"{name} < {mark}")
+                    params.append(upper)
+            if conditions:
+                sql += " WHERE " + " AND ".join(conditions)
+            sql += f" ORDER BY {order} DESC LIMIT {mark}"
+            params.append(page_size + 1)
+            cursor.execute(sql, tuple(params))
+            rows = cursor.fetchall()
+            cursor.close()
+        finally:
+            raw.close()
         if len(rows) > page_size:
             return rows[:page_size], pagination.encode(rows[page_size - 1][0])
         return rows, None
 
-    def _name_conditions(
-        self, conn: Connection, prefix: str, after: str | None, *, by_index: bool
-    ) -> list[sa.ColumnElement[bool]]:
-        """``name`` starts with ``prefix`` (case-sensitive), as a range on the byte-ordered name.
+    def _name_column(self, cursor: Any, prefix: str, after: str | None, *, by_index: bool) -> str:
+        """The expression a name prefix filter compares as a range on the byte-ordered name.
 
         PostgreSQL's planner knows from its statistics whether the name index (then a sort) or the id order
-        (then a filter) is cheaper. SQLite does not, so we count: a prefix with few matches uses the name
-        index; a common one walks the id order (``name || ''`` keeps SQLite off the name index), where a
-        page is found after a bounded number of rows.
+        (then a filter) is cheaper. SQLite does not, so we look: a prefix with fewer than
+        ``common_prefix_rows`` matches uses the name index; a common one walks the id order (``name || ''``
+        keeps SQLite off the name index), where a page is found after a bounded number of rows. The look
+        steps over the covering name index and stops at that row, which costs far less than counting.
         """
-        name: sa.ColumnElement[str] = tasks.c.name
+        if self.dialect != "sqlite" or not by_index:
+            return "tasks.name"
+        where = "name >= ?"
+        params: list[str] = [prefix]
         upper = _prefix_upper_bound(prefix)
-        if self.dialect == "sqlite" and by_index:
-            probe = sa.select(tasks.c.id).where(tasks.c.name >= prefix)
-            if upper is not None:
-                probe = probe.where(tasks.c.name < upper)
-            if after is not None:
-                probe = probe.where(tasks.c.id < after)
-            common = sa.select(sa.func.count()).select_from(probe.limit(self.common_prefix_rows).subquery())
-            if conn.execute(common).scalar_one() >= self.common_prefix_rows:
-                name = tasks.c.name.concat("")
-        conditions = [name >= prefix]
         if upper is not None:
-            conditions.append(name < upper)
-        return conditions
+            where += " AND name < ?"
+            params.append(upper)
+        if after is not None:
+            where += " AND id < ?"
+            params.append(after)
+        cursor.execute(f"SELECT 1 FROM tasks WHERE {where} LIMIT 1 OFFSET {int(self.common_prefix_rows) - 1}", params)
+        common = cursor.fetchone() is not None
+        return "(tasks.name || '')" if common else "tasks.name"
 
     def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
         query = (

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("task_id", sa.String(40), sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("doc", sa.Text, nullable=False),
         sa.Column("basic", sa.Text, nullable=True),
+        postgresql_with={"toast_tuple_target": 8160},  # rows up to a page stay uncompressed (see tables.py)
     )
     op.create_table(
         "task_tags",
