@@ -22,6 +22,13 @@ class TaskNotFound(KtesError):
         self.task_id = task_id
 
 
+class StoreUnavailable(KtesError):
+    """The database cannot be reached or answer now (restarting, failed over, overloaded): try again later.
+
+    The API answers 503 with ``Retry-After``; the engine retries its state changes until the store is back.
+    """
+
+
 class IllegalTransition(KtesError):
     def __init__(self, current: str, target: str) -> None:
         super().__init__(f"illegal state change {current} -> {target}")

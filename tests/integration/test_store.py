@@ -10,10 +10,13 @@ from typing import Any
 import orjson
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.script import ScriptDirectory
 
 from ktes.errors import InvalidTask, TaskNotFound
 from ktes.store.base import TaskFilter
-from ktes.store.sql import SqlStore, open_store
+from ktes.store.migrate import alembic_config
+from ktes.store.sql import SqlStore, make_engine, open_store
 from ktes.tes.ids import new_id, rfc3339
 from ktes.tes.models import Executor, ExecutorLog, Input, State, Task, TaskLog, View
 from ktes.tes.validation import Limits
@@ -221,7 +224,24 @@ def test_reopening_keeps_tasks_and_migrations_run_once(url: str) -> None:
 def test_the_schema_is_migrated_by_alembic(store: SqlStore) -> None:
     with store.engine.connect() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-    assert version == "0001"
+    assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def test_tasks_stored_before_an_upgrade_read_the_same_after_it(url: str) -> None:
+    engine = make_engine(url)
+    config = alembic_config()
+    with engine.execution_options(ktes_write=True).begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+    old = SqlStore(engine)
+    rich = old.create(task(name="rich", inputs=[Input(path="/a", content="x" * 100_000)], tags={"k": "v"}))
+    full, basic = old.get_view_json(rich, View.FULL), old.get_view_json(rich, View.BASIC)
+    old.close()
+    store = open_store(url)
+    assert store.get_view_json(rich, View.FULL) == full
+    assert store.get_view_json(rich, View.BASIC) == basic
+    assert ids(store, TaskFilter(tags={"k": "v"})) == [rich]
+    store.close()
 
 
 def test_import_keeps_ids_states_and_times(store: SqlStore) -> None:

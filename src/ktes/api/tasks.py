@@ -7,7 +7,10 @@ half as much per request as FastAPI's dependency injection on the hot read path.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import anyio
+import anyio.to_thread
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -27,6 +30,22 @@ from ktes.tes.validation import Limits, validate_submission
 from ktes.tes.views import parse_view
 
 JSON = "application/json"
+#: Large reads (pages of documents, FULL tasks) running in worker threads at once: the store's pool size.
+LARGE_READS_AT_ONCE = 8
+
+
+class OffLoop:
+    """Runs reads that may be large in worker threads, at most ``limit`` at once (about the database pool's
+    size: more would only wait there for a connection), so the event loop keeps serving small requests."""
+
+    def __init__(self, limit: int) -> None:
+        self._size = max(1, limit)
+        self._limiter: anyio.CapacityLimiter | None = None  # made on first use, inside the event loop
+
+    async def run(self, call: Callable[..., bytes], *args: Any) -> bytes:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self._size)
+        return await anyio.to_thread.run_sync(call, *args, limiter=self._limiter)
 
 
 class _DictReads:
@@ -64,6 +83,7 @@ def task_routes(
     # Reads run on the event loop: they are single indexed statements, and a thread hop would cost more.
     # Writes (which may wait for a lock) run in the thread pool.
     reads = store if isinstance(store, JsonReads) else _DictReads(store)
+    off_loop = OffLoop(LARGE_READS_AT_ONCE)
 
     async def create_task(request: Request) -> Response:
         raw = await read_json(request, settings.max_body_bytes)
@@ -72,18 +92,34 @@ def task_routes(
         wake()
         return json_response({"id": task_id})
 
+    def list_page(flt: TaskFilter, size: int, token: str | None, view: View) -> bytes:
+        body = reads.list_tasks_json(flt, size, token, view)
+        return body if view is View.MINIMAL else redact_list_json(body)
+
     async def list_tasks(request: Request) -> Response:
         query = request.query_params
         flt = task_filter(query)
         size = page_size(query, settings.page_size_default, settings.page_size_max)
         view = parse_view(query.get("view"))
-        body = reads.list_tasks_json(flt, size, query.get("page_token") or None, view)
-        return Response(body if view is View.MINIMAL else redact_list_json(body), media_type=JSON)
+        token = query.get("page_token") or None
+        if view is View.MINIMAL:
+            body = list_page(flt, size, token, view)
+        else:  # a page of documents may be large (a task's content can be MiBs): keep it off the loop
+            body = await off_loop.run(list_page, flt, size, token, view)
+        return Response(body, media_type=JSON)
+
+    def one_task(task_id: str, view: View) -> bytes:
+        body = reads.get_view_json(task_id, view)
+        return body if view is View.MINIMAL else redact_task_json(body)
 
     async def get_task(request: Request) -> Response:
         view = parse_view(request.query_params.get("view"))
-        body = reads.get_view_json(request.path_params["task_id"], view)
-        return Response(body if view is View.MINIMAL else redact_task_json(body), media_type=JSON)
+        task_id = request.path_params["task_id"]
+        if view is View.FULL:  # a FULL document holds the inputs' content, which may be large
+            body = await off_loop.run(one_task, task_id, view)
+        else:
+            body = one_task(task_id, view)
+        return Response(body, media_type=JSON)
 
     async def cancel_task(request: Request) -> Response:
         await run_in_threadpool(request_cancel, store, request.path_params["task_id"])

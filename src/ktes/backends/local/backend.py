@@ -133,12 +133,12 @@ class LocalBackend:
         return self._admission.reserve(task.id, task)
 
     async def run(self, task: Task, report: Reporter) -> None:
-        await self._supervise(task, self._from_start(task, report))
+        await self._supervise(task, self._from_start(task, report), report)
 
     async def adopt(self, task: Task, report: Reporter) -> None:
         assert task.id is not None
         self._admission.hold(task.id, task)
-        await self._supervise(task, self._resume(task, report))
+        await self._supervise(task, self._resume(task, report), report)
 
     async def cancel(self, task_id: str) -> None:
         self._canceled.add(task_id)
@@ -184,8 +184,12 @@ class LocalBackend:
 
     # --- supervision -----------------------------------------------------------------------------
 
-    async def _supervise(self, task: Task, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` so that cancel() can stop it, and the engine's stop leaves the containers running."""
+    async def _supervise(self, task: Task, work: Coroutine[Any, Any, None], report: Reporter) -> None:
+        """Run ``work`` so that cancel() can stop it, and the engine's stop leaves the containers running.
+
+        If ``work`` fails unexpectedly, the task ends as SYSTEM_ERROR saying why, and only once that is
+        recorded are its containers and directories removed (if it cannot be recorded, they stay for the
+        next start's sweep)."""
         assert task.id is not None
         task_id = task.id
         if task_id in self._canceled:
@@ -208,10 +212,12 @@ class LocalBackend:
             return
         error = job.exception()
         if error is not None:
+            log.error("local backend: running task %s failed", task_id, exc_info=error)
+            reason = f"ktes failed while running the task: {error}"
+            await report(task_id, Ended(state=State.SYSTEM_ERROR, end_time=clock.now(), reason=reason))
             with contextlib.suppress(Exception):
                 await self._remove_containers(task_id, time.monotonic() + REMOVE_TIMEOUT_SECONDS)
                 await asyncio.to_thread(self._remove_dirs, task_id, keep_workspace=False)
-            raise error
 
     # --- a run from the start --------------------------------------------------------------------
 
@@ -351,6 +357,14 @@ class LocalBackend:
         workspace, run_dir = self._dirs(task_id)
         files = [executions.executor_files(task, i, workspace, run_dir) for i in range(len(task.executors))]
         started = [f for f in files if f.started()]
+        if not started and task.state == State.RUNNING:  # an executor ran, but its record is gone
+            await self._remove_containers(task_id, time.monotonic() + REMOVE_TIMEOUT_SECONDS)
+            reason = (
+                "ktes restarted and found no record of the task's executors (its run directory is gone); "
+                "the task was stopped rather than run a second time"
+            )
+            await self._end(task, report, State.SYSTEM_ERROR, reason)
+            return
         if not started:  # it stopped while staging: start over
             await self._remove_containers(task_id, time.monotonic() + REMOVE_TIMEOUT_SECONDS)
             await report(task_id, SystemLog("ktes restarted before the first executor started; staging again"))
