@@ -79,6 +79,21 @@ def transfer_reason(context: str, exc: Exception) -> str:
     return f"{context}: {exc}"
 
 
+#: A work directory's file system with less free space than this counts as full.
+DISK_FULL_BYTES = 1 << 20
+
+
+def disk_full(path: Path) -> str | None:
+    """A sentence when the file system holding ``path`` is full (so a task's failure is explained)."""
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return None
+    if usage.free >= DISK_FULL_BYTES:
+        return None
+    return f"the file system of the task's work directory full ({usage.free} bytes free of {usage.total})"
+
+
 class LocalBackend:
     name = "local"
 
@@ -297,6 +312,8 @@ class LocalBackend:
             await report(task_id, ExecutorStarted(index=index, start_time=start_time))
             exit_code = await executions.wait_child(pid)
             await report(task_id, ExecutorFinished(index=index, log=files.log(exit_code, clock.now(), tail)))
+            if exit_code != 0 and (full := disk_full(workspace)) is not None:
+                await report(task_id, SystemLog(f"executor {index} failed with {full}"))
             if await self._runtime_failed(task, report, index, exit_code, files):
                 return
             exit_codes.append(exit_code)
