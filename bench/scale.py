@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,7 +40,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fixtures and bench.api
 
-from bench.api import free_port, rss_mib, synthetic_task
+from bench.api import free_port, rss_mib, synthetic_task, wrk
 from tests.fixtures.images import build_busybox_image
 
 from ktes.backends.local.runtime import detect_runtime
@@ -313,53 +314,89 @@ def large_part(args: argparse.Namespace) -> None:
 # --- many stored tasks, many pollers -----------------------------------------------------------------
 
 
-async def pollers(base: str, ids: list[str], clients: int, seconds: float) -> tuple[list[float], int]:
+async def poll_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    """One HTTP/1.1 keep-alive GET on an open connection; returns the status. (A bare client: httpx spends
+    more CPU per request than the server does, and 1,000 of them would measure the client.)"""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def pollers(port: int, ids: list[str], clients: int, seconds: float) -> tuple[list[float], int]:
     took: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base + BASE, timeout=60, limits=limits) as client:
-        end = time.monotonic() + seconds
+    end = time.monotonic() + seconds
 
-        async def poller(i: int) -> None:
-            nonlocal errors
-            await asyncio.sleep(random.random())  # spread the clients over the second
-            task_id = ids[i % len(ids)]
+    async def poller(i: int) -> None:
+        nonlocal errors
+        request = f"GET {BASE}/tasks/{ids[i % len(ids)]} HTTP/1.1\r\nHost: ktes\r\n\r\n".encode()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.sleep(random.random())  # spread the clients over the second
+        try:
             while time.monotonic() < end:
                 tick = time.monotonic()
                 began = time.perf_counter()
-                try:
-                    response = await client.get(f"/tasks/{task_id}")
-                    if response.status_code != 200:
-                        errors += 1
-                except httpx.HTTPError:
+                if await poll_once(reader, writer, request) != 200:
                     errors += 1
                 took.append((time.perf_counter() - began) * 1000)
                 await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+        finally:
+            writer.close()
 
-        await asyncio.gather(*(poller(i) for i in range(clients)))
+    await asyncio.gather(*(poller(i) for i in range(clients)))
     return took, errors
 
 
 def poll_part(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="ktes-scale-") as tmp:
-        data = Path(tmp)
+        data = Path(args.poll_dir) if args.poll_dir else Path(tmp)
+        data.mkdir(parents=True, exist_ok=True)
         store = open_store(f"sqlite:///{data / 'ktes.db'}")
+        with store.engine.connect() as conn:
+            have = conn.exec_driver_sql("SELECT count(*) FROM tasks").scalar() or 0
         rng = random.Random(1)
-        ids: list[str] = []
         began = time.perf_counter()
-        for batch in range(0, args.stored, 5000):
-            made = [synthetic_task(i, rng) for i in range(batch, min(batch + 5000, args.stored))]
-            ids += store.import_tasks(made)[:10]
+        for batch in range(have, args.stored, 5000):
+            store.import_tasks([synthetic_task(i, rng) for i in range(batch, min(batch + 5000, args.stored))])
+        with store.engine.connect() as conn:  # 1,000 tasks spread over the whole store
+            every = [row[0] for row in conn.exec_driver_sql("SELECT id FROM tasks")]
+            ids = every[:: max(1, len(every) // 1000)]
+            del every
         store.close()
-        print(f"\n## {args.stored:,} stored tasks (SQLite, imported in {time.perf_counter() - began:.0f} s)")
+        stored = max(have, args.stored)
+        print(f"\n## {stored:,} stored tasks (SQLite; {time.perf_counter() - began:.0f} s to import what was missing)")
         with ktes_serve(data, {"KTES_ENGINE_ENABLED": "false"}) as (base, pid):
-            took, errors = asyncio.run(pollers(base, ids, args.pollers, args.seconds))
+            port = int(base.rsplit(":", 1)[1])
+            cpu0 = cpu_seconds(pid)
+            took, errors = asyncio.run(pollers(port, ids, args.pollers, args.seconds))
+            cpu = cpu_seconds(pid) - cpu0
             print(
-                f"{args.pollers} clients polling once a second for {args.seconds:g} s: {len(took)} polls, "
-                f"p50 {pct(took, 50):.2f} ms, p99 {pct(took, 99):.2f} ms, {errors} errors; "
+                f"{args.pollers} clients polling one task each (GET, MINIMAL) once a second for {args.seconds:g} s: "
+                f"{len(took)} polls ({len(took) / args.seconds:.0f}/s), p50 {pct(took, 50):.2f} ms, "
+                f"p99 {pct(took, 99):.2f} ms, {errors} errors; server CPU {cpu / args.seconds * 100:.0f}%, "
                 f"RSS {rss_mib(pid):.0f} MiB",
                 flush=True,
             )
+            if shutil.which("wrk"):
+                title = f"wrk -t2 -c16, {args.wrk_seconds:g} s each"
+                print(f"{title:44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+                one = ids[len(ids) // 2]
+                for name, path in (
+                    ("get MINIMAL", f"/tasks/{one}"),
+                    ("get BASIC", f"/tasks/{one}?view=BASIC"),
+                    ("list first page (256, MINIMAL)", "/tasks"),
+                    ("list BASIC page of 256", "/tasks?view=BASIC"),
+                    ("list FULL page of 256", "/tasks?view=FULL"),
+                    ("list by state EXECUTOR_ERROR", "/tasks?state=EXECUTOR_ERROR&view=BASIC"),
+                ):
+                    f = wrk(name, f"{base}{BASE}{path}", args.wrk_seconds)
+                    print(f"{f.name:44} {f.rps:8.0f} {f.p50_ms:8.2f} {f.p99_ms:8.2f}", flush=True)
 
 
 def main() -> None:
@@ -375,6 +412,8 @@ def main() -> None:
     parser.add_argument("--stored", type=int, default=1_000_000, help="poll: stored tasks")
     parser.add_argument("--pollers", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=30.0, help="poll: how long the clients poll")
+    parser.add_argument("--wrk-seconds", type=float, default=5.0, help="poll: each wrk run after the pollers")
+    parser.add_argument("--poll-dir", help="poll: a data dir to keep the filled store in (reused when there)")
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"ktes scale benchmark: {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
