@@ -87,6 +87,8 @@ def test_a_database_outage_loses_nothing(
             during[created.status_code] += 1
             time.sleep(0.2)
         own_postgres.start()
+        after = Counter(client.get(f"/tasks/{task_id}").status_code for task_id in ids)  # dead pooled connections
+        assert set(after) == {200}, f"answers just after the restart: {dict(after)}"
 
         assert set(during) == {503}, f"answers during the outage: {dict(during)}"
         assert retry_after == {"5"}
