@@ -18,7 +18,7 @@ import pytest
 from tests.fixtures.ktes_server import StartServer
 from tests.fixtures.postgres import PostgresServer, postgres_server
 
-pytestmark = pytest.mark.containers
+pytestmark = [pytest.mark.containers, pytest.mark.postgres]
 
 TASKS = 20
 OUTAGE_SECONDS = 10.0
