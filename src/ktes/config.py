@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     log_level: str = "info"
     engine_enabled: bool = Field(default=True, description="Run the engine in this process (API-only replicas: false)")
     engine_poll_seconds: float = Field(default=2.0, description="Seconds between the engine's own looks for work")
+    entrypoint_path: Path | None = Field(
+        default=None,
+        description="The static executor helper both backends run executors through "
+        "(default: the one shipped in the ktes package for this machine's architecture)",
+    )
 
     # --- API limits -------------------------------------------------------------------------------
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
@@ -92,8 +97,8 @@ class Settings(BaseSettings):
     k8s_log_tail_bytes: int = 64 * 1024
     k8s_entrypoint_path: Path | None = Field(
         default=None,
-        description="The static executor helper put in each namespace's ConfigMap "
-        "(default: /usr/local/bin/ktes-entrypoint, else ktes-entrypoint on PATH)",
+        description="The static executor helper put in each namespace's ConfigMap, when the nodes' "
+        "architecture differs from this machine's (default: entrypoint_path)",
     )
     k8s_dns_policy: str = Field(default="ClusterFirst", description="Task pods' dnsPolicy (Default: no cluster DNS)")
     k8s_executor_image_pull_policy: str | None = Field(

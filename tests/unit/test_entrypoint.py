@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ktes.backends.kubernetes.report import RESULT_MARKER, ExecutorReport, ExecutorResult
+from ktes.run.result import RESULT_MARKER, ExecutorReport, ExecutorResult
 
 PY = sys.executable
 

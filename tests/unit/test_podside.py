@@ -19,9 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ktes.backends.kubernetes import podside
-from ktes.backends.kubernetes.report import REPORT_MARKER, ExecutorReport, StageOutReport
-from ktes.backends.kubernetes.status import parse_result
 from ktes.cli.main import app
+from ktes.run.result import REPORT_MARKER, ExecutorReport, StageOutReport, parse_result
 from ktes.tes.layout import host_path
 from ktes.tes.models import Executor
 

@@ -32,9 +32,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from ktes.backends.kubernetes.report import STAGE_IN_DONE, result_file
 from ktes.config import Settings
 from ktes.errors import BackendError
+from ktes.run.result import STAGE_IN_DONE, result_file
 from ktes.tes.layout import mount_points
 from ktes.tes.models import FileType, Task, dump
 
