@@ -38,7 +38,7 @@ def test_echo_completes_with_its_output(client: tes.HTTPClient, server: KtesServ
     assert log.logs[0].stdout == "hello world\n"
     assert log.logs[0].start_time and log.logs[0].end_time and log.start_time and log.end_time
     assert log.metadata["host"] and log.metadata["runtime"] == "podman"
-    assert containers_of(task.id) == []
+    eventually(lambda: containers_of(task.id) == [])  # removed once the end is reported
     eventually(lambda: not (server.data_dir / "work" / task.id).exists())
 
 
@@ -74,7 +74,18 @@ def test_a_failure_stops_the_run_unless_ignored(client: tes.HTTPClient, busybox_
 def test_command_not_found_is_an_executor_error(client: tes.HTTPClient, busybox_image: str) -> None:
     task = run_task(client, tes.Task(executors=[executor(busybox_image, "/no/such/program")]))
     assert task.state == "EXECUTOR_ERROR"
-    assert task.logs[0].logs[0].exit_code in (126, 127)
+    assert task.logs[0].logs[0].exit_code == 127
+    assert task.logs[0].system_logs[-1] == (
+        "executor 0 could not start its command: exec /no/such/program: No such file or directory"
+    )
+
+
+def test_an_oom_kill_is_an_executor_error_saying_so(client: tes.HTTPClient, busybox_image: str) -> None:
+    greedy = executor(busybox_image, "sh", "-c", "x=$(head -c 300000000 /dev/urandom); echo survived")
+    task = run_task(client, tes.Task(resources=tes.Resources(ram_gb=0.0625), executors=[greedy]))
+    assert task.state == "EXECUTOR_ERROR"
+    assert task.logs[0].logs[0].exit_code == 137
+    assert task.logs[0].system_logs[-1] == "executor 0 was killed for exceeding its memory limit (ram_gb=0.0625)"
 
 
 def test_env_workdir_and_shared_volume(client: tes.HTTPClient, busybox_image: str) -> None:
