@@ -141,7 +141,7 @@ async def test_missing_image_names_it_without_running(backend: LocalBackend) -> 
     await backend.run(task(["true"], image="absent/x:1"), report)
     assert report.kinds() == ["Initializing", "Ended"]
     assert report.ended.state == State.SYSTEM_ERROR
-    assert "image absent/x:1 not found" in (report.ended.reason or "")
+    assert (report.ended.reason or "").startswith("image absent/x:1 (executor 0) could not be pulled: not found")
     assert "no registry here" in (report.ended.reason or "")
 
 

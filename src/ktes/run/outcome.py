@@ -58,6 +58,11 @@ def oom_sentence(task: Task, index: int) -> str:
     return f"executor {index} was killed for exceeding its memory limit ({memory_limit(task)})"
 
 
+def image_sentence(image: str, index: int, detail: str) -> str:
+    """The image of executor ``index`` is not there and will not come (SYSTEM_ERROR)."""
+    return f"image {image} (executor {index}) could not be pulled: {detail}"
+
+
 def executor_sentence(task: Task, result: ExecutorResult) -> str | None:
     """What went wrong with executor ``result.index``, in one sentence; None when it exited 0."""
     index = result.index

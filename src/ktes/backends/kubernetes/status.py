@@ -148,6 +148,13 @@ def _describe(container: str) -> str:
     return f"executor {index}" if index is not None else container
 
 
+def _image_sentence(image: str, container: str, detail: str) -> str:
+    index = _executor_index(container)
+    if index is None:
+        return f"image {image} ({container}) could not be pulled: {detail}"
+    return outcome.image_sentence(image, index, detail)
+
+
 def _clean(message: str | None) -> str:
     return " ".join((message or "").split())
 
@@ -323,14 +330,14 @@ def _stuck_container(task: Task, pod: dict[str, Any], clock: _Clock, settings: S
         image = images.get(name) or cstatus.get("image") or "?"
         who = _describe(name)
         if reason in PULL_FINAL:
-            return _fail(State.SYSTEM_ERROR, f"image {image} ({who}) could not be pulled: {reason}: {message}", end)
+            return _fail(State.SYSTEM_ERROR, _image_sentence(image, name, f"{reason}: {message}"), end)
         if reason in PULL_RETRIED:
             key = f"pull:{name}"
             if reason == "ErrImagePull" or key not in clock.progress.messages:
                 clock.progress.messages[key] = message or reason
             if clock.lasted(key, settings.k8s_image_pull_timeout_seconds):
                 told = clock.progress.messages[key]
-                return _fail(State.SYSTEM_ERROR, f"image {image} ({who}) could not be pulled: {told}", end)
+                return _fail(State.SYSTEM_ERROR, _image_sentence(image, name, told), end)
         elif reason in CREATE_FAILED:
             key = f"create:{name}"
             clock.progress.messages[key] = message or reason

@@ -257,10 +257,11 @@ class LocalBackend:
                 SystemLog(f"cpu_cores and ram_gb are not enforced: {runtime.kind} cannot set limits on this machine"),
             )
         assert self._images is not None
-        for image in dict.fromkeys(executor.image for executor in task.executors):
+        first_use = {executor.image: index for index, executor in reversed(list(enumerate(task.executors)))}
+        for image, index in sorted(first_use.items(), key=lambda item: item[1]):
             missing = await self._images.missing_reason(image)
             if missing is not None:
-                await self._fail(task, report, State.SYSTEM_ERROR, missing)
+                await self._fail(task, report, State.SYSTEM_ERROR, outcome.image_sentence(image, index, missing))
                 return
         try:
             await self._in_thread(task_id, self._prepare, task, workspace, run_dir)
@@ -333,7 +334,7 @@ class LocalBackend:
         if failure is not None and ("image not known" in failure or "No such image" in failure):
             assert self._images is not None
             self._images.forget(image)
-            return f"image {image} not found on this machine ({failure})"
+            return outcome.image_sentence(image, index, f"not found on this machine ({failure})")
         why = failure or (f"it exited with code {exit_code}" if exit_code is not None else "no reason was given")
         return f"the container runtime could not run executor {index} (image {image}): {why}"
 
