@@ -54,7 +54,7 @@ class Pod:
             directory.mkdir()
         monkeypatch.setenv("KTES_BACKEND", "kubernetes")
         monkeypatch.setenv("KTES_FILE_ALLOWED_ROOTS", json.dumps([str(self.remote)]))
-        monkeypatch.setenv("KTES_HTTP_RETRIES", "0")
+        monkeypatch.setenv("KTES_TRANSFER_RETRIES", "0")
         monkeypatch.delenv("KTES_CONFIG", raising=False)
 
     def url(self, name: str) -> str:
