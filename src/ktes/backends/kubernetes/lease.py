@@ -112,8 +112,9 @@ class LeaseLeadership:
     """:class:`ktes.backends.base.Leadership` through one Lease: acquire waits for it, hold renews it
     until it is lost (another replica took it, or it could not be renewed within its duration)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, holder: str | None = None) -> None:
         self._settings = settings
+        self._holder = holder
         self._kube: Kube | None = None
         self._lease: Lease | None = None
         self._renew = max(0.2, min(settings.k8s_lease_renew_seconds, settings.k8s_lease_duration_seconds / 3))
@@ -121,7 +122,7 @@ class LeaseLeadership:
     async def _the_lease(self) -> Lease:
         if self._lease is None:
             self._kube = await asyncio.to_thread(Kube, self._settings)
-            self._lease = Lease(self._kube, self._settings)
+            self._lease = Lease(self._kube, self._settings, self._holder)
         return self._lease
 
     async def acquire(self) -> None:
