@@ -243,3 +243,22 @@ def test_a_task_bigger_than_the_machine_fails_at_once(client: tes.HTTPClient, bu
     )
     assert task.state == "SYSTEM_ERROR"
     assert any("local_max_cpus" in line for line in task.logs[0].system_logs)
+
+
+def test_a_link_a_task_plants_is_never_followed_on_the_host(
+    client: tes.HTTPClient, busybox_image: str, tmp_path: Path
+) -> None:
+    """Executor 0 points its workspace file at a host file; executor 1's stdout is that file. The helper
+    opens it inside the container, so the host file is neither truncated nor read into the logs."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret\n")
+    plant = executor(busybox_image, "busybox", "ln", "-s", str(secret), "/data/out.txt")
+    write = executor(busybox_image, "echo", "overwritten", stdout="/data/out.txt")
+    task = run_task(client, tes.Task(volumes=["/data"], executors=[plant, write]))
+    # inside the container the link leads nowhere: the task's own failure, told as such
+    assert task.state == "EXECUTOR_ERROR"
+    assert task.logs[0].system_logs[-1] == (
+        "executor 1 could not start its command: cannot open stdout file /data/out.txt: No such file or directory"
+    )
+    assert secret.read_text() == "host secret\n"
+    assert all("host secret" not in (log.stdout or "") + (log.stderr or "") for log in task.logs[0].logs)
