@@ -115,6 +115,9 @@ class LocalBackend:
         self._canceled: set[str] = set()
         #: task id -> the pid of the container CLI running its current executor (our child).
         self._clis: dict[str, int] = {}
+        #: finished containers waiting for the reaper (removed in batches).
+        self._to_remove: list[str] = []
+        self._reaper: asyncio.Task[None] | None = None
 
     # --- protocol --------------------------------------------------------------------------------
 
@@ -141,7 +144,10 @@ class LocalBackend:
         log.info("local backend: %s (at most %g CPUs)", runtime.describe(), self._admission.max_cpus)
 
     async def close(self) -> None:
-        """Nothing to stop: containers keep running, and a restart re-adopts them."""
+        """Running containers keep running, and a restart re-adopts them; finished ones are removed."""
+        if self._reaper is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._reaper), REMOVE_TIMEOUT_SECONDS)
 
     @property
     def runtime(self) -> Runtime:
@@ -366,12 +372,9 @@ class LocalBackend:
         assert task.id is not None
         for observation in final:
             await report(task.id, observation)
-        started = [
-            i for i in range(len(task.executors)) if executions.ExecutorFiles(self._dirs(task.id)[1], i).started()
-        ]
-        if started:
-            names = [argv.container_name(task.id, i) for i in started]
-            await invoke(argv.remove_argv(self.runtime, names), REMOVE_TIMEOUT_SECONDS)
+        _, run_dir = self._dirs(task.id)
+        started = [i for i in range(len(task.executors)) if executions.ExecutorFiles(run_dir, i).started()]
+        self._remove_later([argv.container_name(task.id, i) for i in started])
         await asyncio.to_thread(self._remove_dirs, task.id, keep_workspace=self._settings.local_keep_workdirs)
 
     def _remove_dirs(self, task_id: str, *, keep_workspace: bool) -> None:
@@ -426,6 +429,20 @@ class LocalBackend:
         return parse_result(logs.stdout) if logs.ok else None
 
     # --- containers ------------------------------------------------------------------------------
+
+    def _remove_later(self, names: list[str]) -> None:
+        """Remove these finished containers soon, many in one runtime call (a ``podman rm`` costs as much CPU
+        as a small task: one per task would slow a burst by a third). A restart's sweep removes any left."""
+        self._to_remove += names
+        if names and (self._reaper is None or self._reaper.done()):
+            self._reaper = asyncio.get_running_loop().create_task(self._reap(), name="ktes-local-reaper")
+
+    async def _reap(self) -> None:
+        while self._to_remove:
+            names, self._to_remove = self._to_remove, []
+            removed = await invoke(argv.remove_argv(self.runtime, names), REMOVE_TIMEOUT_SECONDS)
+            if not removed.ok:
+                log.warning("could not remove containers %s: %s", names, removed.last_error_line())
 
     async def _remove_containers(self, task_id: str, deadline: float) -> None:
         """Remove the task's containers and return once none is left (BackendError past ``deadline``)."""
