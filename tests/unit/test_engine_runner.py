@@ -70,3 +70,12 @@ async def test_an_engine_that_cannot_start_gives_leadership_up_and_tries_again()
     await asyncio.gather(leading, return_exceptions=True)
     assert engine.events == ["start", "stop", "start", "stop"]
     assert leadership.events == ["acquire", "release", "acquire"]
+
+
+def test_the_registry_gives_the_kubernetes_backend_its_lease_and_the_local_one_none() -> None:
+    from ktes.backends.kubernetes.lease import LeaseLeadership
+    from ktes.backends.registry import create_leadership
+    from ktes.config import Settings
+
+    assert isinstance(create_leadership(Settings(backend="kubernetes")), LeaseLeadership)
+    assert create_leadership(Settings(backend="local")) is None
