@@ -64,7 +64,7 @@ def test_run_a_missing_image_exits_1_with_the_reason(server: str) -> None:
     result = ktes(server, "run", "localhost/ktes-test/no-such-image:1", "--", "true")
     assert result.returncode == 1
     assert "SYSTEM_ERROR" in result.stderr
-    assert "localhost/ktes-test/no-such-image:1 not found" in result.stderr
+    assert "image localhost/ktes-test/no-such-image:1 (executor 0) could not be pulled: not found" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -77,7 +77,7 @@ BACKEND_PARAMETERS: dict[str, str] = {
 }
 
 #: settings groups passed to the stage containers (secret ones through the Secret).
-_FILER_SETTINGS_PREFIXES = ("s3_", "ftp_", "http_", "file_", "drs_")
+_FILER_SETTINGS_PREFIXES = ("s3_", "ftp_", "http_", "transfer_", "file_", "drs_")
 _PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
 
@@ -171,7 +171,7 @@ def needs_stage_out(task: Task) -> bool:
 
 
 def _filer_settings(settings: Settings) -> dict[str, Any]:
-    """The settings the pod-side filer needs (every ``s3_*``, ``ftp_*``, ``http_*``, ... that is set)."""
+    """The settings the pod-side filer needs (every ``s3_*``, ``ftp_*``, ``http_*``, ``transfer_*``, ... that is set)."""
     values = settings.model_dump()
     chosen = {
         name: getattr(settings, name)
