@@ -237,3 +237,18 @@ async def test_cancel_stops_a_running_task_without_an_end(backend: LocalBackend,
     assert "Ended" not in report.kinds()
     assert not (tmp_path / "data" / "run" / job.id).exists()
     assert not (tmp_path / "data" / "work" / job.id).exists()
+
+
+def test_a_helper_that_lost_its_mode_bits_is_used_from_an_executable_copy(tmp_path: Path) -> None:
+    from ktes.backends.local.backend import installed_helper
+    from ktes.run import entrypoint
+
+    plain = tmp_path / "helper"
+    plain.write_bytes(entrypoint.packaged().read_bytes())
+    plain.chmod(0o644)  # as an installer that drops mode bits leaves it
+    settings = Settings(data_dir=tmp_path / "data", entrypoint_path=plain)
+    copy = installed_helper(settings)
+    assert copy.parent == tmp_path / "data" / "bin" and os.access(copy, os.X_OK)
+    assert copy.read_bytes() == plain.read_bytes()
+    assert installed_helper(settings) == copy  # made once
+    assert installed_helper(Settings(data_dir=tmp_path / "data")) == entrypoint.packaged()
