@@ -14,7 +14,8 @@ import pytest
 from ktes.config import Settings
 from ktes.engine.commands import request_cancel
 from ktes.engine.engine import Engine
-from ktes.engine.observations import (
+from ktes.errors import StoreUnavailable
+from ktes.run.observations import (
     Ended,
     ExecutorFinished,
     ExecutorStarted,
@@ -23,7 +24,6 @@ from ktes.engine.observations import (
     Reporter,
     SystemLog,
 )
-from ktes.errors import StoreUnavailable
 from ktes.store.memory import MemoryStore
 from ktes.tes.models import Executor, ExecutorLog, OutputFileLog, Resources, State, Task
 
