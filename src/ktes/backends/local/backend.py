@@ -337,8 +337,12 @@ class LocalBackend:
             finally:
                 self._clis.pop(task_id, None)
             result = files.result()
-            if result is None:
-                await self._no_result(task, report, index, self._runtime_sentence(task, index, files, exit_code))
+            if result is None:  # its result could not be written either when the disk is full
+                full = disk_full(workspace)
+                reason = f"executor {index} failed with {full}" if full else None
+                await self._no_result(
+                    task, report, index, reason or self._runtime_sentence(task, index, files, exit_code)
+                )
                 return
             goes_on = await self._executor_ended(task, report, result, results)
             if result.exit_code != 0 and (full := disk_full(workspace)) is not None:
