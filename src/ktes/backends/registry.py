@@ -24,3 +24,20 @@ def create_backend(settings: Settings, filer: Filer) -> Backend:
 
         return KubernetesBackend(settings)
     raise ValueError(f"unknown backend {settings.backend!r}; choose one of {', '.join(NAMES)}")
+
+
+async def preflight(settings: Settings) -> None:
+    """Check that the configured backend can run tasks; :class:`ktes.errors.StartupError` says why not."""
+    if settings.backend == "kubernetes":
+        from ktes.backends.kubernetes.preflight import check
+
+        await check(settings)
+
+
+def refused_schemes(settings: Settings) -> dict[str, str]:
+    """URL schemes the filer serves but the configured backend cannot stage, each with the reason."""
+    if settings.backend == "kubernetes":
+        from ktes.backends.kubernetes.filevolume import refused_schemes as kubernetes_refused
+
+        return kubernetes_refused(settings)
+    return {}

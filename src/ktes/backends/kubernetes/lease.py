@@ -1,10 +1,11 @@
-"""One engine among replicas: a ``coordination.k8s.io/v1`` Lease (``k8s_lease_name``) held by the replica
+"""One engine among replicas: a ``coordination.k8s.io/v1`` Lease (``ktes-engine-<installation id>``) held by the replica
 that runs the engine. Every replica serves the API; the others wait to take the Lease over.
 
 As client-go's leader election does, a Lease is taken over only after this replica has watched it go
 ``k8s_lease_duration_seconds`` without a renewal (by its own clock, so clocks need not agree), or when its
 holder released it (a clean shutdown empties ``holderIdentity``). Updates carry the resourceVersion read, so
-two replicas cannot both win. A leader that cannot renew within the duration stops its engine.
+two replicas cannot both win. A leader that cannot renew within the duration stops its engine. While no
+engine can run (the API does not answer), the QUEUED tasks say why in their ``system_logs``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ktes.backends.kubernetes.client import AlreadyExists, Conflict, Kube, KubeError
+from ktes.backends.kubernetes.installation import lease_name
 from ktes.config import Settings
 
 if TYPE_CHECKING:
@@ -44,7 +46,7 @@ class Lease:
 
     def __init__(self, kube: Kube, settings: Settings, holder: str | None = None) -> None:
         self._kube = kube
-        self.name = settings.k8s_lease_name
+        self.name = lease_name(settings)
         self.holder = holder or identity()
         self.duration = settings.k8s_lease_duration_seconds
         #: the last (holder, renewTime) seen, and when (monotonic) it was first seen.
@@ -119,6 +121,7 @@ async def _lead(lease: Lease, settings: Settings, engine: Engine) -> None:
             acquired = await lease.try_acquire()
         except KubeError as exc:
             log.warning("lease %s: %s", lease.name, exc)
+            await engine.note_queued(f"the Kubernetes API does not answer ({exc})")
             acquired = False
         if not acquired:
             await asyncio.sleep(renew)
@@ -126,8 +129,9 @@ async def _lead(lease: Lease, settings: Settings, engine: Engine) -> None:
         log.info("lease %s: %s leads; starting the engine", lease.name, lease.holder)
         try:
             await engine.start()
-        except Exception:
+        except Exception as exc:
             log.exception("lease %s: the engine did not start; giving the Lease up and trying again", lease.name)
+            await engine.note_queued(f"the engine could not start ({exc})")
             with contextlib.suppress(Exception):
                 await engine.stop()
             await lease.release()
