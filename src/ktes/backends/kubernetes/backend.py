@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ktes.backends.kubernetes import podspec, status, waiting
-from ktes.backends.kubernetes.client import AlreadyExists, Kind, Kube, KubeError, Watcher, WatchEvent
+from ktes.backends.kubernetes.client import NO_ANSWER, AlreadyExists, Kind, Kube, KubeError, Watcher, WatchEvent
 from ktes.backends.kubernetes.installation import with_installation
 from ktes.backends.kubernetes.objects import ObjectCache, TaskObjects, task_id_of
 from ktes.backends.kubernetes.podspec import STAGE_OUT, TASK_ID_LABEL, executor_container_name, job_name
@@ -102,8 +102,10 @@ class KubernetesBackend:
         if self._kube is None or not self._watchers:
             return "the Kubernetes backend has not started"
         for watcher in self._watchers:
+            if watcher.problem == NO_ANSWER:
+                return f"the Kubernetes API at {self._kube.host} does not answer"
             if watcher.problem is not None:
-                return f"the Kubernetes API at {self._kube.host} does not answer: {watcher.problem}"
+                return f"the Kubernetes API at {self._kube.host} refuses to list {watcher.kind}: {watcher.problem}"
         return None
 
     def ready(self) -> bool:

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Kind = Literal["pods", "jobs"]
+#: :attr:`Watcher.problem` when the API did not answer at all.
+NO_ANSWER = "no answer"
 #: what a Watcher delivers: ("SYNC", every object) after each list, or (ADDED|MODIFIED|DELETED, object).
 WatchEvent = tuple[str, Any]
 
@@ -342,7 +344,8 @@ class Watcher:
                 if self._stop.is_set():
                     return
                 failures += 1
-                self.problem = str(exc)
+                # stable text (no object addresses), so a reason told to users is not told again and again
+                self.problem = str(exc) if isinstance(exc, KubeError) and exc.status else NO_ANSWER
                 delay = min(30.0, 0.5 * 2 ** min(failures, 6))
                 log.warning("watch %s failed (%s); listing again in %.1f s", self.kind, exc, delay)
                 self._stop.wait(delay)

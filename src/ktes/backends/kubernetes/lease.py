@@ -46,6 +46,7 @@ class Lease:
 
     def __init__(self, kube: Kube, settings: Settings, holder: str | None = None) -> None:
         self._kube = kube
+        self.host = kube.host
         self.name = lease_name(settings)
         self.holder = holder or identity()
         self.duration = settings.k8s_lease_duration_seconds
@@ -121,7 +122,8 @@ async def _lead(lease: Lease, settings: Settings, engine: Engine) -> None:
             acquired = await lease.try_acquire()
         except KubeError as exc:
             log.warning("lease %s: %s", lease.name, exc)
-            await engine.note_queued(f"the Kubernetes API does not answer ({exc})")
+            what = f"the API at {lease.host} does not answer" if exc.status == 0 else str(exc)
+            await engine.note_queued(f"no engine can run: the Lease {lease.name} cannot be taken ({what})")
             acquired = False
         if not acquired:
             await asyncio.sleep(renew)

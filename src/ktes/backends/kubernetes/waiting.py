@@ -55,7 +55,9 @@ def waiting_for(observed: Observed, executors: int) -> Wait | None:
             message = _clean(cond.get("message"))
             return Wait("scheduling", f"waiting for a node to run the task's pod: {message}".rstrip(": "))
     states = _states(pod)
-    images = {c["name"]: c.get("image", "") for c in [*((pod.get("spec") or {}).get("containers") or [])]}
+    spec = pod.get("spec") or {}
+    every = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    images = {c["name"]: c.get("image", "") for c in every}
     for name, state in states.items():
         waiting = state.get("waiting") or {}
         if waiting.get("reason") in PULL_RETRIED:
