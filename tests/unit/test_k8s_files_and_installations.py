@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,23 @@ def test_the_last_retry_of_a_stage_container_says_why_it_is_slow() -> None:
         "download failed (http://h/x: cannot connect ([Errno 113] No route to host)); retrying in 2.0 s"
     )
     assert waiting.last_retry("nothing\n") is None
+
+
+# --- ktes serve's start-up failures -------------------------------------------------------------------------
+
+
+def test_serve_says_in_one_sentence_why_it_cannot_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from ktes.cli.main import app
+
+    for key in [k for k in os.environ if k.startswith("KTES_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("KTES_K8S_FILE_VOLUME", "nfs:/x")
+    monkeypatch.setenv("KTES_LOG_LEVEL", "warning")
+    result = CliRunner().invoke(app, ["serve", "--backend", "kubernetes", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "ktes serve: k8s_file_volume: expected hostpath:/PATH or pvc:NAME:/PATH, got 'nfs:/x'"
+    )
