@@ -288,7 +288,8 @@ def test_two_installations_in_one_namespace_leave_each_other_alone(
     green_task = client(green).create_task(long)
     wait_state(client(blue), blue_task, lambda s: s == "RUNNING")
     wait_state(client(green), green_task, lambda s: s == "RUNNING")
-    assert installation_of(namespace, blue_task) != installation_of(namespace, green_task)
+    ids = {installation_of(namespace, blue_task), installation_of(namespace, green_task)}
+    assert len(ids) == 2
     blue.stop()  # a restart sweeps what its database does not know: only its own objects
     blue = ktes_server(env=base_env, data_dir=blue.data_dir)
     green.kill()
@@ -299,5 +300,5 @@ def test_two_installations_in_one_namespace_leave_each_other_alone(
         done = wait_end(client(server), task_id)
         assert done.state == "COMPLETE", system_logs(done)
         assert done.logs[0].logs[0].stdout == "survived\n"
-    leases = kubectl("-n", namespace, "get", "leases", "-o", "name").split()
-    assert len([name for name in leases if name.startswith("lease.coordination.k8s.io/ktes-engine-")]) == 2
+    leases = set(kubectl("-n", namespace, "get", "leases", "-o", "name").split())
+    assert {f"lease.coordination.k8s.io/ktes-engine-{i}" for i in ids} <= leases  # an engine each
