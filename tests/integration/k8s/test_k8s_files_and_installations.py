@@ -39,10 +39,9 @@ def namespace(k8s_lab: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def base_env(
-    k8s_lab: Path, ktes_image: str, namespace: str, storage_env: dict[str, str], entrypoint_binary: Path
-) -> dict[str, str]:
-    """As tests/integration/k8s/test_k8s_backend.py, without a Lease name: each installation has its own."""
+def base_env(k8s_lab: Path, ktes_image: str, namespace: str, storage_env: dict[str, str]) -> dict[str, str]:
+    """As tests/integration/k8s/test_k8s_backend.py (the helper from the package, no path set), without a
+    Lease name: each installation has its own."""
     return {
         **storage_env,
         "KUBECONFIG": str(k8s_lab),
@@ -53,7 +52,6 @@ def base_env(
         "KTES_K8S_LEASE_DURATION_SECONDS": "4",
         "KTES_K8S_LEASE_RENEW_SECONDS": "1",
         "KTES_ENGINE_POLL_SECONDS": "0.5",
-        "KTES_K8S_ENTRYPOINT_PATH": str(entrypoint_binary),
     }
 
 
@@ -193,7 +191,7 @@ def test_an_unreachable_input_fails_in_seconds_and_a_slow_one_says_what_it_waits
     assert done.state == "SYSTEM_ERROR"
     assert system_logs(done).startswith(f"input {closed}: cannot connect"), system_logs(done)
     print(f"an unreachable input failed after {time.monotonic() - started:.1f} s")
-    slow = {**base_env, "KTES_HTTP_RETRIES": "3", "KTES_HTTP_RETRY_BACKOFF_SECONDS": "2"}
+    slow = {**base_env, "KTES_TRANSFER_RETRIES": "3", "KTES_TRANSFER_RETRY_BACKOFF_SECONDS": "2"}
     cli = client(ktes_server(env={**slow, "KTES_K8S_WAIT_NOTE_SECONDS": "3"}))
     done = wait_end(cli, cli.create_task(task))
     assert done.state == "SYSTEM_ERROR"
@@ -264,7 +262,7 @@ def test_serve_refuses_to_start_when_the_backend_cannot_run_tasks(
     assert_one_sentence(proc, "ktes may not create jobs", f"in the namespace {namespace}", "deploy/base/rbac.yaml")
 
     proc = serve_and_fail({**base_env, "KTES_K8S_ENTRYPOINT_PATH": str(tmp_path / "nothing")}, tmp_path / "d")
-    assert_one_sentence(proc, "the executors' helper", "cannot be read")
+    assert_one_sentence(proc, "the executors' helper", "does not exist")
 
     proc = serve_and_fail({**base_env, "KTES_K8S_FILE_VOLUME": "nfs:/x"}, tmp_path / "e")
     assert_one_sentence(proc, "k8s_file_volume")
