@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     k8s_preemptible_tolerations: list[dict[str, Any]] = Field(default_factory=list)
     k8s_zone_label: str = "topology.kubernetes.io/zone"
     k8s_queue_label: str = Field(default="kueue.x-k8s.io/queue-name", description="Label the 'queue' parameter sets")
-    k8s_lease_name: str = "ktes-engine"
+    k8s_lease_name: str | None = Field(default=None, description="The engine's Lease (default: ktes-engine-<id>)")
     k8s_log_tail_bytes: int = 64 * 1024
     k8s_entrypoint_path: Path | None = Field(
         default=None,
@@ -128,6 +128,16 @@ class Settings(BaseSettings):
     )
     k8s_keep_finished_jobs: bool = Field(
         default=False, description="Keep a task's Job after its report is read (ttlSecondsAfterFinished still ends it)"
+    )
+    k8s_installation_id: str | None = Field(
+        default=None, description="Label value marking this installation's objects (default: from the database)"
+    )
+    k8s_file_volume: str | None = Field(
+        default=None,
+        description="Shared file system for file:// on Kubernetes: hostpath:/PATH or pvc:NAME:/PATH (mounted at /PATH)",
+    )
+    k8s_wait_note_seconds: float = Field(
+        default=60.0, description="A task waiting this long (scheduling, image pull, staging) gets a log saying so"
     )
     k8s_lease_duration_seconds: float = Field(default=15.0, description="A leader that stops renewing loses it after")
     k8s_lease_renew_seconds: float = Field(default=5.0, description="How often the leader renews the Lease")

@@ -13,6 +13,7 @@ import typer
 from ktes.config import Settings, load
 from ktes.engine.engine import Engine
 from ktes.engine.runner import run_engine
+from ktes.errors import StartupError
 
 
 async def serve(settings: Settings) -> None:
@@ -22,7 +23,7 @@ async def serve(settings: Settings) -> None:
     from fastapi import FastAPI
 
     from ktes.api.app import create_app
-    from ktes.backends.registry import create_backend, create_leadership
+    from ktes.backends.registry import create_backend, create_leadership, preflight, refused_schemes
     from ktes.capabilities import Capabilities
     from ktes.filer.registry import Filer
     from ktes.store.sql import open_store
@@ -31,9 +32,14 @@ async def serve(settings: Settings) -> None:
     store = await asyncio.to_thread(open_store, settings.sqlalchemy_url)
     filer = Filer(settings)
     backend = create_backend(settings, filer)
+    refused = refused_schemes(settings)
     capabilities = Capabilities(
-        storage_schemes=tuple(filer.schemes()), backend_parameters=tuple(backend.backend_parameters())
+        storage_schemes=tuple(s for s in filer.schemes() if s not in refused),
+        backend_parameters=tuple(backend.backend_parameters()),
+        refused_schemes=refused,
     )
+    if settings.engine_enabled:
+        await preflight(settings)
     engine = Engine(settings, store, backend) if settings.engine_enabled else None
     leadership = create_leadership(settings) if engine is not None else None
     app = create_app(settings, store, capabilities, engine.wake if engine is not None else lambda: None)
@@ -62,15 +68,22 @@ async def serve(settings: Settings) -> None:
 
 
 def run(settings: Settings) -> None:
-    """Run :func:`serve` on uvloop when it is installed."""
+    """Run :func:`serve` on uvloop when it is installed. A :class:`StartupError` is one sentence on stderr
+    and exit code 1 (its traceback only at log level debug)."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        import uvloop
-    except ImportError:
-        asyncio.run(serve(settings))
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(settings))
+        try:
+            import uvloop
+        except ImportError:
+            asyncio.run(serve(settings))
+            return
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(settings))
+    except StartupError as exc:
+        if settings.log_level.lower() == "debug":
+            logging.getLogger(__name__).exception("ktes serve could not start")
+        typer.echo(f"ktes serve: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def register(app: typer.Typer) -> None:

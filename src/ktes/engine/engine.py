@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from ktes.backends.base import Backend
+from ktes.backends.base import Backend, ReportsReadiness
 from ktes.config import Settings
 from ktes.engine import recording
 from ktes.run import clock
@@ -125,6 +125,10 @@ class Engine:
                 if task.id is None or task.id in self._running:
                     continue
                 if not self._backend.admit(task):
+                    if isinstance(self._backend, ReportsReadiness):
+                        why = self._backend.not_ready_reason()
+                        if why is not None:
+                            await self.note_queued(why)
                     return  # oldest first: wait for room (a run ending wakes us)
                 started = await self._db(self._store.transition, task.id, State.INITIALIZING)
                 if started is None:  # canceled meanwhile: give the room back
@@ -176,6 +180,17 @@ class Engine:
         edit = recording.edit_for(obs)
         if edit is not None:
             await self._db(self._store.edit, task_id, edit)
+
+    async def note_queued(self, reason: str) -> None:
+        """Tell the QUEUED tasks why they wait (the backend cannot take tasks): one system log line each,
+        not added again while it is their last one. Best effort: a store outage is only logged."""
+        line = f"waiting to start: {reason}"
+        try:
+            for task in await self._db(self._store.tasks_in, {State.QUEUED}, DISPATCH_BATCH):
+                if task.id is not None and recording.last_system_log(task) != line:
+                    await self._db(self._store.edit, task.id, recording.add_system_log(line))
+        except Exception:
+            log.exception("engine: noting why the queued tasks wait failed")
 
     # --- cancel ----------------------------------------------------------------------------------
 

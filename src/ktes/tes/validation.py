@@ -164,6 +164,8 @@ def _check_url(where: str, url: str, capabilities: Capabilities) -> None:
     scheme = scheme_of(url)
     if not scheme:
         raise InvalidTask(where, f"must be a URL such as s3://bucket/key, or an absolute path (got {url!r})")
+    if scheme in capabilities.refused_schemes:
+        raise InvalidTask(where, f"URL scheme {scheme!r} cannot be used here: {capabilities.refused_schemes[scheme]}")
     if scheme not in capabilities.storage_schemes:
         supported = ", ".join(capabilities.storage_schemes) or "none"
         raise InvalidTask(where, f"URL scheme {scheme!r} is not supported by this server (supported: {supported})")
