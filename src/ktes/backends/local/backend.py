@@ -25,6 +25,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ktes import fsafe
 from ktes.backends.local import argv, executions
 from ktes.backends.local.admission import Admission
 from ktes.backends.local.images import ImageCheck
@@ -43,7 +44,8 @@ from ktes.engine.observations import (
     SystemLog,
 )
 from ktes.errors import BackendError, KtesError
-from ktes.tes.models import State, Task
+from ktes.tes import layout
+from ktes.tes.models import Executor, State, Task
 from ktes.tes.outcome import executors_outcome, stops_run
 
 if TYPE_CHECKING:
@@ -77,6 +79,15 @@ def transfer_reason(context: str, exc: Exception) -> str:
     if isinstance(exc, KtesError):
         return str(exc)
     return f"{context}: {exc}"
+
+
+def unsafe_stdio(exc: fsafe.UnsafePath, executor: Executor, workspace: Path) -> str:
+    """Which of the executor's stdio files was refused, as the task names it."""
+    for name in ("stdin", "stdout", "stderr"):
+        path = getattr(executor, name)
+        if path and Path(exc.path) == layout.host_path(workspace, path):
+            return f"its {name} file {path} is a link or not a regular file; ktes does not follow links"
+    return f"{exc.reason}; ktes does not follow links"
 
 
 class LocalBackend:
@@ -288,6 +299,10 @@ class LocalBackend:
                 reason = f"executor {index}'s stdin file {executor.stdin} does not exist"
                 await self._end(task, report, State.SYSTEM_ERROR, reason)
                 return
+            except fsafe.UnsafePath as exc:
+                reason = f"executor {index}: {unsafe_stdio(exc, executor, workspace)}"
+                await self._end(task, report, State.SYSTEM_ERROR, reason)
+                return
             await report(task_id, ExecutorStarted(index=index, start_time=start_time))
             exit_code = await executions.wait_child(pid)
             await report(task_id, ExecutorFinished(index=index, log=files.log(exit_code, clock.now(), tail)))
@@ -301,7 +316,7 @@ class LocalBackend:
     async def _runtime_failed(
         self, task: Task, report: Reporter, index: int, exit_code: int, files: executions.ExecutorFiles
     ) -> bool:
-        failure = runtime_failure(exit_code, executions.read_tail(files.stderr, 4096))
+        failure = runtime_failure(exit_code, executions.read_tail(files.stderr, 4096, files.root_of(files.stderr)))
         if failure is None:
             return False
         image = task.executors[index].image

@@ -18,6 +18,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from ktes import fsafe
 from ktes.engine.clock import from_timestamp
 from ktes.tes import layout
 from ktes.tes.models import ExecutorLog, Task
@@ -39,6 +40,11 @@ class ExecutorFiles:
     stdout: Path
     stderr: Path
     stdin: Path | None
+    #: The task's workspace: files in it were reachable by the task, so they are opened with :mod:`ktes.fsafe`.
+    workspace: Path | None = None
+
+    def root_of(self, path: Path) -> Path:
+        return self.workspace if self.workspace is not None and path.is_relative_to(self.workspace) else self.run_dir
 
     @property
     def start_file(self) -> Path:
@@ -83,8 +89,8 @@ class ExecutorFiles:
         return ExecutorLog(
             start_time=self.start_time(),
             end_time=end_time,
-            stdout=read_tail(self.stdout, tail_bytes),
-            stderr=read_tail(self.stderr, tail_bytes),
+            stdout=read_tail(self.stdout, tail_bytes, self.root_of(self.stdout)),
+            stderr=read_tail(self.stderr, tail_bytes, self.root_of(self.stderr)),
             exit_code=exit_code,
         )
 
@@ -97,39 +103,39 @@ def executor_files(task: Task, index: int, workspace: Path, run_dir: Path) -> Ex
         stdout=layout.host_path(workspace, executor.stdout) if executor.stdout else run_dir / f"{index}.out",
         stderr=layout.host_path(workspace, executor.stderr) if executor.stderr else run_dir / f"{index}.err",
         stdin=layout.host_path(workspace, executor.stdin) if executor.stdin else None,
+        workspace=workspace,
     )
 
 
-def read_tail(path: Path, limit: int) -> str:
-    """The last ``limit`` bytes of ``path`` as text ("" if it is missing)."""
-    try:
-        with path.open("rb") as stream:
-            size = stream.seek(0, os.SEEK_END)
-            stream.seek(max(0, size - limit))
-            return stream.read().decode("utf-8", errors="replace")
-    except (FileNotFoundError, IsADirectoryError):
-        return ""
+def read_tail(path: Path, limit: int, root: Path) -> str:
+    """The last ``limit`` bytes of ``path`` below ``root`` as text ("" if it is missing, a link or not a file)."""
+    return fsafe.read_tail(root, path, limit).decode("utf-8", errors="replace")
 
 
 def start(argv: list[str], files: ExecutorFiles, start_time: str) -> int:
     """Start the wrapper running ``argv`` in a session of its own (terminal signals and the end of ktes leave
     it alone) and return its pid. posix_spawn (vfork) keeps this cheap however large ktes is.
 
-    Raises FileNotFoundError when the executor's stdin file does not exist.
+    The stdio files are opened here, beneath their root and following no link (:mod:`ktes.fsafe`). Raises
+    FileNotFoundError when the executor's stdin file does not exist, :class:`ktes.fsafe.UnsafePath` when a
+    stdio path is a link or not a regular file.
     """
-    if files.stdin is not None and not files.stdin.is_file():
-        raise FileNotFoundError(str(files.stdin))
-    files.start_file.write_text(start_time)
-    for path in (files.stdout, files.stderr):
-        path.parent.mkdir(parents=True, exist_ok=True)
     write = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 0, str(files.stdin or os.devnull), os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, str(files.stdout), write, 0o644),
-        (os.POSIX_SPAWN_OPEN, 2, str(files.stderr), write, 0o644),
-    ]
-    command = [SHELL, "-c", WRAPPER, WRAPPER_NAME, str(files.rc_file), *argv]
-    pid = os.posix_spawn(SHELL, command, os.environ, file_actions=actions, setsid=True)
+    fds: list[int] = []
+    try:
+        if files.stdin is None:
+            fds.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        else:
+            fds.append(fsafe.open_beneath(files.root_of(files.stdin), files.stdin, os.O_RDONLY))
+        for path in (files.stdout, files.stderr):
+            fds.append(fsafe.open_beneath(files.root_of(path), path, write, make_parents=True))
+        files.start_file.write_text(start_time)
+        actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds)]
+        command = [SHELL, "-c", WRAPPER, WRAPPER_NAME, str(files.rc_file), *argv]
+        pid = os.posix_spawn(SHELL, command, os.environ, file_actions=actions, setsid=True)
+    finally:
+        for fd in fds:
+            os.close(fd)
     files.pid_file.write_text(str(pid))
     return pid
 
