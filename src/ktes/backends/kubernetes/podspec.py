@@ -179,6 +179,7 @@ def _filer_settings(settings: Settings) -> dict[str, Any]:
         if name.startswith(_FILER_SETTINGS_PREFIXES) and value is not None
     }
     chosen["k8s_log_tail_bytes"] = settings.k8s_log_tail_bytes
+    chosen.setdefault("file_allowed_roots", [])  # unset means none on Kubernetes: in the stage containers too
     return chosen
 
 
