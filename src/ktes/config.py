@@ -41,7 +41,15 @@ class Settings(BaseSettings):
     engine_poll_seconds: float = Field(default=2.0, description="Seconds between the engine's own looks for work")
 
     # --- API limits -------------------------------------------------------------------------------
-    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"], description="Web origins that may read (CORS)")
+    cors_write_origins: list[str] = Field(
+        default_factory=list, description="Web origins that may also create and cancel tasks (e.g. a web client's)"
+    )
+    allowed_hosts: list[str] | None = Field(
+        default=None,
+        description="Host names served besides the loopback ones (default: loopback names only when listening "
+        "on loopback, any name otherwise)",
+    )
     service_id: str = Field(default="local.ktes", description="service-info id (reverse domain name)")
     service_organization_name: str = Field(default="ktes", description="service-info organization.name")
     service_organization_url: str = Field(default="https://ktes.invalid/", description="service-info organization.url")
