@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     max_tags: int = 1_000
     page_size_default: int = 256
     page_size_max: int = 2047
+    list_page_max_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        description="ListTasks pages (BASIC, FULL) stop before this many bytes of tasks (at least one task each)",
+    )
     backend_parameters_strict: bool = Field(
         default=False, description="Reject unsupported backend_parameters keys even when the task does not ask"
     )

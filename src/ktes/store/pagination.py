@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 
 from ktes.errors import InvalidTask
 from ktes.tes.ids import is_id
@@ -29,3 +30,19 @@ def decode(token: str) -> str:
     if not text.startswith(_VERSION) or not is_id(last_id):
         raise InvalidTask("page_token", "is not a token this server issued (use next_page_token as given)")
     return last_id
+
+
+def rows_that_fit(sizes: Sequence[int], page_size: int, max_bytes: int | None) -> int:
+    """How many of the leading rows (their JSON sizes in ``sizes``) one page holds: at most ``page_size``, and
+    no more than ``max_bytes`` together, yet always the first row (a page is never empty while tasks match).
+
+    A page cut short by the budget still hands out a token after its last row, so paging stays correct.
+    """
+    count = 0
+    total = 0
+    for size in sizes[:page_size]:
+        total += size
+        if count and max_bytes is not None and total > max_bytes:
+            break
+        count += 1
+    return count

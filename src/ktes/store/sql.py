@@ -282,16 +282,20 @@ class SqlStore:
         doc: str = self._fetch_one(self._sql_doc if view is View.FULL else self._sql_basic, task_id)[0]
         return doc.encode()
 
-    def list_tasks(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> TaskPage:
-        rows, token = self._page(flt, page_size, page_token, view)
+    def list_tasks(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> TaskPage:
+        rows, token = self._page(flt, page_size, page_token, view, max_bytes)
         if view is View.MINIMAL:
             found = [{"id": row[0], "state": row[1]} for row in rows]
         else:
             found = [orjson.loads(row[1]) for row in rows]
         return TaskPage(tasks=found, next_page_token=token)
 
-    def list_tasks_json(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> bytes:
-        rows, token = self._page(flt, page_size, page_token, view)
+    def list_tasks_json(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> bytes:
+        rows, token = self._page(flt, page_size, page_token, view, max_bytes)
         if view is View.MINIMAL:
             body: dict[str, Any] = {"tasks": [{"id": row[0], "state": row[1]} for row in rows]}
             if token:
@@ -301,9 +305,13 @@ class SqlStore:
         return b'{"tasks":[' + b",".join(row[1].encode() for row in rows) + end
 
     def _page(
-        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
     ) -> tuple[Sequence[Any], str | None]:
         """One page of (id, state) or (id, JSON shaped by view) rows, newest first, and the next page's token.
+
+        With BASIC and FULL documents the page first reads only the ids and the documents' sizes, keeps the
+        rows that fit in ``max_bytes`` (:func:`pagination.rows_that_fit`), then reads those documents: memory
+        stays flat however large the tasks are.
 
         The statement is written out here and run on a pooled DBAPI connection, like the single-row reads:
         building, compiling and executing it through SQLAlchemy cost more than the database spends on it.
@@ -315,7 +323,8 @@ class SqlStore:
             sql = "SELECT tasks.id, tasks.state FROM tasks"
         else:
             doc = "task_docs.doc" if view is View.FULL else "coalesce(task_docs.basic, task_docs.doc)"
-            sql = f"SELECT tasks.id, {doc} FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id"
+            size = f"length(CAST({doc} AS BLOB))" if self.dialect == "sqlite" else f"octet_length({doc})"
+            sql = f"SELECT tasks.id, {size} FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id"
         params: list[Any] = []
         order = "tasks.id"
         tag_filters = list(flt.tags.items())
@@ -361,12 +370,29 @@ class SqlStore:
             params.append(page_size + 1)
             cursor.execute(sql, tuple(params))
             rows = cursor.fetchall()
+            token = None
+            if view is View.MINIMAL:
+                if len(rows) > page_size:
+                    rows, token = rows[:page_size], pagination.encode(rows[page_size - 1][0])
+            else:
+                count = pagination.rows_that_fit([row[1] or 0 for row in rows], page_size, max_bytes)
+                kept = [row[0] for row in rows[:count]]
+                token = pagination.encode(kept[-1]) if count < len(rows) else None
+                rows = self._docs(cursor, kept, view)
             cursor.close()
         finally:
             raw.close()
-        if len(rows) > page_size:
-            return rows[:page_size], pagination.encode(rows[page_size - 1][0])
-        return rows, None
+        return rows, token
+
+    def _docs(self, cursor: Any, ids: list[str], view: View) -> list[tuple[str, str]]:
+        """(id, document shaped by view) of ``ids``, in that order."""
+        if not ids:
+            return []
+        doc = "doc" if view is View.FULL else "coalesce(basic, doc)"
+        marks = ", ".join([self._mark] * len(ids))
+        cursor.execute(f"SELECT task_id, {doc} FROM task_docs WHERE task_id IN ({marks})", tuple(ids))
+        found = dict(cursor.fetchall())
+        return [(task_id, found[task_id]) for task_id in ids if task_id in found]
 
     def _name_column(self, cursor: Any, prefix: str, after: str | None, *, by_index: bool) -> str:
         """The expression a name prefix filter compares as a range on the byte-ordered name.
