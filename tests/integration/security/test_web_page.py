@@ -79,7 +79,7 @@ def test_slow_and_many_connections_do_not_block_others(server: KtesServer) -> No
     host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
     held: list[socket.socket] = []
     try:
-        for _ in range(200):
+        for _ in range(1000):  # the probe's count
             sock = socket.create_connection((host, port), timeout=10)
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # headers never finished
             held.append(sock)
