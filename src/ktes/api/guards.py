@@ -90,7 +90,7 @@ class RequestGuard:
     def refusal(self, scope: Scope) -> tuple[int, str, str] | None:
         headers = Headers(scope=scope)
         host = headers.get("host")
-        if host is not None and self.hosts is not None and host_name(host) not in self.hosts:
+        if host is not None and self.hosts is not None and not self._serves(host_name(host)):
             return 400, f"this server does not answer to the host name {host_name(host)!r} (see allowed_hosts)", "host"
         method = scope["method"]
         origin = headers.get("origin")
@@ -109,6 +109,9 @@ class RequestGuard:
         if not bodiless and not _is_json(content_type or ""):
             return 415, "a request with a body must be sent as Content-Type: application/json", "content-type"
         return None
+
+    def _serves(self, name: str) -> bool:
+        return self.hosts is None or name in self.hosts or is_loopback(name)
 
     def _may_write(self, origin: str, host: str | None) -> bool:
         origin = origin.rstrip("/")

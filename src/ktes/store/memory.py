@@ -81,9 +81,11 @@ class MemoryStore:
                 chosen.append(task)
             docs = [views.shape(dump(task), view) for task in chosen]
         if view is not View.MINIMAL:
-            count = pagination.rows_that_fit([len(orjson.dumps(d)) for d in docs], page_size, max_bytes)
-            more = more or count < len(docs)
-            chosen, docs = chosen[:count], docs[:count]
+            pairs, cut = pagination.take_page(
+                zip(chosen, docs, strict=True), page_size, max_bytes, lambda pair: len(orjson.dumps(pair[1]))
+            )
+            more = more or cut
+            chosen, docs = [task for task, _ in pairs], [doc for _, doc in pairs]
         token = pagination.encode(chosen[-1].id) if more and chosen and chosen[-1].id else None
         return TaskPage(tasks=docs, next_page_token=token)
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from ktes.errors import InvalidTask
 from ktes.tes.ids import is_id
 
 _VERSION = "1."
+T = TypeVar("T")
 
 
 def encode(last_id: str) -> str:
@@ -32,17 +34,22 @@ def decode(token: str) -> str:
     return last_id
 
 
-def rows_that_fit(sizes: Sequence[int], page_size: int, max_bytes: int | None) -> int:
-    """How many of the leading rows (their JSON sizes in ``sizes``) one page holds: at most ``page_size``, and
-    no more than ``max_bytes`` together, yet always the first row (a page is never empty while tasks match).
+def take_page(
+    rows: Iterable[T], page_size: int, max_bytes: int | None, size_of: Callable[[T], int]
+) -> tuple[list[T], bool]:
+    """The leading ``rows`` one page holds, and whether more follow: at most ``page_size`` rows, and no more
+    than ``max_bytes`` together (by ``size_of``), yet always the first row (a page is never empty while tasks
+    match). Reads ``rows`` only as far as needed, so a lazy cursor never loads the rest.
 
     A page cut short by the budget still hands out a token after its last row, so paging stays correct.
     """
-    count = 0
+    kept: list[T] = []
     total = 0
-    for size in sizes[:page_size]:
-        total += size
-        if count and max_bytes is not None and total > max_bytes:
-            break
-        count += 1
-    return count
+    for row in rows:
+        if len(kept) == page_size:
+            return kept, True
+        total += size_of(row)
+        if kept and max_bytes is not None and total > max_bytes:
+            return kept, True
+        kept.append(row)
+    return kept, False

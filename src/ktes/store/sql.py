@@ -118,6 +118,11 @@ def _documents(task: Task) -> dict[str, Any]:
     return {"doc": doc.decode(), "basic": None if basic is doc else basic.decode()}
 
 
+def _doc_size(row: Sequence[Any]) -> int:
+    """A listed document's size: its length in characters, as good as bytes for a budget (mostly ASCII)."""
+    return len(row[1])
+
+
 class SqlStore:
     """:class:`ktes.store.base.Store` on a SQLAlchemy engine (see :func:`open_store`)."""
 
@@ -309,9 +314,10 @@ class SqlStore:
     ) -> tuple[Sequence[Any], str | None]:
         """One page of (id, state) or (id, JSON shaped by view) rows, newest first, and the next page's token.
 
-        With BASIC and FULL documents the page first reads only the ids and the documents' sizes, keeps the
-        rows that fit in ``max_bytes`` (:func:`pagination.rows_that_fit`), then reads those documents: memory
-        stays flat however large the tasks are.
+        BASIC and FULL pages stop at ``max_bytes`` of documents (:func:`pagination.take_page`), and memory stays
+        flat however large the tasks are: SQLite's cursor steps through the rows, so reading stops where the
+        page does; PostgreSQL's would hand over every row at once, so there the page reads the ids and the
+        documents' sizes (from the TOAST header, without reading them) first, then only the documents it keeps.
 
         The statement is written out here and run on a pooled DBAPI connection, like the single-row reads:
         building, compiling and executing it through SQLAlchemy cost more than the database spends on it.
@@ -323,8 +329,8 @@ class SqlStore:
             sql = "SELECT tasks.id, tasks.state FROM tasks"
         else:
             doc = "task_docs.doc" if view is View.FULL else "coalesce(task_docs.basic, task_docs.doc)"
-            size = f"length(CAST({doc} AS BLOB))" if self.dialect == "sqlite" else f"octet_length({doc})"
-            sql = f"SELECT tasks.id, {size} FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id"
+            column = doc if self.dialect == "sqlite" else f"octet_length({doc})"
+            sql = f"SELECT tasks.id, {column} FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id"
         params: list[Any] = []
         order = "tasks.id"
         tag_filters = list(flt.tags.items())
@@ -369,22 +375,20 @@ class SqlStore:
             sql += f" ORDER BY {order} DESC LIMIT {mark}"
             params.append(page_size + 1)
             cursor.execute(sql, tuple(params))
-            rows = cursor.fetchall()
-            token = None
             if view is View.MINIMAL:
-                if len(rows) > page_size:
-                    rows, token = rows[:page_size], pagination.encode(rows[page_size - 1][0])
+                rows, more = pagination.take_page(cursor.fetchall(), page_size, None, len)
+            elif self.dialect == "sqlite":
+                rows, more = pagination.take_page(iter(cursor.fetchone, None), page_size, max_bytes, _doc_size)
             else:
-                count = pagination.rows_that_fit([row[1] or 0 for row in rows], page_size, max_bytes)
-                kept = [row[0] for row in rows[:count]]
-                token = pagination.encode(kept[-1]) if count < len(rows) else None
-                rows = self._docs(cursor, kept, view)
+                sized, more = pagination.take_page(cursor.fetchall(), page_size, max_bytes, lambda r: r[1] or 0)
+                rows = self._docs(cursor, [row[0] for row in sized], view)
+            token = pagination.encode(rows[-1][0]) if more and rows else None
             cursor.close()
         finally:
             raw.close()
         return rows, token
 
-    def _docs(self, cursor: Any, ids: list[str], view: View) -> list[tuple[str, str]]:
+    def _docs(self, cursor: Any, ids: list[str], view: View) -> list[tuple[str, str]]:  # PostgreSQL
         """(id, document shaped by view) of ``ids``, in that order."""
         if not ids:
             return []
