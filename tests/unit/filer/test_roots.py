@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from ktes.config import Settings
+from ktes.errors import PermanentTransferError
+from ktes.filer.file import FilePlugin
 from ktes.filer.roots import AllowedRoots, default_roots, own_paths
 
 
@@ -73,3 +75,11 @@ def test_ordinary_files_and_dot_files_outside_home_are_allowed(tmp_path: Path) -
     assert allowed.refusal(tmp_path / ".git" / "config") == "is in a dot-directory (where tools keep keys and settings)"
     assert allowed.refusal(tmp_path / ".cache", directory=True) is not None
     assert "outside the allowed roots" in str(allowed.refusal(Path("/etc/passwd")))
+
+
+@pytest.mark.parametrize("url", ["file:///tmp/a%00b", "file:///tmp/../etc/passwd", "file:///tmp/%2e%2e/etc/passwd"])
+def test_nul_and_traversal_in_file_urls_are_refused(tmp_path: Path, url: str) -> None:
+    plugin = FilePlugin(AllowedRoots.of([Path(tempfile.gettempdir())]))
+    with pytest.raises(PermanentTransferError):
+        plugin.download_file(url, tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
