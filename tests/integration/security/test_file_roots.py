@@ -92,17 +92,17 @@ def own_urls(server: KtesServer) -> list[str]:
 @pytest.mark.parametrize("which", ["default", "wide"])
 def test_ktes_database_is_never_an_input(request: pytest.FixtureRequest, busybox_image: str, which: str) -> None:
     server: KtesServer = request.getfixturevalue(f"{which}_server")
-    for url in own_urls(server):
-        task = submit_and_wait(server, read_task(busybox_image, url))
-        assert_refused(server, task, "is ktes's own file or directory")
+    submitted = [submit(server, read_task(busybox_image, url)) for url in own_urls(server)]
+    for task_id in submitted:
+        assert_refused(server, wait(server, task_id), "is ktes's own file or directory")
 
 
 @pytest.mark.parametrize("which", ["default", "wide"])
 def test_ktes_database_is_never_an_output(request: pytest.FixtureRequest, busybox_image: str, which: str) -> None:
     server: KtesServer = request.getfixturevalue(f"{which}_server")
-    for url in own_urls(server):
-        task = submit_and_wait(server, write_task(busybox_image, url))
-        assert_refused(server, task, "is ktes's own file or directory")
+    submitted = [submit(server, write_task(busybox_image, url)) for url in own_urls(server)]
+    for task_id in submitted:
+        assert_refused(server, wait(server, task_id), "is ktes's own file or directory")
     with sqlite3.connect(server.data_dir / "ktes.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert httpx.get(f"{server.tes_url}/tasks").status_code == 200
