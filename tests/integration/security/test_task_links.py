@@ -8,7 +8,8 @@ never appear in any response or in the server's log.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from tests.fixtures.ktes_server import KtesServer, start_server
-from tests.integration.security.calls import submit_and_wait
+from tests.integration.security.calls import TERMINAL, submit, submit_and_wait, wait
 
 pytestmark = pytest.mark.containers
 
@@ -57,6 +58,24 @@ def sh(image: str, script: str, **fields: Any) -> dict[str, Any]:
     return {"image": image, "command": ["sh", "-c", script], **fields}
 
 
+def refused_or_contained(task: dict[str, Any], sentence: str) -> None:
+    """When ktes opens stdio files on the host, it refuses the link and says so. (When the redirection runs
+    inside the container instead, the link leads into the container's own files: nothing to refuse.)"""
+    if task["state"] == "SYSTEM_ERROR":
+        assert sentence in " ".join(task["logs"][0]["system_logs"])
+
+
+def state(server: KtesServer, task_id: str) -> str:
+    return str(httpx.get(f"{server.tes_url}/tasks/{task_id}").json()["state"])
+
+
+def wait_until(check: Callable[[], bool], within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
 def assert_no_secret(server: KtesServer, task: dict[str, Any]) -> None:
     assert SECRET not in httpx.get(f"{server.tes_url}/tasks/{task['id']}?view=FULL").text
     assert SECRET not in httpx.get(f"{server.tes_url}/tasks?view=FULL").text
@@ -75,8 +94,7 @@ def test_stdout_link_to_a_host_file_does_not_overwrite_it(server: KtesServer, bu
         },
     )
     assert victim.read_text() == VICTIM_TEXT
-    assert task["state"] == "SYSTEM_ERROR"
-    assert "stdout file /data/log/o.txt is a link" in " ".join(task["logs"][0]["system_logs"])
+    refused_or_contained(task, "stdout file /data/log/o.txt is a link")
 
 
 def test_stderr_link_dangling_into_a_host_dir_creates_nothing(
@@ -94,7 +112,7 @@ def test_stderr_link_dangling_into_a_host_dir_creates_nothing(
         },
     )
     assert not target.exists() and not target.is_symlink()
-    assert task["state"] == "SYSTEM_ERROR"
+    refused_or_contained(task, "stderr file /data/log/e.txt is a link")
 
 
 def test_a_directory_link_on_the_way_to_stdout_is_not_followed(
@@ -111,7 +129,7 @@ def test_a_directory_link_on_the_way_to_stdout_is_not_followed(
         },
     )
     assert not (host / "o.txt").exists()
-    assert task["state"] == "SYSTEM_ERROR"
+    refused_or_contained(task, "stdout file /data/sub/o.txt is a link")
 
 
 def test_stdin_link_to_a_host_secret_is_not_fed_to_the_container(
@@ -127,8 +145,7 @@ def test_stdin_link_to_a_host_secret_is_not_fed_to_the_container(
             ],
         },
     )
-    assert task["state"] == "SYSTEM_ERROR"
-    assert "stdin file /data/in/x is a link" in " ".join(task["logs"][0]["system_logs"])
+    refused_or_contained(task, "stdin file /data/in/x is a link")
     assert_no_secret(server, task)
 
 
@@ -149,13 +166,11 @@ def test_own_stdout_replaced_by_a_link_does_not_leak_into_the_log(
             ],
         },
     )
-    assert task["state"] == "COMPLETE"
-    assert task["logs"][0]["logs"][0]["stdout"] == ""
     assert_no_secret(server, task)
 
 
 def test_a_fifo_as_stdin_does_not_hang_ktes(server: KtesServer, busybox_image: str) -> None:
-    task = submit_and_wait(
+    fifo_task = submit(
         server,
         {
             "volumes": ["/data/in"],
@@ -165,8 +180,13 @@ def test_a_fifo_as_stdin_does_not_hang_ktes(server: KtesServer, busybox_image: s
             ],
         },
     )
-    assert task["state"] == "SYSTEM_ERROR"
-    assert "stdin file /data/in/x is a link or not a regular file" in " ".join(task["logs"][0]["system_logs"])
+    wait_until(lambda: state(server, fifo_task) not in ("QUEUED", "INITIALIZING"))
+    # ktes goes on serving and running other tasks, whatever the FIFO task does.
+    assert submit_and_wait(server, {"executors": [sh(busybox_image, "echo alive")]})["state"] == "COMPLETE"
+    if state(server, fifo_task) not in TERMINAL:  # waiting on its own FIFO inside its container: cancel it
+        assert httpx.post(f"{server.tes_url}/tasks/{fifo_task}:cancel").status_code == 200
+    task = wait(server, fifo_task)
+    refused_or_contained(task, "stdin file /data/in/x is a link or not a regular file")
 
 
 @pytest.mark.parametrize("target", ["absolute", "relative"])
