@@ -171,7 +171,8 @@ def needs_stage_out(task: Task) -> bool:
 
 
 def _filer_settings(settings: Settings) -> dict[str, Any]:
-    """The settings the pod-side filer needs (every ``s3_*``, ``ftp_*``, ``http_*``, ``transfer_*``, ... that is set)."""
+    """The settings the pod-side filer needs (every ``s3_*``, ``ftp_*``, ``http_*``, ``transfer_*``, ... that is
+    set)."""
     values = settings.model_dump()
     chosen = {
         name: getattr(settings, name)
