@@ -55,7 +55,15 @@ class Settings(BaseSettings):
     )
 
     # --- API limits -------------------------------------------------------------------------------
-    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"], description="Web origins that may read (CORS)")
+    cors_write_origins: list[str] = Field(
+        default_factory=list, description="Web origins that may also create and cancel tasks (e.g. a web client's)"
+    )
+    allowed_hosts: list[str] | None = Field(
+        default=None,
+        description="Host names served besides the loopback ones (default: loopback names only when listening "
+        "on loopback, any name otherwise)",
+    )
     service_id: str = Field(default="local.ktes", description="service-info id (reverse domain name)")
     service_organization_name: str = Field(default="ktes", description="service-info organization.name")
     service_organization_url: str = Field(default="https://ktes.invalid/", description="service-info organization.url")
@@ -69,6 +77,10 @@ class Settings(BaseSettings):
     max_tags: int = Limits.max_tags
     page_size_default: int = 256
     page_size_max: int = 2047
+    list_page_max_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        description="ListTasks pages (BASIC, FULL) stop before this many bytes of tasks (at least one task each)",
+    )
     backend_parameters_strict: bool = Field(
         default=Limits.backend_parameters_strict,
         description="Reject unsupported backend_parameters keys even when the task does not ask",

@@ -26,11 +26,16 @@ async def serve(settings: Settings) -> None:
     from ktes.backends.registry import create_backend, create_leadership, preflight, refused_schemes
     from ktes.capabilities import Capabilities
     from ktes.filer.registry import Filer
+    from ktes.filer.roots import AllowedRoots
     from ktes.store.sql import open_store
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await asyncio.to_thread(open_store, settings.sqlalchemy_url)
     filer = Filer(settings)
+    logging.getLogger(__name__).info(
+        "file:// inputs and outputs allowed below: %s (never ktes's own files, dot-directories or credential files)",
+        AllowedRoots.from_settings(settings).describe(),
+    )
     backend = create_backend(settings, filer)
     refused = refused_schemes(settings)
     capabilities = Capabilities(
