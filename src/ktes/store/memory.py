@@ -16,7 +16,7 @@ from ktes.store import pagination
 from ktes.store.base import Edit, TaskFilter, TaskPage
 from ktes.tes import views
 from ktes.tes.ids import new_id, rfc3339
-from ktes.tes.models import State, Task, View, dump
+from ktes.tes.models import State, Task, View
 from ktes.tes.states import ALLOWED_FROM
 
 
@@ -58,7 +58,7 @@ class MemoryStore:
 
     def get_view(self, task_id: str, view: View) -> dict[str, Any]:
         with self._lock:
-            return views.shape(dump(self._find(task_id)), view)
+            return views.shape(views.document(self._find(task_id)), view)
 
     def list_tasks(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> TaskPage:
         after = pagination.decode(page_token) if page_token is not None else None
@@ -75,7 +75,7 @@ class MemoryStore:
                     more = True
                     break
                 chosen.append(task)
-            docs = [views.shape(dump(task), view) for task in chosen]
+            docs = [views.shape(views.document(task), view) for task in chosen]
         token = pagination.encode(chosen[-1].id) if more and chosen and chosen[-1].id else None
         return TaskPage(tasks=docs, next_page_token=token)
 

@@ -26,7 +26,7 @@ from ktes.store.migrate import upgrade
 from ktes.store.tables import task_docs, task_tags, tasks
 from ktes.tes import views
 from ktes.tes.ids import is_id, new_id, rfc3339
-from ktes.tes.models import State, Task, View, dump
+from ktes.tes.models import State, Task, View
 from ktes.tes.states import ALLOWED_FROM
 
 _SQLITE_PRAGMAS = (
@@ -113,7 +113,7 @@ def _prefix_upper_bound(prefix: str) -> str | None:
 
 def _documents(task: Task) -> dict[str, Any]:
     """The ``task_docs`` values of ``task``: its document, and its BASIC view if that differs."""
-    doc = orjson.dumps(dump(task))
+    doc = orjson.dumps(views.document(task))
     basic = views.basic_json(doc)
     return {"doc": doc.decode(), "basic": None if basic is doc else basic.decode()}
 
