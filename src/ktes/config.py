@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     max_tags: int = 1_000
     page_size_default: int = 256
     page_size_max: int = 2047
+    tes_states: Literal["1.1", "1.0"] = Field(
+        default="1.1",
+        description="1.0: show TES 1.1's CANCELING as CANCELED and PREEMPTED as SYSTEM_ERROR (clients that know only "
+        "TES 1.0's states, e.g. pydantic-tes / Galaxy)",
+    )
     backend_parameters_strict: bool = Field(
         default=False, description="Reject unsupported backend_parameters keys even when the task does not ask"
     )

@@ -21,7 +21,7 @@ from ktes.tes.states import ALLOWED_FROM
 
 
 def _matches(task: Task, flt: TaskFilter) -> bool:
-    if flt.state is not None and task.state != flt.state:
+    if flt.state is not None and task.state != flt.state and task.state not in flt.also_states:
         return False
     if flt.name_prefix is not None and not (task.name or "").startswith(flt.name_prefix):
         return False

@@ -334,7 +334,11 @@ class SqlStore:
         if after is not None:
             conditions.append(f"{order} < {mark}")
             params.append(after)
-        if flt.state is not None:
+        if flt.state is not None and flt.also_states:
+            states = [flt.state.value, *(s.value for s in flt.also_states)]
+            conditions.append(f"tasks.state IN ({', '.join([mark] * len(states))})")
+            params.extend(states)
+        elif flt.state is not None:
             conditions.append(f"tasks.state = {mark}")
             params.append(flt.state.value)
         for key, value in tag_filters:
