@@ -26,6 +26,9 @@ FAKE_CLI = textwrap.dedent(
         sys.exit(125)
     if args[0] in ("ps", "rm"):
         sys.exit(0)
+    if args[0] == "info":
+        print("{}")
+        sys.exit(0)
     if args[0] == "run":
         entry = next(a for a in args if a.startswith("--entrypoint="))
         rest = args[args.index(entry) + 2:]
