@@ -12,9 +12,13 @@ from pathlib import Path
 from typing import cast
 
 import typer
+from pydantic import ValidationError
 
+import ktes
+from ktes.cli import startup
 from ktes.config import Settings, load
 from ktes.engine.engine import Engine
+from ktes.errors import StoreUnavailable
 
 #: How the engine runs for the life of the server: given the settings and the engine, an async context
 #: manager that starts it (now, or once this replica may run it) and stops it on exit.
@@ -47,7 +51,8 @@ def engine_runner(settings: Settings) -> EngineRunner:
 
 async def serve(settings: Settings) -> None:
     """Open the store, the filer and the backend; serve the API, with the engine running in its lifespan
-    (so a SIGTERM or Ctrl-C stops the engine before the process ends)."""
+    (so a SIGTERM or Ctrl-C stops the engine before the process ends). What can fail at start is checked
+    first and raises :class:`~ktes.cli.startup.StartupError`."""
     import uvicorn
     from fastapi import FastAPI
 
@@ -57,8 +62,19 @@ async def serve(settings: Settings) -> None:
     from ktes.filer.registry import Filer
     from ktes.store.sql import open_store
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await asyncio.to_thread(open_store, settings.sqlalchemy_url)
+    sock = startup.listening_socket(settings.host, settings.port)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise startup.StartupError(
+            f"cannot create the data directory {settings.data_dir} ({exc.strerror}); fix KTES_DATA_DIR or --data-dir"
+        ) from exc
+    try:
+        store = await asyncio.to_thread(open_store, settings.sqlalchemy_url)
+    except StoreUnavailable as exc:
+        raise startup.StartupError(f"{exc}; start the database, or fix KTES_DATABASE_URL") from exc
+    if settings.engine_enabled:
+        await asyncio.to_thread(startup.check_backend, settings)
     filer = Filer(settings)
     backend = create_backend(settings, filer)
     capabilities = Capabilities(
@@ -87,12 +103,20 @@ async def serve(settings: Settings) -> None:
         access_log=settings.log_level.lower() == "debug",
         lifespan="on",
     )
-    await uvicorn.Server(config).serve()
+    if settings.log_level.lower() == "info":  # uvicorn's own start and stop lines are noise; its warnings are not
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    logging.getLogger(__name__).info(
+        "ktes %s: TES API on http://%s:%d/ga4gh/tes/v1", ktes.__version__, host, settings.port
+    )
+    await uvicorn.Server(config).serve(sockets=[sock])
 
 
 def run(settings: Settings) -> None:
     """Run :func:`serve` on uvloop when it is installed."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.log_level.lower() != "debug":  # the migration tool's lines at every start are noise
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         import uvloop
     except ImportError:
@@ -112,7 +136,17 @@ def register(app: typer.Typer) -> None:
         data_dir: Path | None = typer.Option(None, help="Database and work directories [KTES_DATA_DIR]"),
         backend: str | None = typer.Option(None, help="local or kubernetes [KTES_BACKEND; default local]"),
         config: Path | None = typer.Option(None, help="YAML file with settings [KTES_CONFIG]"),
+        debug: bool = typer.Option(False, "--debug", help="Show the traceback when start-up fails"),
     ) -> None:
         """Serve the TES API and run tasks."""
-        settings = load(config, host=host, port=port, data_dir=data_dir, backend=backend)
-        run(settings)
+        try:
+            try:
+                settings = load(config, host=host, port=port, data_dir=data_dir, backend=backend)
+            except ValidationError as exc:
+                raise startup.settings_problem(exc) from exc
+            run(settings)
+        except startup.StartupError as exc:
+            if debug:
+                raise
+            typer.echo(f"ktes serve: {exc}", err=True)
+            raise typer.Exit(1) from None

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from ktes.errors import TaskNotFound
+from ktes.errors import StoreUnavailable, TaskNotFound
 from ktes.store import pagination
 from ktes.store.base import Edit, TaskFilter, TaskPage
 from ktes.store.migrate import upgrade
@@ -45,9 +45,24 @@ _ANALYZE_AFTER_ROWS = 1000
 def open_store(url: str, *, pool_size: int = 8) -> SqlStore:
     """Connect to ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``), bring the schema up to date
     (Alembic migrations), and return the store."""
-    engine = make_engine(url, pool_size=pool_size)
-    upgrade(engine)
+    try:
+        engine = make_engine(url, pool_size=pool_size)
+        upgrade(engine)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise StoreUnavailable(f"the database URL {_safe_url(url)} is not one ktes can use ({exc})") from exc
+    except (sa.exc.DBAPIError, OSError) as exc:
+        cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+        reason = " ".join(line.strip() for line in str(cause).splitlines() if line.strip())
+        raise StoreUnavailable(f"could not open the database {_safe_url(url)} ({reason})") from exc
     return SqlStore(engine)
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without its password, for messages."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(unparsable)"
 
 
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:

@@ -375,3 +375,28 @@ class Watcher:
             with contextlib.suppress(Exception):
                 resp.release_conn()
         return version
+
+
+def check_reachable(settings: Settings, timeout_seconds: float = 10.0) -> None:
+    """Raise :class:`KubeError` (a sentence naming the API server and the reason) unless the configuration
+    loads and the API server answers a list of pods in ``k8s_namespace``. ``ktes serve`` asks before it starts."""
+    source = str(settings.k8s_kubeconfig) if settings.k8s_kubeconfig else "the default kubeconfig or in-cluster config"
+    try:
+        configuration = _load_config(settings)
+    except Exception as exc:  # the config loaders raise several unrelated types
+        raise KubeError(f"could not load the Kubernetes configuration from {source}: {exc}") from exc
+    configuration.retries = 0  # one attempt: a refused connection is the answer
+    api = k8s.ApiClient(configuration)
+    try:
+        k8s.CoreV1Api(api).list_namespaced_pod(settings.k8s_namespace, limit=1, _request_timeout=timeout_seconds)
+    except ApiException as exc:
+        raise _translate(
+            exc,
+            f"the Kubernetes API server at {configuration.host} refused to list pods "
+            f"in namespace {settings.k8s_namespace}",
+        ) from exc
+    except Exception as exc:  # urllib3's connection errors
+        reason = str(getattr(exc, "reason", None) or exc).split(": ")[-1]
+        raise KubeError(f"could not reach the Kubernetes API server at {configuration.host} ({reason})") from exc
+    finally:
+        api.close()  # type: ignore[no-untyped-call]

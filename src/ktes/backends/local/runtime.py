@@ -136,7 +136,7 @@ def choose(wanted: str | None, path: str | None = None) -> Choice:
         if not wanted
         else "fix it, or unset KTES_LOCAL_RUNTIME to let ktes look for podman and docker"
     )
-    raise BackendError(f"the local backend found no container runtime that answers: {'; '.join(tried)}. To fix: {fix}")
+    raise BackendError(f"the local backend found no container runtime that answers ({'; '.join(tried)}): {fix}")
 
 
 def podman_global_args(info: dict[str, Any], runc: str | None, systemd_running: bool) -> list[str]:

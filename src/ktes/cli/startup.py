@@ -1,0 +1,78 @@
+"""What ``ktes serve`` makes sure of before it serves, and the one sentence it prints when that fails.
+
+Each start-up failure (a bad setting, the port in use, the database, no container runtime that answers,
+Kubernetes out of reach) is a :class:`StartupError` whose message says what was tried and what to do;
+``ktes serve`` prints it on stderr and exits 1, with no traceback unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Any
+
+from pydantic import ValidationError
+
+from ktes.config import Settings
+from ktes.errors import BackendError, KtesError
+
+
+class StartupError(KtesError):
+    """``ktes serve`` cannot start. The message is one sentence for the user."""
+
+
+def settings_problem(exc: ValidationError) -> StartupError:
+    """The first invalid setting, named as its environment variable, with what was given."""
+    first: dict[str, Any] = dict(exc.errors()[0])
+    name = ".".join(str(part) for part in first.get("loc") or ()) or "?"
+    given = f" (got {first['input']!r})" if "input" in first and not isinstance(first["input"], dict) else ""
+    return StartupError(
+        f"the setting {name} (KTES_{name.upper()}) is not valid: {first.get('msg')}{given}; "
+        "fix it in the environment, the --config file or the command line"
+    )
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (uvicorn serves on it), or a StartupError saying why not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise StartupError(
+            f"cannot listen on {host}: the address does not resolve ({exc}); fix --host or KTES_HOST"
+        ) from exc
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} on {host} is already in use (another ktes serve?); stop that process, "
+                "or choose another port with --port or KTES_PORT"
+            ) from exc
+        raise StartupError(
+            f"cannot listen on {host} port {port} ({exc.strerror}); fix --host/--port or KTES_HOST/KTES_PORT"
+        ) from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def check_backend(settings: Settings) -> None:
+    """The backend can work: a container runtime that answers (local), the API server in reach (Kubernetes)."""
+    try:
+        if settings.backend == "kubernetes":
+            from ktes.backends.kubernetes.client import check_reachable
+
+            check_reachable(settings)
+        else:
+            from ktes.backends.local.runtime import detect_runtime
+
+            detect_runtime(settings)
+    except BackendError as exc:
+        fix = (
+            "; check KTES_K8S_KUBECONFIG (or KUBECONFIG), KTES_K8S_NAMESPACE and that the cluster is up"
+            if settings.backend == "kubernetes"
+            else ""
+        )
+        raise StartupError(f"{exc}{fix}") from exc
