@@ -67,7 +67,10 @@ class Settings(BaseSettings):
     local_runtime: str | None = Field(default=None, description="Container CLI: podman or docker (auto-detected)")
     local_global_args: list[str] | None = Field(default=None, description="Arguments before the subcommand (auto)")
     local_run_args: list[str] | None = Field(default=None, description="Extra arguments to every run (auto)")
-    local_network: str = Field(default="none", description="Container network: none, host, or default")
+    local_network: str = Field(
+        default="default",
+        description="Task containers' network: default (the runtime's own, checked at start), none, host, or a name",
+    )
     local_max_cpus: float | None = Field(default=None, description="CPU cores tasks may use at once (default: all)")
     local_max_ram_gb: float | None = Field(default=None, description="RAM tasks may use at once (default: 80%)")
     local_keep_workdirs: bool = False

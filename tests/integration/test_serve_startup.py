@@ -95,12 +95,20 @@ def test_unreachable_kubernetes_names_the_api_server(tmp_path: Path) -> None:
     assert "KTES_K8S_KUBECONFIG" in line
 
 
+@pytest.mark.containers
+def test_a_network_task_containers_cannot_use_is_said_at_start(tmp_path: Path) -> None:
+    line = serve_fails(serve_env(tmp_path, KTES_LOCAL_NETWORK="ktes-no-such-network"))
+    assert "task containers cannot start on the network 'ktes-no-such-network'" in line
+    assert "network not found" in line and "KTES_LOCAL_NETWORK=host or none" in line
+
+
 def test_debug_shows_the_traceback(tmp_path: Path, busy_port: int) -> None:
     env = serve_env(tmp_path, KTES_PORT=str(busy_port))
     result = subprocess.run([*SERVE, "--debug"], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode != 0 and "Traceback" in result.stderr and "already in use" in result.stderr
 
 
+@pytest.mark.containers
 def test_a_good_start_is_quiet(tmp_path: Path) -> None:
     env = serve_env(tmp_path)
     proc = subprocess.Popen(SERVE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -121,4 +129,5 @@ def test_a_good_start_is_quiet(tmp_path: Path) -> None:
         output = proc.communicate(timeout=60)[0]
     assert "alembic" not in output and "Running upgrade" not in output, output
     assert f"TES API on http://127.0.0.1:{env['KTES_PORT']}/ga4gh/tes/v1" in output
+    assert "task containers on podman's default network" in output
     assert len(output.strip().splitlines()) <= 4, output

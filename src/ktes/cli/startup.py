@@ -66,9 +66,16 @@ def check_backend(settings: Settings) -> None:
 
             check_reachable(settings)
         else:
+            from ktes.backends.local.network import describe, network_problem
             from ktes.backends.local.runtime import detect_runtime
 
-            detect_runtime(settings)
+            runtime = detect_runtime(settings)
+            problem = network_problem(runtime, settings.local_network)
+            if problem is not None:
+                raise StartupError(
+                    f"task containers cannot start on {describe(settings.local_network, runtime.kind)} here "
+                    f"({problem}); fix the runtime's network, or set KTES_LOCAL_NETWORK=host or none"
+                )
     except BackendError as exc:
         fix = (
             "; check KTES_K8S_KUBECONFIG (or KUBECONFIG), KTES_K8S_NAMESPACE and that the cluster is up"

@@ -29,6 +29,7 @@ from ktes.backends.local import argv, executions
 from ktes.backends.local.admission import Admission
 from ktes.backends.local.images import ImageCheck
 from ktes.backends.local.invoke import invoke
+from ktes.backends.local.network import describe as describe_network
 from ktes.backends.local.runtime import Runtime, detect_runtime
 from ktes.backends.local.staging import FilerStaging, Staging
 from ktes.config import Settings
@@ -117,7 +118,13 @@ class LocalBackend:
         )
         self._work_root.mkdir(parents=True, exist_ok=True)
         self._run_root.mkdir(parents=True, exist_ok=True)
-        log.info("local backend: %s (at most %g CPUs)", runtime.describe(), self._admission.max_cpus)
+        network = describe_network(self._settings.local_network, runtime.kind)
+        log.info(
+            "local backend: %s (at most %g CPUs); task containers on %s",
+            runtime.describe(),
+            self._admission.max_cpus,
+            network,
+        )
 
     async def close(self) -> None:
         """Nothing to stop: containers keep running, and a restart re-adopts them."""
