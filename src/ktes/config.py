@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     )
     local_max_cpus: float | None = Field(default=None, description="CPU cores tasks may use at once (default: all)")
     local_max_ram_gb: float | None = Field(default=None, description="RAM tasks may use at once (default: 80%)")
+    local_max_staging: int = Field(
+        default=4, ge=1, description="Tasks staging inputs (or staged and waiting for CPU/RAM) at once"
+    )
     local_keep_workdirs: bool = False
     local_log_tail_bytes: int = Field(default=64 * 1024, description="stdout/stderr kept in executor logs")
     local_pull: Literal["never", "missing"] = Field(
@@ -141,6 +144,10 @@ class Settings(BaseSettings):
     ftp_password: SecretStr | None = None
     http_retry_backoff_seconds: float = Field(
         default=1.0, description="First delay before retrying a transient transfer failure (doubles, at most 30 s)"
+    )
+    transfer_retry_max_seconds: float = Field(
+        default=10.0,
+        description="Stop retrying a transient transfer failure once this much time has gone on the transfer",
     )
     s3_multipart_threshold_mb: int = Field(default=64, description="Files at least this big are uploaded in parts")
     s3_multipart_chunk_mb: int = Field(default=16, description="Part size of multipart uploads")

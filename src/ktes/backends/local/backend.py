@@ -94,6 +94,10 @@ class LocalBackend:
         self._run_root = settings.data_dir / "run"
         self._instance = instance_id(settings.data_dir)
         self._admission = Admission.from_settings(settings)
+        #: tasks admitted that hold no CPU/RAM yet: they stage their inputs, or wait for room to run.
+        self._staging_tasks: set[str] = set()
+        #: set (and replaced) whenever CPU/RAM is released, so tasks waiting for room try again.
+        self._room = asyncio.Event()
         self._host = socket.gethostname()
         self._runtime: Runtime | None = None
         self._images: ImageCheck | None = None
@@ -103,6 +107,8 @@ class LocalBackend:
         #: task id -> staging running in a worker thread (a cancel waits for it before removing the workspace).
         self._staging_now: dict[str, asyncio.Future[Any]] = {}
         self._canceled: set[str] = set()
+        #: directory removals scheduled for after a canceled task's staging thread ends.
+        self._cleanups: set[asyncio.Future[None]] = set()
 
     # --- protocol --------------------------------------------------------------------------------
 
@@ -136,8 +142,27 @@ class LocalBackend:
         return self._runtime
 
     def admit(self, task: Task) -> bool:
+        """Room to start: at most ``local_max_staging`` tasks stage (or wait for CPU/RAM) at once. CPU and RAM
+        are reserved only for running containers (:meth:`_wait_for_room`), so a slow download holds none."""
         assert task.id is not None
-        return self._admission.reserve(task.id, task)
+        if task.id not in self._staging_tasks:
+            if len(self._staging_tasks) >= self._settings.local_max_staging:
+                return False
+            self._staging_tasks.add(task.id)
+        return True
+
+    async def _wait_for_room(self, task: Task) -> None:
+        """Reserve the task's CPU and RAM, waiting (oldest waiter first) until a run releases enough."""
+        assert task.id is not None
+        while not self._admission.reserve(task.id, task):
+            await self._room.wait()
+        self._staging_tasks.discard(task.id)
+
+    def _release(self, task_id: str) -> None:
+        self._staging_tasks.discard(task_id)
+        self._admission.release(task_id)
+        self._room.set()
+        self._room = asyncio.Event()
 
     async def run(self, task: Task, report: Reporter) -> None:
         await self._supervise(task, self._from_start(task, report))
@@ -154,8 +179,8 @@ class LocalBackend:
             work.cancel()
             await asyncio.wait({work})
         staging = self._staging_now.get(task_id)
-        if staging is not None:  # a thread cannot be stopped: let it finish before its directory goes
-            await asyncio.wait({staging})
+        if staging is not None:  # a thread cannot be stopped: its directories go again once it has finished,
+            staging.add_done_callback(lambda _: self._remove_dirs_soon(task_id))  # and the cancel waits for none
         deadline = time.monotonic() + CANCEL_DEADLINE_SECONDS
         await self._remove_containers(task_id, deadline)
         run_dir = self._run_root / task_id
@@ -164,7 +189,7 @@ class LocalBackend:
             await executions.kill_wrapper(pid, files, within_seconds=10.0)
         await self._remove_containers(task_id, deadline)  # one the CLI was creating when it was killed
         await asyncio.to_thread(self._remove_dirs, task_id, keep_workspace=False)
-        self._admission.release(task_id)
+        self._release(task_id)
 
     async def sweep(self, active_task_ids: Iterable[str]) -> list[str]:
         active = set(active_task_ids)
@@ -197,7 +222,7 @@ class LocalBackend:
         task_id = task.id
         if task_id in self._canceled:
             work.close()
-            self._admission.release(task_id)
+            self._release(task_id)
             return
         job = asyncio.ensure_future(work)
         self._work[task_id] = job
@@ -210,7 +235,7 @@ class LocalBackend:
             raise
         finally:
             self._work.pop(task_id, None)
-            self._admission.release(task_id)
+            self._release(task_id)
         if job.cancelled():
             return
         error = job.exception()
@@ -253,6 +278,7 @@ class LocalBackend:
         except (KtesError, OSError) as exc:
             await self._end(task, report, State.SYSTEM_ERROR, transfer_reason("staging the inputs failed", exc))
             return
+        await self._wait_for_room(task)
         await self._execute(task, report, first=0, exit_codes=[])
 
     async def _in_thread(self, task_id: str, call: Callable[..., T], *args: Any) -> T:
@@ -343,6 +369,12 @@ class LocalBackend:
         assert task.id is not None
         await report(task.id, Ended(state=state, end_time=clock.now(), reason=reason))
         await asyncio.to_thread(self._remove_dirs, task.id, keep_workspace=self._settings.local_keep_workdirs)
+
+    def _remove_dirs_soon(self, task_id: str) -> None:
+        """Remove the task's directories in a worker thread, from a callback (the task is kept until done)."""
+        job = asyncio.ensure_future(asyncio.to_thread(self._remove_dirs, task_id, keep_workspace=False))
+        self._cleanups.add(job)
+        job.add_done_callback(self._cleanups.discard)
 
     def _remove_dirs(self, task_id: str, *, keep_workspace: bool) -> None:
         workspace, run_dir = self._dirs(task_id)
