@@ -153,6 +153,12 @@ def podman_global_args(info: dict[str, Any], runc: str | None, systemd_running: 
     return args
 
 
+def crun_fails(info: dict[str, Any]) -> bool:
+    """Whether podman's default OCI runtime is crun on cgroup v1 (where crun fails: runc is needed)."""
+    host = info.get("host") or {}
+    return (host.get("ociRuntime") or {}).get("name") == "crun" and host.get("cgroupVersion") == "v1"
+
+
 def _pid_max() -> int | None:
     try:
         return int(Path("/proc/sys/kernel/pid_max").read_text().strip())
@@ -185,6 +191,11 @@ def _detect(wanted: str | None, global_args: tuple[str, ...] | None, run_args: t
             runc = shutil.which("runc") or next(
                 (p for p in ("/usr/sbin/runc", "/usr/bin/runc") if os.path.exists(p)), None
             )
+            if runc is None and crun_fails(info):
+                raise BackendError(
+                    f"{binary} runs containers with crun, which fails on this host's cgroup v1, and runc is not "
+                    "installed: install runc (scripts/setup does), or set KTES_LOCAL_GLOBAL_ARGS"
+                )
             global_args = tuple(podman_global_args(info, runc, Path("/run/systemd/system").is_dir()))
     if run_args is None:
         run_args = ()
@@ -214,11 +225,11 @@ def main() -> int:
     import sys
 
     try:
-        chosen = choose(os.environ.get("KTES_LOCAL_RUNTIME") or None)
+        runtime = _detect(os.environ.get("KTES_LOCAL_RUNTIME") or None, None, None)
     except BackendError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"{chosen.kind} {chosen.binary}")
+    print(f"{runtime.kind} {runtime.binary}")
     return 0
 
 
