@@ -109,3 +109,12 @@ def test_runtime_failures_are_told_from_executor_failures() -> None:
     assert runtime_failure(125, "Error: localhost/x:1: image not known\n") == "Error: localhost/x:1: image not known"
     assert runtime_failure(125, "my tool exits 125 on its own\n") is None
     assert runtime_failure(1, "Error: something\n") is None
+
+
+def test_a_cancel_removes_a_tasks_podman_containers_in_one_call() -> None:
+    command = argv.remove_task_argv(PODMAN, "abc123", "t1")
+    assert command is not None and command[-9:] == [
+        *("rm", "--force", "--ignore", "--time", "0"),
+        *("--filter", "label=ktes.instance=abc123", "--filter", "label=ktes.task-id=t1"),
+    ]
+    assert argv.remove_task_argv(DOCKER, "abc123", "t1") is None  # docker: list, then remove by name

@@ -430,6 +430,9 @@ class LocalBackend:
     async def _remove_containers(self, task_id: str, deadline: float) -> None:
         """Remove the task's containers and return once none is left (BackendError past ``deadline``)."""
         runtime = self.runtime
+        by_label = argv.remove_task_argv(runtime, self._instance, task_id)
+        if by_label is not None and (await invoke(by_label, REMOVE_TIMEOUT_SECONDS)).ok:
+            return  # one call (a cancel's CANCELING window is mostly these calls); else list and remove
         while True:
             listed = await invoke(argv.list_argv(runtime, self._instance, task_id), REMOVE_TIMEOUT_SECONDS)
             names = [line.split()[0] for line in listed.stdout.splitlines() if line.strip()] if listed.ok else []
