@@ -56,6 +56,16 @@ def test_a_bad_setting_names_its_variable(tmp_path: Path) -> None:
     assert "KTES_PORT" in line and "'eighty'" in line
 
 
+def test_a_config_file_that_is_missing_or_broken_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    assert f"cannot read the config file {missing}" in serve_fails(serve_env(tmp_path), "--config", str(missing))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("port: [1,\n")
+    assert f"the config file {broken} is not valid YAML at line 2" in serve_fails(
+        serve_env(tmp_path, KTES_CONFIG=str(broken))
+    )
+
+
 def test_a_port_in_use_says_so(tmp_path: Path, busy_port: int) -> None:
     line = serve_fails(serve_env(tmp_path, KTES_PORT=str(busy_port)))
     assert f"port {busy_port} on 127.0.0.1 is already in use" in line and "KTES_PORT" in line

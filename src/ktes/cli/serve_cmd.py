@@ -140,6 +140,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the TES API and run tasks."""
         try:
+            startup.check_config_file(config)
             try:
                 settings = load(config, host=host, port=port, data_dir=data_dir, backend=backend)
             except ValidationError as exc:

@@ -8,9 +8,12 @@ Kubernetes out of reach) is a :class:`StartupError` whose message says what was 
 from __future__ import annotations
 
 import errno
+import os
 import socket
+from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from ktes.config import Settings
@@ -19,6 +22,25 @@ from ktes.errors import BackendError, KtesError
 
 class StartupError(KtesError):
     """``ktes serve`` cannot start. The message is one sentence for the user."""
+
+
+def check_config_file(option: Path | None) -> None:
+    """The YAML file of ``--config`` / ``KTES_CONFIG``, if one is named, exists and is a YAML mapping."""
+    named = option or (Path(os.environ["KTES_CONFIG"]) if os.environ.get("KTES_CONFIG") else None)
+    if named is None:
+        return
+    try:
+        loaded = yaml.safe_load(named.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise StartupError(f"cannot read the config file {named} (--config or KTES_CONFIG): {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise StartupError(
+            f"the config file {named} is not valid YAML{at}; fix it or name another with --config"
+        ) from exc
+    if loaded is not None and not isinstance(loaded, dict):
+        raise StartupError(f"the config file {named} must hold a mapping of settings (e.g. 'port: 8000')")
 
 
 def settings_problem(exc: ValidationError) -> StartupError:
