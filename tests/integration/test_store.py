@@ -10,12 +10,13 @@ from typing import Any
 import orjson
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.script import ScriptDirectory
 
 from ktes.errors import InvalidTask, TaskNotFound
 from ktes.store.base import TaskFilter
 from ktes.store.migrate import alembic_config
-from ktes.store.sql import SqlStore, open_store
+from ktes.store.sql import SqlStore, make_engine, open_store
 from ktes.tes.ids import new_id, rfc3339
 from ktes.tes.models import Executor, ExecutorLog, Input, State, Task, TaskLog, View, dump
 from ktes.tes.validation import Limits
@@ -289,3 +290,42 @@ def test_ids_that_are_not_ours_are_simply_not_found(store: SqlStore) -> None:
             store.get_view_json(weird, View.FULL)
         with pytest.raises(TaskNotFound):
             store.transition(weird, State.CANCELING)
+
+
+def test_documents_an_older_ktes_stored_read_complete_after_the_upgrade(url: str) -> None:
+    """An older ktes left empty arrays, maps and default types out of the stored text; migration 0002_complete
+    rewrites it once, so reads (which serve the stored text) are complete without any work per read."""
+    task_id, ms = new_id()
+    old = {
+        "id": task_id,
+        "state": "COMPLETE",
+        "inputs": [{"path": "/in", "content": "hello"}],
+        "executors": [{"image": "busybox", "command": ["true"]}],
+        "logs": [{"logs": [{"exit_code": 0, "stdout": "x"}], "outputs": []}],
+        "creation_time": rfc3339(ms),
+    }
+    engine = make_engine(url)
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(
+            sa.text("INSERT INTO tasks (id, state, name, creation_time) VALUES (:id, 'COMPLETE', NULL, :t)"),
+            {"id": task_id, "t": old["creation_time"]},
+        )
+        conn.execute(
+            sa.text("INSERT INTO task_docs (task_id, doc, basic) VALUES (:id, :doc, NULL)"),
+            {"id": task_id, "doc": orjson.dumps(old).decode()},
+        )
+    engine.dispose()
+    store = open_store(url)
+    try:
+        full = orjson.loads(store.get_view_json(task_id, View.FULL))
+        assert full["outputs"] == [] and full["volumes"] == [] and full["tags"] == {}
+        assert full["inputs"] == [{"path": "/in", "type": "FILE", "content": "hello"}]
+        assert full["executors"][0]["env"] == {}
+        basic = orjson.loads(store.get_view_json(task_id, View.BASIC))
+        assert basic["inputs"] == [{"path": "/in", "type": "FILE"}] and "stdout" not in basic["logs"][0]["logs"][0]
+        assert orjson.loads(store.list_tasks_json(TaskFilter(), 10, None, View.BASIC))["tasks"] == [basic]
+    finally:
+        store.close()
