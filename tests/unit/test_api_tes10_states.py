@@ -11,7 +11,7 @@ from pydantictes.models import TesListTasksResponse, TesState, TesTask
 
 from ktes.config import Settings
 from ktes.engine import recording
-from ktes.engine.observations import Ended
+from ktes.run.observations import Ended
 from ktes.tes.models import State
 from ktes.tes.tes10 import PREEMPTED_LINE
 from tests.unit.api_harness import BASE, Api, running_api
