@@ -81,6 +81,11 @@ class Settings(BaseSettings):
         default=8 * 1024 * 1024,
         description="ListTasks pages (BASIC, FULL) stop before this many bytes of tasks (at least one task each)",
     )
+    tes_states: Literal["1.1", "1.0"] = Field(
+        default="1.1",
+        description="1.0: show TES 1.1's CANCELING as CANCELED and PREEMPTED as SYSTEM_ERROR (clients that know only "
+        "TES 1.0's states, e.g. pydantic-tes / Galaxy)",
+    )
     backend_parameters_strict: bool = Field(
         default=Limits.backend_parameters_strict,
         description="Reject unsupported backend_parameters keys even when the task does not ask",
@@ -90,9 +95,15 @@ class Settings(BaseSettings):
     local_runtime: str | None = Field(default=None, description="Container CLI: podman or docker (auto-detected)")
     local_global_args: list[str] | None = Field(default=None, description="Arguments before the subcommand (auto)")
     local_run_args: list[str] | None = Field(default=None, description="Extra arguments to every run (auto)")
-    local_network: str = Field(default="none", description="Container network: none, host, or default")
+    local_network: str = Field(
+        default="default",
+        description="Task containers' network: default (the runtime's own, checked at start), none, host, or a name",
+    )
     local_max_cpus: float | None = Field(default=None, description="CPU cores tasks may use at once (default: all)")
     local_max_ram_gb: float | None = Field(default=None, description="RAM tasks may use at once (default: 80%)")
+    local_max_staging: int = Field(
+        default=4, ge=1, description="Tasks staging inputs (or staged and waiting for CPU/RAM) at once"
+    )
     local_keep_workdirs: bool = False
     local_log_tail_bytes: int = Field(default=64 * 1024, description="stdout/stderr kept in executor logs")
     local_pull: Literal["never", "missing"] = Field(
@@ -171,6 +182,10 @@ class Settings(BaseSettings):
     ftp_password: SecretStr | None = None
     transfer_retry_backoff_seconds: float = Field(
         default=1.0, description="First delay before retrying a transient transfer failure (doubles, at most 30 s)"
+    )
+    transfer_retry_max_seconds: float = Field(
+        default=10.0,
+        description="Stop retrying a transient transfer failure once this much time has gone on the transfer",
     )
     s3_multipart_threshold_mb: int = Field(default=64, description="Files at least this big are uploaded in parts")
     s3_multipart_chunk_mb: int = Field(default=16, description="Part size of multipart uploads")

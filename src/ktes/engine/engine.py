@@ -172,6 +172,7 @@ class Engine:
         """The :class:`~ktes.run.observations.Reporter` given to the backend."""
         if isinstance(obs, ExecutorStarted):
             await self._db(self._store.transition, task_id, State.RUNNING)
+            self.wake()  # a task that starts running may leave room for the next one to stage
             return
         if isinstance(obs, Ended):
             self._ended.add(task_id)

@@ -20,6 +20,8 @@ Edit = Callable[[Task], None]
 class TaskFilter:
     name_prefix: str | None = None
     state: State | None = None
+    #: Further states that ``state`` stands for (TES 1.0 presentation: CANCELED also finds CANCELING).
+    also_states: tuple[State, ...] = ()
     #: zipped tag_key/tag_value; "" means "has the key".
     tags: dict[str, str] = field(default_factory=dict)
 

@@ -19,14 +19,14 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from ktes.errors import TaskNotFound
+from ktes.errors import StoreUnavailable, TaskNotFound
 from ktes.store import pagination
 from ktes.store.base import Edit, TaskFilter, TaskPage
 from ktes.store.migrate import upgrade
 from ktes.store.tables import task_docs, task_tags, tasks
 from ktes.tes import views
 from ktes.tes.ids import is_id, new_id, rfc3339
-from ktes.tes.models import State, Task, View, dump
+from ktes.tes.models import State, Task, View
 from ktes.tes.states import ALLOWED_FROM
 
 _SQLITE_PRAGMAS = (
@@ -45,9 +45,24 @@ _ANALYZE_AFTER_ROWS = 1000
 def open_store(url: str, *, pool_size: int = 8) -> SqlStore:
     """Connect to ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``), bring the schema up to date
     (Alembic migrations), and return the store."""
-    engine = make_engine(url, pool_size=pool_size)
-    upgrade(engine)
+    try:
+        engine = make_engine(url, pool_size=pool_size)
+        upgrade(engine)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise StoreUnavailable(f"the database URL {_safe_url(url)} is not one ktes can use ({exc})") from exc
+    except (sa.exc.DBAPIError, OSError) as exc:
+        cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+        reason = " ".join(line.strip() for line in str(cause).splitlines() if line.strip())
+        raise StoreUnavailable(f"could not open the database {_safe_url(url)} ({reason})") from exc
     return SqlStore(engine)
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without its password, for messages."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(unparsable)"
 
 
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
@@ -113,7 +128,7 @@ def _prefix_upper_bound(prefix: str) -> str | None:
 
 def _documents(task: Task) -> dict[str, Any]:
     """The ``task_docs`` values of ``task``: its document, and its BASIC view if that differs."""
-    doc = orjson.dumps(dump(task))
+    doc = orjson.dumps(views.document(task))
     basic = views.basic_json(doc)
     return {"doc": doc.decode(), "basic": None if basic is doc else basic.decode()}
 
@@ -349,7 +364,11 @@ class SqlStore:
         if after is not None:
             conditions.append(f"{order} < {mark}")
             params.append(after)
-        if flt.state is not None:
+        if flt.state is not None and flt.also_states:
+            states = [flt.state.value, *(s.value for s in flt.also_states)]
+            conditions.append(f"tasks.state IN ({', '.join([mark] * len(states))})")
+            params.extend(states)
+        elif flt.state is not None:
             conditions.append(f"tasks.state = {mark}")
             params.append(flt.state.value)
         for key, value in tag_filters:
