@@ -23,9 +23,11 @@ class TaskNotFound(KtesError):
 
 
 class StoreUnavailable(KtesError):
-    """The database cannot be reached or answer now (restarting, failed over, overloaded): try again later.
+    """The database cannot be opened or cannot answer now (unreachable, refused, bad URL at start; restarting,
+    failed over, overloaded later). The message names it, without secrets.
 
-    The API answers 503 with ``Retry-After``; the engine retries its state changes until the store is back.
+    At start ``ktes serve`` says so and stops; later the API answers 503 with ``Retry-After`` and the engine
+    retries its state changes until the store is back.
     """
 
 
@@ -50,3 +52,9 @@ class TemporaryTransferError(TransferError):
 
 class BackendError(KtesError):
     """The backend could not do what was asked."""
+
+
+class StartupError(KtesError):
+    """``ktes serve`` cannot start: the message is one sentence saying what failed and what to do.
+
+    ``ktes serve`` prints it and exits non-zero (with a traceback only under ``--debug``)."""

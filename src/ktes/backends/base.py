@@ -8,7 +8,7 @@ restart the engine can rebuild the picture from the database plus a label search
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ktes.run.observations import Reporter
 from ktes.tes.models import Task
@@ -78,4 +78,13 @@ class Backend(Protocol):
 
     async def sweep(self, active_task_ids: Iterable[str]) -> list[str]:
         """Delete what belongs to tasks not in ``active_task_ids``; return the task ids cleaned."""
+        ...
+
+
+@runtime_checkable
+class ReportsReadiness(Protocol):
+    """A backend that can say it cannot take tasks now (for ``/readyz`` and the QUEUED tasks' logs)."""
+
+    def not_ready_reason(self) -> str | None:
+        """Why no task can start now, as a sentence (None: tasks can start)."""
         ...

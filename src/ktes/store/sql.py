@@ -27,7 +27,7 @@ from ktes.store.migrate import upgrade
 from ktes.store.tables import task_docs, task_tags, tasks
 from ktes.tes import views
 from ktes.tes.ids import is_id, new_id, rfc3339
-from ktes.tes.models import State, Task, View, dump
+from ktes.tes.models import State, Task, View
 from ktes.tes.states import ALLOWED_FROM
 
 _SQLITE_PRAGMAS = (
@@ -49,9 +49,24 @@ _ANALYZE_AFTER_ROWS = 1000
 def open_store(url: str, *, pool_size: int = 8) -> SqlStore:
     """Connect to ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``), bring the schema up to date
     (Alembic migrations), and return the store."""
-    engine = make_engine(url, pool_size=pool_size)
-    upgrade(engine)
+    try:
+        engine = make_engine(url, pool_size=pool_size)
+        upgrade(engine)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise StoreUnavailable(f"the database URL {_safe_url(url)} is not one ktes can use ({exc})") from exc
+    except (sa.exc.DBAPIError, OSError) as exc:
+        cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+        reason = " ".join(line.strip() for line in str(cause).splitlines() if line.strip())
+        raise StoreUnavailable(f"could not open the database {_safe_url(url)} ({reason})") from exc
     return SqlStore(engine)
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without its password, for messages."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(unparsable)"
 
 
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
@@ -136,7 +151,7 @@ def _prefix_upper_bound(prefix: str) -> str | None:
 
 def _documents(task: Task) -> dict[str, Any]:
     """The ``task_docs`` values of ``task``: its document, and its BASIC view if that differs."""
-    doc = orjson.dumps(dump(task))
+    doc = orjson.dumps(views.document(task))
     basic = views.basic_json(doc)
     return {"doc": doc.decode(), "basic": None if basic is doc else basic.decode()}
 
@@ -144,6 +159,11 @@ def _documents(task: Task) -> dict[str, Any]:
 def _fetchone(cursor: Any, sql: str, params: tuple[Any, ...]) -> Any:
     cursor.execute(sql, params)
     return cursor.fetchone()
+
+
+def _doc_size(row: Sequence[Any]) -> int:
+    """A listed document's size: its length in characters, as good as bytes for a budget (mostly ASCII)."""
+    return len(row[1])
 
 
 class SqlStore:
@@ -342,8 +362,10 @@ class SqlStore:
         return doc.encode()
 
     @_outage_is_unavailable
-    def list_tasks(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> TaskPage:
-        rows, token = self._page(flt, page_size, page_token, view)
+    def list_tasks(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> TaskPage:
+        rows, token = self._page(flt, page_size, page_token, view, max_bytes)
         if view is View.MINIMAL:
             found = [{"id": row[0], "state": row[1]} for row in rows]
         else:
@@ -351,8 +373,10 @@ class SqlStore:
         return TaskPage(tasks=found, next_page_token=token)
 
     @_outage_is_unavailable
-    def list_tasks_json(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> bytes:
-        rows, token = self._page(flt, page_size, page_token, view)
+    def list_tasks_json(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> bytes:
+        rows, token = self._page(flt, page_size, page_token, view, max_bytes)
         if view is View.MINIMAL:
             body: dict[str, Any] = {"tasks": [{"id": row[0], "state": row[1]} for row in rows]}
             if token:
@@ -362,9 +386,14 @@ class SqlStore:
         return b'{"tasks":[' + b",".join(row[1].encode() for row in rows) + end
 
     def _page(
-        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
     ) -> tuple[Sequence[Any], str | None]:
         """One page of (id, state) or (id, JSON shaped by view) rows, newest first, and the next page's token.
+
+        BASIC and FULL pages stop at ``max_bytes`` of documents (:func:`pagination.take_page`), and memory stays
+        flat however large the tasks are: SQLite's cursor steps through the rows, so reading stops where the
+        page does; PostgreSQL's would hand over every row at once, so there the page reads the ids and the
+        documents' sizes (from the TOAST header, without reading them) first, then only the documents it keeps.
 
         The statement is written out here and run on a pooled DBAPI connection, like the single-row reads:
         building, compiling and executing it through SQLAlchemy cost more than the database spends on it.
@@ -376,7 +405,8 @@ class SqlStore:
             sql = "SELECT tasks.id, tasks.state FROM tasks"
         else:
             doc = "task_docs.doc" if view is View.FULL else "coalesce(task_docs.basic, task_docs.doc)"
-            sql = f"SELECT tasks.id, {doc} FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id"
+            column = doc if self.dialect == "sqlite" else f"octet_length({doc})"
+            sql = f"SELECT tasks.id, {column} FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id"
         params: list[Any] = []
         order = "tasks.id"
         tag_filters = list(flt.tags.items())
@@ -395,7 +425,11 @@ class SqlStore:
         if after is not None:
             conditions.append(f"{order} < {mark}")
             params.append(after)
-        if flt.state is not None:
+        if flt.state is not None and flt.also_states:
+            states = [flt.state.value, *(s.value for s in flt.also_states)]
+            conditions.append(f"tasks.state IN ({', '.join([mark] * len(states))})")
+            params.extend(states)
+        elif flt.state is not None:
             conditions.append(f"tasks.state = {mark}")
             params.append(flt.state.value)
         for key, value in tag_filters:
@@ -406,7 +440,7 @@ class SqlStore:
                 params.append(value)
             conditions.append(f"EXISTS ({tag})")
 
-        def read(cursor: Any) -> Sequence[Any]:
+        def read(cursor: Any) -> tuple[Sequence[Any], str | None]:
             where = list(conditions)
             args = list(params)
             if flt.name_prefix:
@@ -421,13 +455,26 @@ class SqlStore:
             text += f" ORDER BY {order} DESC LIMIT {mark}"
             args.append(page_size + 1)
             cursor.execute(text, tuple(args))
-            found: Sequence[Any] = cursor.fetchall()
-            return found
+            if view is View.MINIMAL:
+                rows, more = pagination.take_page(cursor.fetchall(), page_size, None, len)
+            elif self.dialect == "sqlite":
+                rows, more = pagination.take_page(iter(cursor.fetchone, None), page_size, max_bytes, _doc_size)
+            else:
+                sized, more = pagination.take_page(cursor.fetchall(), page_size, max_bytes, lambda r: r[1] or 0)
+                rows = self._docs(cursor, [row[0] for row in sized], view)
+            return rows, (pagination.encode(rows[-1][0]) if more and rows else None)
 
-        rows = self._raw_read(read)
-        if len(rows) > page_size:
-            return rows[:page_size], pagination.encode(rows[page_size - 1][0])
-        return rows, None
+        return self._raw_read(read)
+
+    def _docs(self, cursor: Any, ids: list[str], view: View) -> list[tuple[str, str]]:  # PostgreSQL
+        """(id, document shaped by view) of ``ids``, in that order."""
+        if not ids:
+            return []
+        doc = "doc" if view is View.FULL else "coalesce(basic, doc)"
+        marks = ", ".join([self._mark] * len(ids))
+        cursor.execute(f"SELECT task_id, {doc} FROM task_docs WHERE task_id IN ({marks})", tuple(ids))
+        found = dict(cursor.fetchall())
+        return [(task_id, found[task_id]) for task_id in ids if task_id in found]
 
     def _name_column(self, cursor: Any, prefix: str, after: str | None, *, by_index: bool) -> str:
         """The expression a name prefix filter compares as a range on the byte-ordered name.

@@ -34,7 +34,7 @@ task_docs = sa.Table(
     "task_docs",
     metadata,
     sa.Column("task_id", sa.String(40), sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
-    # basic first: SQLite reaches a column only through the ones before it (migration 0002)
+    # basic first: SQLite reaches a column only through the ones before it (migration 0003)
     sa.Column("basic", sa.Text, nullable=True),
     sa.Column("doc", sa.Text, nullable=False),
     # PostgreSQL compresses a row above 2 KB (a typical task), and every page of BASIC or FULL tasks would then

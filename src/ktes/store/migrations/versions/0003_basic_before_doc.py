@@ -5,16 +5,16 @@ it: with ``basic`` behind a 15 MiB ``doc``, every BASIC read walked the 15 MiB. 
 ``basic`` first. PostgreSQL keeps large values out of line (TOAST), so its column order does not matter and
 it is left as it is.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002_complete
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002_complete"
 branch_labels = None
 depends_on = None
 
