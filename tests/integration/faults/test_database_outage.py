@@ -17,6 +17,7 @@ import pytest
 
 from tests.fixtures.ktes_server import StartServer
 from tests.fixtures.postgres import PostgresServer, postgres_server
+from tests.integration.local.tes_calls import containers_of
 
 pytestmark = [pytest.mark.containers, pytest.mark.postgres]
 
@@ -111,10 +112,10 @@ def test_a_database_outage_loses_nothing(
             assert [e["stdout"] for e in log["logs"]] == [f"input-{i}\n", "second\n"]
             assert not [line for line in log.get("system_logs") or [] if "restart" in line], log["system_logs"]
 
-    def clean() -> bool:
-        return leftovers(server.data_dir) == []
+    def clean() -> bool:  # finished containers are removed in batches after the end is recorded
+        return leftovers(server.data_dir) == [] and containers_of(*ids) == []
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while not clean():
         assert time.monotonic() < deadline, f"left behind: {leftovers(server.data_dir)}"
         time.sleep(0.1)

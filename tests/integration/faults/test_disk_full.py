@@ -7,6 +7,7 @@ Each file system is a small tmpfs mounted by the test (it runs as root, as CI do
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 import tes
 
 from tests.fixtures.ktes_server import StartServer
-from tests.integration.local.tes_calls import executor, run_task
+from tests.integration.local.tes_calls import containers_of, executor, run_task
 
 pytestmark = pytest.mark.containers
 
@@ -103,3 +104,9 @@ def test_full_disks_fail_the_task_with_a_sentence(
     assert fine.state == "COMPLETE"
     assert fine.logs[0].logs[0].stdout == "still serving\n"
     assert server.running()
+
+    ids = [t.id for t in (fills_workdir, too_big_input, output_too_big, fine)]
+    deadline = time.monotonic() + 60  # finished containers are removed in batches after the end is recorded
+    while containers_of(*ids):
+        assert time.monotonic() < deadline, f"containers left: {containers_of(*ids)}"
+        time.sleep(0.5)
