@@ -65,7 +65,7 @@ async def serve(settings: Settings) -> None:
         storage_schemes=tuple(filer.schemes()), backend_parameters=tuple(backend.backend_parameters())
     )
     engine = Engine(settings, store, backend) if settings.engine_enabled else None
-    app = create_app(settings, store, capabilities, engine.wake if engine is not None else lambda: None)
+    app = create_app(settings, store, capabilities, engine.wake if engine is not None else lambda: None, backend)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

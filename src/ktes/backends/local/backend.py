@@ -21,11 +21,12 @@ import logging
 import shutil
 import socket
 import time
-from collections.abc import Callable, Coroutine, Iterable
-from pathlib import Path
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ktes.backends.local import argv, executions
+from ktes.backends.base import Stream
+from ktes.backends.local import argv, executions, output
 from ktes.backends.local.admission import Admission
 from ktes.backends.local.images import ImageCheck
 from ktes.backends.local.invoke import invoke
@@ -128,6 +129,15 @@ class LocalBackend:
             raise BackendError("the local backend was not started")
         return self._runtime
 
+    def capacity(self) -> dict[str, str]:
+        runtime = self._runtime.describe() if self._runtime is not None else "not started"
+        return {
+            "runtime": runtime,
+            "CPU cores for tasks": f"{self._admission.max_cpus:g}",
+            "RAM for tasks (GB)": f"{self._admission.max_ram_gb:.1f}",
+            "network": self._settings.local_network,
+        }
+
     def admit(self, task: Task) -> bool:
         assert task.id is not None
         return self._admission.reserve(task.id, task)
@@ -181,6 +191,23 @@ class LocalBackend:
                     await asyncio.to_thread(shutil.rmtree, path, True)
                     cleaned.add(path.name)
         return sorted(cleaned)
+
+    def executor_output(
+        self, task: Task, index: int, stream: Stream, offset: int, follow: bool
+    ) -> AsyncGenerator[bytes, None]:
+        """The executor's file (its own stdout/stderr path in the workspace, else ours in the run directory),
+        followed until the wrapper has recorded the exit code or the run directory is gone."""
+        assert task.id is not None
+        workspace, run_dir = self._dirs(task.id)
+        files = executions.executor_files(task, index, workspace, run_dir)
+        path = files.stdout if stream == "stdout" else files.stderr
+        root = workspace if path.is_relative_to(workspace) else run_dir
+        relative = PurePosixPath(path.relative_to(root).as_posix())
+
+        def ended() -> bool:
+            return files.rc_file.exists() or not run_dir.is_dir()
+
+        return output.read_file(root, relative, offset, follow, ended)
 
     # --- supervision -----------------------------------------------------------------------------
 

@@ -1,0 +1,45 @@
+"""One ``ktes serve`` (local backend, podman) shared by the dashboard's browser tests, and helpers to drive it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fixtures.ktes_server import KtesServer, start_server
+
+#: Room for several tasks at once, whatever this machine's size; images are never pulled.
+SERVER_ENV = {"KTES_LOCAL_MAX_CPUS": "16", "KTES_LOCAL_PULL": "never"}
+
+
+@pytest.fixture(scope="session")
+def dashboard_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KtesServer]:
+    server = start_server(tmp_path_factory.mktemp("ktes-dashboard"), SERVER_ENV)
+    yield server
+    server.stop()
+
+
+def create_task(server: KtesServer, task: dict[str, Any]) -> str:
+    response = httpx.post(server.tes_url + "/tasks", json=task, timeout=10)
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
+def get_task(server: KtesServer, task_id: str, view: str = "MINIMAL") -> dict[str, Any]:
+    response = httpx.get(f"{server.tes_url}/tasks/{task_id}", params={"view": view}, timeout=10)
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def wait_for_state(server: KtesServer, task_id: str, states: set[str], within: float = 120.0) -> str:
+    deadline = time.monotonic() + within
+    while True:
+        state = str(get_task(server, task_id)["state"])
+        if state in states:
+            return state
+        assert time.monotonic() < deadline, f"task {task_id} still {state}, expected one of {sorted(states)}"
+        time.sleep(0.1)
