@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,24 +23,26 @@ def dashboard_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KtesS
     server.stop()
 
 
-def create_task(server: KtesServer, task: dict[str, Any]) -> str:
-    response = httpx.post(server.tes_url + "/tasks", json=task, timeout=10)
+async def create_task(server: KtesServer, task: dict[str, Any]) -> str:
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(server.tes_url + "/tasks", json=task)
     response.raise_for_status()
     return str(response.json()["id"])
 
 
-def get_task(server: KtesServer, task_id: str, view: str = "MINIMAL") -> dict[str, Any]:
-    response = httpx.get(f"{server.tes_url}/tasks/{task_id}", params={"view": view}, timeout=10)
+async def get_task(server: KtesServer, task_id: str, view: str = "MINIMAL") -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(f"{server.tes_url}/tasks/{task_id}", params={"view": view})
     response.raise_for_status()
     body: dict[str, Any] = response.json()
     return body
 
 
-def wait_for_state(server: KtesServer, task_id: str, states: set[str], within: float = 120.0) -> str:
+async def wait_for_state(server: KtesServer, task_id: str, states: set[str], within: float = 120.0) -> str:
     deadline = time.monotonic() + within
     while True:
-        state = str(get_task(server, task_id)["state"])
+        state = str((await get_task(server, task_id))["state"])
         if state in states:
             return state
         assert time.monotonic() < deadline, f"task {task_id} still {state}, expected one of {sorted(states)}"
-        time.sleep(0.1)
+        await asyncio.sleep(0.1)

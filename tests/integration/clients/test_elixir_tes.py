@@ -11,13 +11,16 @@ all), so the component talks to ktes cross-origin, through ktes's CORS.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, Route, expect
+import pytest_asyncio
+from playwright.async_api import ConsoleMessage, Page, Route, expect
 
 from tests.fixtures.browser import page_errors, screenshot
 from tests.fixtures.ktes_server import KtesServer, StartServer
@@ -25,6 +28,7 @@ from tests.integration.clients.elixir_bundle import elixir_tes_bundle
 
 pytestmark = [pytest.mark.browser, pytest.mark.containers]
 
+ACTIVE = {"QUEUED", "INITIALIZING", "RUNNING"}
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>ELIXIR TES</title>
 <script type="module" src="/bundle.js"></script></head>
 <body><script type="module">
@@ -63,10 +67,10 @@ def serve_portal(files: dict[str, tuple[bytes, str]]) -> ThreadingHTTPServer:
     return httpd
 
 
-@pytest.fixture
-def elixir_page(
+@pytest_asyncio.fixture(loop_scope="session")
+async def elixir_page(
     page: Page, bundle: bytes, ktes_server: StartServer
-) -> Iterator[tuple[Page, KtesServer, str, list[str]]]:
+) -> AsyncIterator[tuple[Page, KtesServer, str, list[str]]]:
     server = ktes_server(env={"KTES_LOCAL_PULL": "never"})
     html = (PAGE % {"tes": server.tes_url}).encode()
     portal = serve_portal({"/": (html, "text/html"), "/bundle.js": (bundle, "text/javascript")})
@@ -76,46 +80,45 @@ def elixir_page(
         if message.type == "error":
             console_errors.append(message.text)
 
-    def route(request_route: Route) -> None:
+    async def route(request_route: Route) -> None:
         if request_route.request.url.startswith(("http://127.0.0.1:", "http://localhost:")):
-            request_route.continue_()
+            await request_route.continue_()
         else:  # icons from a CDN and the like: nothing leaves this machine
-            request_route.abort()
+            await request_route.abort()
 
     page.on("console", on_console)
-    page.route("**/*", route)
+    await page.route("**/*", route)
     yield page, server, f"http://127.0.0.1:{portal.server_address[1]}/", console_errors
     portal.shutdown()
     portal.server_close()
 
 
-def test_expanding_a_task_without_inputs_does_not_throw(
+async def test_expanding_a_task_without_inputs_does_not_throw(
     elixir_page: tuple[Page, KtesServer, str, list[str]], busybox_image: str
 ) -> None:
     page, server, portal, console_errors = elixir_page
     task = {"name": "elixir-no-inputs", "executors": [{"image": busybox_image, "command": ["echo", "hello"]}]}
-    task_id = httpx.post(server.tes_url + "/tasks", json=task, timeout=10).json()["id"]
-    with httpx.Client(timeout=10) as client:
-        for _ in range(600):
-            state = client.get(f"{server.tes_url}/tasks/{task_id}").json()["state"]
-            if state not in ("QUEUED", "INITIALIZING", "RUNNING"):
-                break
-            page.wait_for_timeout(100)
+    async with httpx.AsyncClient(timeout=10) as client:
+        task_id = (await client.post(server.tes_url + "/tasks", json=task)).json()["id"]
+        deadline = time.monotonic() + 60
+        while (state := (await client.get(f"{server.tes_url}/tasks/{task_id}")).json()["state"]) in ACTIVE:
+            assert time.monotonic() < deadline, f"task {task_id} still {state}"
+            await asyncio.sleep(0.1)
     assert state == "COMPLETE"
 
-    page.goto(portal)
+    await page.goto(portal)
     item = page.locator(f'sl-details[name="{task_id}"]')
-    expect(item).to_be_visible(timeout=30_000)
-    with page.expect_response(lambda r: r.url.endswith(f"/tasks/{task_id}?view=FULL")) as answered:
-        item.locator(".title").click()
-    assert answered.value.status == 200
+    await expect(item).to_be_visible(timeout=30_000)
+    async with page.expect_response(lambda r: r.url.endswith(f"/tasks/{task_id}?view=FULL")) as answered:
+        await item.locator(".title").click()
+    assert (await answered.value).status == 200
     details = page.locator(f'ecc-utils-design-details[id="{task_id}"]')
-    expect(details).to_be_attached(timeout=10_000)
+    await expect(details).to_be_attached(timeout=10_000)
     try:  # the details show their tabs, and the user opens the (empty) inputs and outputs
         for tab in ("Inputs", "Output", "Logs", "Overview"):
-            details.get_by_role("tab", name=tab).click(timeout=10_000)
-        expect(details.get_by_text("elixir-no-inputs").first).to_be_visible()
+            await details.get_by_role("tab", name=tab).click(timeout=10_000)
+        await expect(details.get_by_text("elixir-no-inputs").first).to_be_visible()
     finally:
-        screenshot(page, "elixir-tes-expanded")
+        await screenshot(page, "elixir-tes-expanded")
         errors = page_errors(page) + [text for text in console_errors if "map" in text or "undefined" in text]
         assert errors == [], f"the ELIXIR component failed on a ktes task: {errors}"
