@@ -184,12 +184,13 @@ function taskRow(task) {
   const log = attempt(task);
   const name = task.name || "(no name)";
   const row = el("tr", { "data-id": task.id, "data-state": task.state },
-    el("td", {}, stateBadge(task.state)),
-    el("td", {}, el("a", { href: "/ui/tasks/" + encodeURIComponent(task.id), class: task.name ? "" : "unnamed" }, name),
+    el("td", { "data-label": "State" }, stateBadge(task.state)),
+    el("td", { "data-label": "Name" },
+      el("a", { href: "/ui/tasks/" + encodeURIComponent(task.id), class: task.name ? "" : "unnamed" }, name),
       el("div", { class: "id", text: task.id })),
-    el("td", { class: "owner-col", hidden: true, text: ownerOf(task) }),
-    el("td", {}, timeEl(task.creation_time)),
-    el("td", { text: durationText(log.start_time, log.end_time) }));
+    el("td", { class: "owner-col", "data-label": "Owner", hidden: true, text: ownerOf(task) }),
+    el("td", { "data-label": "Created" }, timeEl(task.creation_time)),
+    el("td", { "data-label": "Duration", text: durationText(log.start_time, log.end_time) }));
   return row;
 }
 
