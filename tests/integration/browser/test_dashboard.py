@@ -203,3 +203,22 @@ async def test_pages_fit_a_phone_screen(page: Page, dashboard_server: KtesServer
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, f"{path} is {width} px wide on a 375 px screen"
         await screenshot(page, name)
+
+
+async def test_the_list_works_from_the_keyboard(page: Page, dashboard_server: KtesServer, busybox_image: str) -> None:
+    task_id = await create_task(dashboard_server, {"name": unique("keys"), "executors": [sh(busybox_image, "true")]})
+    await page.goto(dashboard_server.url + "/ui/")
+    row_link = page.locator(f'tr[data-id="{task_id}"] a')
+    await expect(row_link).to_be_visible(timeout=10_000)
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("main")).to_be_focused()
+    for _ in range(60):  # Tab through counts, filters and rows until the task's link has the focus
+        await page.keyboard.press("Tab")
+        if await row_link.evaluate("link => link === document.activeElement"):
+            break
+    await expect(row_link).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page).to_have_url(f"{dashboard_server.url}/ui/tasks/{task_id}")
+    await expect(page.get_by_role("heading", level=1)).to_contain_text(task_id)
