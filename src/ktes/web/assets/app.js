@@ -339,7 +339,6 @@ class OutputView {
 }
 
 function executorSection(task, index, views) {
-  const executor = task.executors[index];
   const section = el("section", { class: "executor", id: `executor-${index}`, "aria-labelledby": `executor-${index}-heading` });
   section.append(el("h3", { id: `executor-${index}-heading`, text: `Executor ${index}` }));
   const facts = el("dl", { class: "facts", id: `executor-${index}-facts` });
@@ -352,7 +351,6 @@ function executorSection(task, index, views) {
     views.set(id, new OutputView(task.id, index, stream, pre));
   }
   section.append(outputs);
-  void executor;
   return section;
 }
 
