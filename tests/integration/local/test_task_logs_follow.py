@@ -83,3 +83,28 @@ def test_logs_follow_of_an_ended_task_prints_what_was_kept(ktes_server: StartSer
     )
     assert result.stdout == b"kept\n"
     assert result.returncode == 1  # it did not end COMPLETE
+
+
+def test_a_link_planted_in_place_of_the_output_is_never_read_on_the_host(
+    ktes_server: StartServer, busybox_image: str
+) -> None:
+    server = ktes_server(env={"KTES_LOCAL_PULL": "never"})
+    # The task swaps its stdout file (the helper's default, in its state directory) for a link to a host file.
+    script = (
+        "echo before; busybox rm -f /ktes/state/0.stdout; busybox ln -s /etc/passwd /ktes/state/0.stdout; "
+        "echo planted >&2; sleep 600"
+    )
+    task = {"executors": [{"image": busybox_image, "command": ["sh", "-c", script]}]}
+    task_id = httpx.post(server.tes_url + "/tasks", json=task, timeout=10).json()["id"]
+    logs = f"{server.url}/ktes/v1/tasks/{task_id}/logs"
+    try:
+        deadline = time.monotonic() + 60
+        while "planted" not in httpx.get(logs, params={"stream": "stderr"}, timeout=10).text:
+            assert time.monotonic() < deadline, "the task did not plant its link"
+            time.sleep(0.1)
+        answer = httpx.get(logs, timeout=10)
+        assert answer.status_code == 200
+        assert "root:" not in answer.text
+        assert answer.text == ""
+    finally:
+        httpx.post(f"{server.tes_url}/tasks/{task_id}:cancel", timeout=30)
