@@ -321,6 +321,7 @@ class OutputView {
       }
       this.append(this.decoder.decode());
       this.done = true;
+      this.pre.classList.add("ended");
     } catch (err) {
       this.pre.dataset.error = err.message;
     } finally {
