@@ -15,6 +15,7 @@ import typer
 
 from ktes.config import Settings, load
 from ktes.engine.engine import Engine
+from ktes.logs import configure as configure_logging
 
 #: How the engine runs for the life of the server: given the settings and the engine, an async context
 #: manager that starts it (now, or once this replica may run it) and stops it on exit.
@@ -65,7 +66,13 @@ async def serve(settings: Settings) -> None:
         storage_schemes=tuple(filer.schemes()), backend_parameters=tuple(backend.backend_parameters())
     )
     engine = Engine(settings, store, backend) if settings.engine_enabled else None
-    app = create_app(settings, store, capabilities, engine.wake if engine is not None else lambda: None)
+    app = create_app(
+        settings,
+        store,
+        capabilities,
+        engine.wake if engine is not None else lambda: None,
+        (lambda: engine.status) if engine is not None else lambda: None,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +92,7 @@ async def serve(settings: Settings) -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=settings.log_level.lower() == "debug",
+        log_config=None,  # every line goes through ktes.logs (format, task id, redaction)
         lifespan="on",
     )
     await uvicorn.Server(config).serve()
@@ -92,7 +100,7 @@ async def serve(settings: Settings) -> None:
 
 def run(settings: Settings) -> None:
     """Run :func:`serve` on uvloop when it is installed."""
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     try:
         import uvloop
     except ImportError:

@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from ktes import metrics
 from ktes.errors import TemporaryTransferError
 from ktes.filer.base import FilerPlugin
+from ktes.filer.urls import scheme_of
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ class RetryingPlugin:
 
     def download_file(self, url: str, dest: Path) -> None:
         call_with_retries(lambda: self.plugin.download_file(url, dest), self.delays, what="download")
+        metrics.filer_bytes(scheme_of(url), "download", _size(dest))
 
     def list_dir(self, url: str) -> Iterator[tuple[str, str]]:
         # A listing is retried as a whole, so it is collected first (names only: small).
@@ -58,3 +61,11 @@ class RetryingPlugin:
 
     def upload_file(self, src: Path, url: str) -> None:
         call_with_retries(lambda: self.plugin.upload_file(src, url), self.delays, what="upload")
+        metrics.filer_bytes(scheme_of(url), "upload", _size(src))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return 0

@@ -22,6 +22,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
+from ktes import metrics
 from ktes.config import Settings
 from ktes.errors import BackendError
 
@@ -113,8 +114,12 @@ class Kube:
         try:
             resp = call(*args, _preload_content=False, _request_timeout=(10, 60), **kwargs)
         except ApiException as exc:
-            raise _translate(exc, what) from None
+            error = _translate(exc, what)
+            if not isinstance(error, (NotFound, AlreadyExists, Conflict, Expired)):  # those are answers
+                metrics.backend_error("kubernetes_api")
+            raise error from None
         except Exception as exc:  # urllib3 connection errors and the like
+            metrics.backend_error("kubernetes_unreachable")
             raise KubeError(f"{what}: {exc}") from exc
         data = resp.data
         if not data:

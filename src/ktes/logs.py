@@ -1,0 +1,90 @@
+"""How ktes writes its log: plain lines (the default) or one JSON object per line (``KTES_LOG_FORMAT=json``).
+
+Every line about a task carries its id: the engine sets :data:`TASK_ID` while it runs, adopts or cancels a
+task, and that context follows into everything awaited from there (backend, filer, worker threads). Every
+line passes through :func:`ktes.filer.redact.redact_text` first, so no URL in any message (or traceback)
+shows user information or signature-like query parameters, whichever module wrote it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Literal
+
+import orjson
+
+from ktes.filer.redact import redact_text
+
+#: The task the current coroutine (or the thread it handed work to) is about.
+TASK_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("ktes_task_id", default=None)
+
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class TaskAndSecrets(logging.Filter):
+    """Adds ``task_id`` to each record (from :data:`TASK_ID` unless the call gave one) and redacts URLs in the
+    message and traceback. Installed on the handler, so it sees the records of every logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "task_id", None) is None:
+            record.task_id = TASK_ID.get()
+        message = record.getMessage()
+        clean = redact_text(message)
+        if clean != message or record.args:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, task_id (when about a task), exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        task_id = getattr(record, "task_id", None)
+        if task_id:
+            entry["task_id"] = task_id
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return orjson.dumps(entry).decode()
+
+
+class PlainFormatter(logging.Formatter):
+    """The classic line, with ``[task <id>]`` before the message of a line about a task."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        task_id = getattr(record, "task_id", None)
+        if task_id:
+            head = f"{record.name}: "
+            line = line.replace(head, f"{head}[task {task_id}] ", 1)
+        return line
+
+
+def configure(level: str, fmt: Literal["plain", "json"]) -> None:
+    """Send every logger (uvicorn's too: it is started without its own logging config) to stderr in ``fmt``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(TaskAndSecrets())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else PlainFormatter(PLAIN_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
