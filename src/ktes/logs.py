@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Literal
@@ -21,17 +22,24 @@ from ktes.filer.redact import redact_text
 #: The task the current coroutine (or the thread it handed work to) is about.
 TASK_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("ktes_task_id", default=None)
 
+#: A ktes task id in free text (``t`` + 26 lowercase Crockford base32 characters, see ktes.tes.ids).
+_TASK_ID_IN_TEXT = re.compile(r"\bt[0-9a-hjkmnp-tv-z]{26}\b")
+
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class TaskAndSecrets(logging.Filter):
-    """Adds ``task_id`` to each record (from :data:`TASK_ID` unless the call gave one) and redacts URLs in the
-    message and traceback. Installed on the handler, so it sees the records of every logger."""
+    """Adds ``task_id`` to each record and redacts URLs in the message and traceback. Installed on the handler,
+    so it sees the records of every logger. The task id is the one the call gave, else :data:`TASK_ID`, else
+    the one task id the message names (uvicorn's access log: ``GET /ga4gh/tes/v1/tasks/<id>``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
         if getattr(record, "task_id", None) is None:
             record.task_id = TASK_ID.get()
-        message = record.getMessage()
+            if record.task_id is None and "t" in message:
+                named = set(_TASK_ID_IN_TEXT.findall(message))
+                record.task_id = named.pop() if len(named) == 1 else None
         clean = redact_text(message)
         if clean != message or record.args:
             record.msg, record.args = clean, None

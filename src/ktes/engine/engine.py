@@ -143,6 +143,9 @@ class Engine:
                     await self._backend.cancel(task.id)
                     continue
                 metrics.task_dispatched(self._backend.name, started)
+                log.info(
+                    "engine: task %s handed to the %s backend", task.id, self._backend.name, extra={"task_id": task.id}
+                )
                 self._launch(started, adopt=False)
             if len(queued) < DISPATCH_BATCH:
                 metrics.dispatch_lag(None)
@@ -190,6 +193,7 @@ class Engine:
             ended = await self._db(self._store.transition, task_id, obs.state, recording.ended(obs))
             if ended is not None:
                 metrics.task_ended(self._backend.name, ended)
+                log.info("engine: task %s ended %s", task_id, obs.state.value)
             return
         edit = recording.edit_for(obs)
         if edit is not None:
