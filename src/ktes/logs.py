@@ -36,10 +36,11 @@ class TaskAndSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if getattr(record, "task_id", None) is None:
-            record.task_id = TASK_ID.get()
-            if record.task_id is None and "t" in message:
+            task_id = TASK_ID.get()
+            if task_id is None and "t" in message:
                 named = set(_TASK_ID_IN_TEXT.findall(message))
-                record.task_id = named.pop() if len(named) == 1 else None
+                task_id = named.pop() if len(named) == 1 else None
+            record.task_id = task_id
         clean = redact_text(message)
         if clean != message or record.args:
             record.msg, record.args = clean, None
