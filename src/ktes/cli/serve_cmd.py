@@ -8,14 +8,18 @@ import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
 from pathlib import Path
 from typing import cast
 
 import typer
 
+from ktes.backends.base import Backend
 from ktes.config import Settings, load
 from ktes.engine.engine import Engine
 from ktes.logs import configure as configure_logging
+from ktes.store.base import Store
+from ktes.tes.models import State
 
 #: How the engine runs for the life of the server: given the settings and the engine, an async context
 #: manager that starts it (now, or once this replica may run it) and stops it on exit.
@@ -44,6 +48,32 @@ def engine_runner(settings: Settings) -> EngineRunner:
             return cast(EngineRunner, getattr(importlib.import_module(module_name), attribute))
         logging.getLogger(__name__).warning("no Lease runner available: running the engine in this replica")
     return run_engine_always
+
+
+@contextlib.asynccontextmanager
+async def retention(settings: Settings, store: Store, backend: Backend, engine: Engine | None) -> AsyncIterator[None]:
+    """With ``retention_days``: purge finished tasks older than that, now and every hour, while serving."""
+    if settings.retention_days is None:
+        yield
+        return
+    from ktes.backends.local.cleanup import remove_task_dirs
+    from ktes.engine.retention import purge_forever
+    from ktes.tes.states import TERMINAL
+
+    async def leftovers(task_ids: list[str]) -> None:
+        if settings.backend == "local":
+            await asyncio.to_thread(remove_task_dirs, settings.data_dir, task_ids)
+        elif engine is not None and engine.status == "running":  # the backend is this engine's: sweep
+            unfinished = [t.id for t in store.tasks_in(set(State) - TERMINAL) if t.id is not None]
+            await backend.sweep(unfinished)
+
+    loop = asyncio.create_task(purge_forever(store, timedelta(days=settings.retention_days), leftovers))
+    try:
+        yield
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
 
 
 async def serve(settings: Settings) -> None:
@@ -77,11 +107,12 @@ async def serve(settings: Settings) -> None:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            if engine is None:
-                yield
-            else:
-                async with engine_runner(settings)(settings, engine):
+            async with retention(settings, store, backend, engine):
+                if engine is None:
                     yield
+                else:
+                    async with engine_runner(settings)(settings, engine):
+                        yield
         finally:
             store.close()
 

@@ -141,6 +141,10 @@ class Kube:
         )
         return result
 
+    async def delete_config_map(self, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            await self._call(f"deleting ConfigMap {name}", self.core.delete_namespaced_config_map, name, self.namespace)
+
     async def create_secret(self, body: dict[str, Any]) -> dict[str, Any]:
         name = body["metadata"]["name"]
         result: dict[str, Any] = await self._call(
@@ -196,11 +200,14 @@ class Kube:
                     grace_period_seconds=grace_seconds,
                 )
 
-    async def list_objects(self, kind: Literal["pods", "jobs", "secrets"], selector: str) -> list[dict[str, Any]]:
+    async def list_objects(
+        self, kind: Literal["pods", "jobs", "secrets", "configmaps"], selector: str
+    ) -> list[dict[str, Any]]:
         calls = {
             "pods": self.core.list_namespaced_pod,
             "jobs": self.batch.list_namespaced_job,
             "secrets": self.core.list_namespaced_secret,
+            "configmaps": self.core.list_namespaced_config_map,
         }
         result = await self._call(f"listing {kind}", calls[kind], self.namespace, label_selector=selector)
         items: list[dict[str, Any]] = result.get("items") or []
@@ -252,6 +259,10 @@ class Kube:
             f"creating Lease {name}", self.coordination.create_namespaced_lease, self.namespace, body
         )
         return result
+
+    async def delete_lease(self, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            await self._call(f"deleting Lease {name}", self.coordination.delete_namespaced_lease, name, self.namespace)
 
     async def replace_lease(self, body: dict[str, Any]) -> dict[str, Any]:
         """Replace a Lease; raises :class:`Conflict` if it changed since ``body``'s resourceVersion."""
