@@ -125,7 +125,7 @@ async def serve(settings: Settings) -> None:
         access_log=settings.log_level.lower() == "debug",
         log_config=None,  # every line goes through ktes.logs (format, task id, redaction)
         lifespan="on",
-        timeout_graceful_shutdown=settings.shutdown_seconds,  # then the engine stops; tasks keep running
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_seconds)),  # then the engine stops; tasks keep running
     )
     await uvicorn.Server(config).serve()
 
