@@ -55,6 +55,9 @@ def test_the_default_install_is_one_replica_on_sqlite_with_probes_and_pod_securi
         "RoleBinding/ktes",
         "Service/ktes",
         "Deployment/ktes",
+        "ServiceAccount/ktes-uninstall",  # the four uninstall hooks
+        "Role/ktes-uninstall",
+        "RoleBinding/ktes-uninstall",
         "Job/ktes-uninstall",
     }
     deployment = objects["Deployment/ktes"]
