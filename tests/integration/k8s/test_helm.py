@@ -2,7 +2,9 @@
 runs a task through its Service; an upgrade with a changed value and a rolling restart, each in the middle
 of a task, end with the task COMPLETE; an uninstall leaves nothing of ktes in either namespace.
 
-ktes runs as an arbitrary UID (not the image's 10001) with its tasks in a namespace of their own.
+ktes runs as two replicas on PostgreSQL (this host's, reached by the pods with a password from a Secret), as an
+arbitrary UID (not the image's 10001), with its tasks in a namespace of their own. (SQLite on a claim is not
+tried here: the lab's hostPath provisioner makes root-only directories and ignores fsGroup.)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import httpx
 import pytest
 
 from tests.fixtures.k8s import LAB_KUBECONFIG, REPO, fresh_namespace, kubectl
+from tests.fixtures.postgres import PostgresServer, postgres_server
 from tests.integration.k8s.test_deploy import TES, wait_for_final_state, wait_healthy
 
 pytestmark = pytest.mark.k8s
@@ -38,6 +41,13 @@ def helm(binary: Path, *args: str, timeout: float = 600) -> str:
 
 def sets(values: list[str]) -> list[str]:
     return [arg for value in values for arg in ("--set", value)]
+
+
+@pytest.fixture(scope="module")
+def lab_postgres(server_address: str) -> Iterator[PostgresServer]:
+    """A PostgreSQL of this module's own, listening on this host's address too (for the lab's pods)."""
+    with postgres_server(also_on=server_address) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -113,17 +123,28 @@ def sleeper(image: str, seconds: int, word: str) -> dict[str, object]:
 
 
 def test_install_upgrade_and_restart_mid_task_then_uninstall_leaves_nothing(
-    helm_binary: Path, ktes_image: str, k8s_busybox_image: str, namespaces: tuple[str, str]
+    helm_binary: Path,
+    ktes_image: str,
+    k8s_busybox_image: str,
+    namespaces: tuple[str, str],
+    lab_postgres: PostgresServer,
 ) -> None:
     release, tasks = namespaces
-    values = lab_values(ktes_image, tasks)
+    kubectl("-n", release, "create", "secret", "generic", "ktes-db", f"--from-literal=url={lab_postgres.remote_url}")
+    values = [*lab_values(ktes_image, tasks), "database.existingSecret=ktes-db", "replicas=2"]
     helm(helm_binary, "lint", "--strict", str(CHART), *sets(values))
     helm(helm_binary, "install", RELEASE, str(CHART), "-n", release, "--wait", "--timeout", "5m", *sets(values))
     cluster_ip = kubectl("-n", release, "get", "service", RELEASE, "-o", "jsonpath={.spec.clusterIP}")
     base_url = f"http://{cluster_ip}:8000"
     wait_healthy(base_url)
-    ready = httpx.get(f"{base_url}/readyz", timeout=10).json()
-    assert ready["status"] == "ready" and ready["checks"]["store"] == "ok"
+    engines = set()
+    servers = kubectl("-n", release, "get", "pods", "-l", "app.kubernetes.io/component=server", "-o", "json")
+    for pod in json.loads(servers)["items"]:
+        ip = pod["status"]["podIP"]
+        ready = httpx.get(f"http://{ip}:8000/readyz", timeout=10).json()
+        assert ready["status"] == "ready" and ready["checks"]["store"] == "ok", ready
+        engines.add(ready["checks"]["engine"].split(":")[0])
+    assert engines == {"leading", "standby"}  # one leads the engine, the other serves the API and stays ready
     uid = kubectl("-n", release, "exec", "deploy/ktes", "--", "python3", "-c", "import os; print(os.getuid())")
     assert uid.strip() == "23456"
 
@@ -157,10 +178,15 @@ def test_install_upgrade_and_restart_mid_task_then_uninstall_leaves_nothing(
         assert done["state"] == "COMPLETE", json.dumps(done, indent=2)
         assert done["logs"][-1]["logs"][0]["stdout"] == "restarted\n"
 
+    logs = kubectl("-n", release, "logs", "-l", "app.kubernetes.io/component=server", "--tail=-1")
+    password = lab_postgres.remote_url.split(":")[2].split("@")[0]
+    assert logs and password not in logs
+
     helm(helm_binary, "uninstall", RELEASE, "-n", release, "--wait", "--timeout", "5m")
     deadline = time.monotonic() + 180
     while True:
-        left = {namespace: leftovers(namespace) for namespace in (release, tasks)}
+        # the operator's own database Secret stays, as it should
+        left = {ns: [o for o in leftovers(ns) if o != "Secret/ktes-db"] for ns in (release, tasks)}
         if not any(left.values()):
             break
         assert time.monotonic() < deadline, f"left after helm uninstall: {left}"
