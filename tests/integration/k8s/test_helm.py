@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.fixtures.k8s import LAB_KUBECONFIG, REPO, fresh_namespace, kubectl
 from tests.fixtures.postgres import PostgresServer, postgres_server
@@ -85,7 +86,10 @@ def test_what_the_chart_renders_is_accepted_by_the_api_server(helm_binary: Path,
         ],
     ):
         rendered = helm(helm_binary, "template", RELEASE, str(CHART), "--namespace", release, *sets(values))
-        out = kubectl("apply", "--dry-run=server", "-n", release, "-f", "-", input=rendered)
+        objects = [d for d in yaml.safe_load_all(rendered) if d]
+        for obj in objects:  # as helm install does: the release's namespace unless the object names another
+            obj["metadata"].setdefault("namespace", release)
+        out = kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(objects))
         assert "deployment.apps/ktes created (server dry run)" in out, out
 
 
