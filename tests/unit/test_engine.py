@@ -13,7 +13,7 @@ import pytest
 from ktes.config import Settings
 from ktes.engine.commands import request_cancel
 from ktes.engine.engine import Engine
-from ktes.engine.observations import (
+from ktes.run.observations import (
     Ended,
     ExecutorFinished,
     ExecutorStarted,

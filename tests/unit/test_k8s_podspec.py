@@ -347,6 +347,7 @@ def test_secret_holds_the_task_and_the_filer_credentials_the_job_does_not() -> N
     env = {e["name"]: e for e in container(job, "stage-in")["env"]}
     assert env["KTES_S3_ENDPOINT_URL"]["value"] == "http://192.0.2.2:9000"
     assert env["KTES_S3_PATH_STYLE"]["value"] == "true"
+    assert env["KTES_TRANSFER_RETRIES"]["value"] == str(conf.transfer_retries)  # the stage containers retry alike
     assert env["KTES_S3_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
         "name": "ktes-01hx0abc",
         "key": "s3-secret-access-key",

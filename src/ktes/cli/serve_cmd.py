@@ -4,50 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import cast
 
 import typer
 
 from ktes.backends.base import Backend
 from ktes.config import Settings, load
 from ktes.engine.engine import Engine
+from ktes.engine.runner import run_engine
 from ktes.logs import configure as configure_logging
 from ktes.store.base import Store
 from ktes.tes.models import State
-
-#: How the engine runs for the life of the server: given the settings and the engine, an async context
-#: manager that starts it (now, or once this replica may run it) and stops it on exit.
-EngineRunner = Callable[[Settings, Engine], AbstractAsyncContextManager[None]]
-
-#: With the Kubernetes backend, only the replica holding a Lease may run the engine. The Kubernetes backend
-#: provides that runner here (same signature as :func:`run_engine_always`).
-KUBERNETES_ENGINE_RUNNER = ("ktes.backends.kubernetes.lease", "run_engine_while_leader")
-
-
-@contextlib.asynccontextmanager
-async def run_engine_always(settings: Settings, engine: Engine) -> AsyncIterator[None]:
-    """The local default: one engine, started with the server and stopped with it."""
-    await engine.start()
-    try:
-        yield
-    finally:
-        await engine.stop()
-
-
-def engine_runner(settings: Settings) -> EngineRunner:
-    """The engine runner for the configured backend (the Kubernetes one holds a Lease first)."""
-    if settings.backend == "kubernetes":
-        module_name, attribute = KUBERNETES_ENGINE_RUNNER
-        with contextlib.suppress(ImportError, AttributeError):
-            return cast(EngineRunner, getattr(importlib.import_module(module_name), attribute))
-        logging.getLogger(__name__).warning("no Lease runner available: running the engine in this replica")
-    return run_engine_always
 
 
 @contextlib.asynccontextmanager
@@ -83,7 +52,7 @@ async def serve(settings: Settings) -> None:
     from fastapi import FastAPI
 
     from ktes.api.app import create_app
-    from ktes.backends.registry import create_backend
+    from ktes.backends.registry import create_backend, create_leadership
     from ktes.capabilities import Capabilities
     from ktes.filer.registry import Filer
     from ktes.store.sql import open_store
@@ -96,6 +65,7 @@ async def serve(settings: Settings) -> None:
         storage_schemes=tuple(filer.schemes()), backend_parameters=tuple(backend.backend_parameters())
     )
     engine = Engine(settings, store, backend) if settings.engine_enabled else None
+    leadership = create_leadership(settings) if engine is not None else None
     app = create_app(
         settings,
         store,
@@ -111,7 +81,7 @@ async def serve(settings: Settings) -> None:
                 if engine is None:
                     yield
                 else:
-                    async with engine_runner(settings)(settings, engine):
+                    async with run_engine(engine, leadership):
                         yield
         finally:
             store.close()
@@ -125,7 +95,7 @@ async def serve(settings: Settings) -> None:
         access_log=settings.log_level.lower() == "debug",
         log_config=None,  # every line goes through ktes.logs (format, task id, redaction)
         lifespan="on",
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_seconds)),  # then the engine stops; tasks keep running
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_seconds)),  # then the engine stops; tasks run on
     )
     await uvicorn.Server(config).serve()
 

@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 from ktes import metrics
 from ktes.backends.base import Backend
 from ktes.config import Settings
-from ktes.engine import clock, recording
-from ktes.engine.observations import Ended, ExecutorStarted, Observation
+from ktes.engine import recording
 from ktes.logs import TASK_ID
+from ktes.run import clock
+from ktes.run.observations import Ended, ExecutorStarted, Observation
 from ktes.store.base import Store
 from ktes.tes.models import State, Task
 
@@ -184,7 +185,7 @@ class Engine:
     # --- observations ----------------------------------------------------------------------------
 
     async def _report(self, task_id: str, obs: Observation, /) -> None:
-        """The :class:`~ktes.engine.observations.Reporter` given to the backend."""
+        """The :class:`~ktes.run.observations.Reporter` given to the backend."""
         if isinstance(obs, ExecutorStarted):
             await self._db(self._store.transition, task_id, State.RUNNING)
             return

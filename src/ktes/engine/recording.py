@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ktes.engine.observations import (
+from ktes.run.observations import (
     Ended,
     ExecutorFinished,
     ExecutorStarted,

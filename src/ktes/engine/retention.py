@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ktes.engine.clock import rfc3339
+from ktes.run.clock import rfc3339
 from ktes.store.base import Store
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ are ignored), strict where running the task would otherwise fail later or unsafe
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,16 +18,17 @@ from ktes.capabilities import Capabilities
 from ktes.errors import InvalidTask
 from ktes.tes.layout import has_wildcard
 from ktes.tes.models import Input, Output, Resources, Task, TaskLog
+from ktes.tes.urls import scheme_of
 
 #: Fields the server sets; a client's values are ignored.
 READ_ONLY_FIELDS = ("id", "state", "logs", "creation_time")
 _INT32_MAX = 2**31 - 1
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Configurable bounds on one task (from :class:`ktes.config.Settings`)."""
+    """Configurable bounds on one task. These defaults are the only ones: :class:`ktes.config.Settings`
+    takes its ``max_*`` defaults from here."""
 
     max_content_bytes: int = 1024 * 1024
     max_executors: int = 256
@@ -158,15 +158,12 @@ def _check_container_path(where: str, path: str, *, allow_root: bool = False) ->
 
 
 def _check_url(where: str, url: str, capabilities: Capabilities) -> None:
+    """The scheme as the filer will read it (:func:`ktes.tes.urls.scheme_of`), and one this server serves."""
     if not url:
         raise InvalidTask(where, "must not be empty")
-    if url.startswith("/"):
-        scheme = "file"
-    else:
-        match = _SCHEME.match(url)
-        if match is None:
-            raise InvalidTask(where, f"must be a URL such as s3://bucket/key, or an absolute path (got {url!r})")
-        scheme = match.group(1).lower()
+    scheme = scheme_of(url)
+    if not scheme:
+        raise InvalidTask(where, f"must be a URL such as s3://bucket/key, or an absolute path (got {url!r})")
     if scheme not in capabilities.storage_schemes:
         supported = ", ".join(capabilities.storage_schemes) or "none"
         raise InvalidTask(where, f"URL scheme {scheme!r} is not supported by this server (supported: {supported})")

@@ -5,7 +5,8 @@ One list-then-watch per kind (Pods, Jobs; label ``app.kubernetes.io/managed-by=k
 own entry and judges it with :func:`status.assess`; once every container of the Pod has ended it reads each
 executor's result line and stage-out's report from their logs. Then the Job is deleted (its Pod and Secret go
 with it) unless ``k8s_keep_finished_jobs``. The executors' helper is a ConfigMap per namespace
-(``ktes-entrypoint-<sha12>``), made from ``k8s_entrypoint_path`` on the first task and left in place.
+(``ktes-entrypoint-<sha12>``), made on the first task from the binary in the ktes package
+(:mod:`ktes.run.entrypoint`) and left in place.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from ktes.backends.kubernetes import podspec, status
@@ -25,8 +24,9 @@ from ktes.backends.kubernetes.client import AlreadyExists, Kind, Kube, KubeError
 from ktes.backends.kubernetes.objects import ObjectCache, TaskObjects, task_id_of
 from ktes.backends.kubernetes.podspec import SELECTOR, STAGE_OUT, TASK_ID_LABEL, executor_container_name, job_name
 from ktes.config import Settings
-from ktes.engine import clock
-from ktes.engine.observations import Ended, Initializing, Observation, Reporter
+from ktes.run import clock, entrypoint
+from ktes.run.observations import Ended, Initializing, Observation, Reporter
+from ktes.run.result import parse_report, parse_result
 from ktes.tes.models import State, Task
 
 log = logging.getLogger(__name__)
@@ -43,29 +43,13 @@ def _task_selector(task_id: str) -> str:
     return f"{SELECTOR},{TASK_ID_LABEL}={task_id}"
 
 
-#: where the ktes image keeps the static executor helper.
-INSTALLED_ENTRYPOINT = Path("/usr/local/bin/ktes-entrypoint")
-
-
-def entrypoint_path(settings: Settings) -> Path:
-    """The helper's file: ``k8s_entrypoint_path``, else the image's, else ``ktes-entrypoint`` on PATH."""
-    if settings.k8s_entrypoint_path is not None:
-        return settings.k8s_entrypoint_path
-    if INSTALLED_ENTRYPOINT.exists():
-        return INSTALLED_ENTRYPOINT
-    found = shutil.which(INSTALLED_ENTRYPOINT.name)
-    return Path(found) if found else INSTALLED_ENTRYPOINT
-
-
 def read_entrypoint(settings: Settings) -> bytes:
-    path = entrypoint_path(settings)
+    """The executors' helper for the ConfigMap: ``k8s_entrypoint_path``, else ``entrypoint_path``, else the
+    one in the ktes package for this machine's architecture (:mod:`ktes.run.entrypoint`)."""
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise KubeError(
-            f"the executors' helper {path} cannot be read ({exc.strerror}): build tools/entrypoint and set "
-            "k8s_entrypoint_path (the ktes image has it at /usr/local/bin/ktes-entrypoint)"
-        ) from None
+        return entrypoint.read_entrypoint(settings.k8s_entrypoint_path or settings.entrypoint_path)
+    except entrypoint.EntrypointMissing as exc:
+        raise KubeError(str(exc)) from None
 
 
 class KubernetesBackend:
@@ -296,10 +280,10 @@ class KubernetesBackend:
             why = f"the task's pod ended but its logs could not be read: {exc}"
             return [Ended(State.SYSTEM_ERROR, clock.now(), why)]
         now = datetime.now(UTC)
-        results = [r for r in (status.parse_result(text) for text in logs[: len(task.executors)]) if r is not None]
+        results = [r for r in (parse_result(text) for text in logs[: len(task.executors)]) if r is not None]
         report = None
         if ended.stage_out_code is not None:
-            report = status.parse_report(logs[-1])
+            report = parse_report(logs[-1])
             if report is None:
                 return status.no_report(ended, logs[-1], now)
         return status.final_observations(task, results, report, progress, now)

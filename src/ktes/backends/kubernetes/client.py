@@ -228,20 +228,6 @@ class Kube:
 
         return await asyncio.to_thread(read)
 
-    async def events_about(self, name: str) -> list[dict[str, Any]]:
-        """Events whose involved object is ``name`` (best effort: [] when not allowed)."""
-        try:
-            result = await self._call(
-                f"listing events of {name}",
-                self.core.list_namespaced_event,
-                self.namespace,
-                field_selector=f"involvedObject.name={name}",
-            )
-        except KubeError:
-            return []
-        items: list[dict[str, Any]] = result.get("items") or []
-        return items
-
     # --- leases ----------------------------------------------------------------------------------
 
     async def read_lease(self, name: str) -> dict[str, Any] | None:

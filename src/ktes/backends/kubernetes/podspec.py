@@ -32,9 +32,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from ktes.backends.kubernetes.report import STAGE_IN_DONE, result_file
 from ktes.config import Settings
 from ktes.errors import BackendError
+from ktes.run.result import STAGE_IN_DONE, result_file
 from ktes.tes.layout import mount_points
 from ktes.tes.models import FileType, Task, dump
 
@@ -77,7 +77,7 @@ BACKEND_PARAMETERS: dict[str, str] = {
 }
 
 #: settings groups passed to the stage containers (secret ones through the Secret).
-_FILER_SETTINGS_PREFIXES = ("s3_", "ftp_", "http_", "file_", "drs_")
+_FILER_SETTINGS_PREFIXES = ("s3_", "ftp_", "http_", "transfer_", "file_", "drs_")
 _PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
 
@@ -171,7 +171,7 @@ def needs_stage_out(task: Task) -> bool:
 
 
 def _filer_settings(settings: Settings) -> dict[str, Any]:
-    """The settings the pod-side filer needs (every ``s3_*``, ``ftp_*``, ``http_*``, ... that is set)."""
+    """The settings the pod-side filer needs (every ``s3_*``, ``ftp_*``, ``http_*``, ``transfer_*``, ... that is set)."""
     values = settings.model_dump()
     chosen = {
         name: getattr(settings, name)
