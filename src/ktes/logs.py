@@ -93,6 +93,7 @@ def configure(level: str, fmt: Literal["plain", "json"]) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # a deprecation warning is a log line too, in the same format
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()

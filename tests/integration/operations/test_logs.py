@@ -20,8 +20,8 @@ def test_json_log_names_tasks_and_keeps_credentials_out(ktes_server: StartServer
         env={
             "KTES_LOG_FORMAT": "json",
             "KTES_LOG_LEVEL": "debug",
-            "KTES_HTTP_RETRIES": "1",
-            "KTES_HTTP_RETRY_BACKOFF_SECONDS": "0.05",
+            "KTES_TRANSFER_RETRIES": "1",
+            "KTES_TRANSFER_RETRY_BACKOFF_SECONDS": "0.05",
         }
     )
     client = tes.HTTPClient(server.url, timeout=30)
