@@ -114,5 +114,5 @@ def test_the_chart_and_the_kustomize_base_agree(helm_binary: Path) -> None:
     base_pod = base("Deployment")["spec"]["template"]["spec"]
     assert chart_pod["securityContext"] == base_pod["securityContext"]
     (chart_container,), (base_container,) = chart_pod["containers"], base_pod["containers"]
-    for key in ("securityContext", "readinessProbe", "livenessProbe", "ports", "resources"):
+    for key in ("securityContext", "readinessProbe", "livenessProbe", "ports", "resources", "lifecycle"):
         assert chart_container[key] == base_container[key], key

@@ -182,7 +182,8 @@ def test_install_upgrade_and_restart_mid_task_then_uninstall_leaves_nothing(
         assert done["state"] == "COMPLETE", json.dumps(done, indent=2)
         assert done["logs"][-1]["logs"][0]["stdout"] == "restarted\n"
 
-    logs = kubectl("-n", release, "logs", "-l", "app.kubernetes.io/component=server", "--tail=-1")
+    pods = kubectl("-n", release, "get", "pods", "-l", "app.kubernetes.io/component=server", "-o", "name")
+    logs = "".join(kubectl("-n", release, "logs", pod, "--tail=-1", check=False) for pod in pods.split())
     password = lab_postgres.remote_url.split(":")[2].split("@")[0]
     assert logs and password not in logs
 
