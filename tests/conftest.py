@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.ktes_server",
     "tests.fixtures.k8s",
     "tests.fixtures.browser",
+    "tests.fixtures.helm",
 ]

@@ -1,5 +1,5 @@
 """The FastAPI application: TES 1.1 under ``/ga4gh/tes/v1``, ktes's own ``/ktes/v1``, the dashboard at ``/ui/``,
-``/healthz``, guards and CORS, and the error mapping.
+probes, ``/metrics``, guards and CORS, and the error mapping.
 
 The contract is the TES 1.1.0 OpenAPI document itself, so FastAPI's generated schema and docs pages are off.
 """
@@ -17,6 +17,8 @@ from starlette.routing import Route
 import ktes
 from ktes.api import errors, guards
 from ktes.api.extensions import extension_routes
+from ktes.api.health import EngineStatus, health_routes
+from ktes.api.metrics_http import HttpMetrics, metrics_route
 from ktes.api.service_info import service_info
 from ktes.api.tasks import JSON, task_routes
 from ktes.backends.base import Backend
@@ -34,26 +36,28 @@ def create_app(
     capabilities: Capabilities,
     wake: Callable[[], None] = lambda: None,
     backend: Backend | None = None,
+    engine_status: EngineStatus = lambda: None,
 ) -> FastAPI:
     """The API over ``store``. ``capabilities`` feeds both service-info and validation; ``wake`` is called
     after a task is created or cancelled, so the engine looks at it at once. ``backend`` (when this process
-    has one) serves executors' live output under ``/ktes/v1`` and its capacity to the dashboard."""
+    has one) serves executors' live output under ``/ktes/v1`` and its capacity to the dashboard;
+    ``engine_status`` tells ``/readyz`` how this process's engine is (None: no engine here)."""
     app = FastAPI(title="ktes", version=ktes.__version__, openapi_url=None, docs_url=None, redoc_url=None)
     errors.install(app)
     guards.install(app, settings)
+    if settings.metrics_enabled:
+        app.add_middleware(HttpMetrics, routes=app.router.routes)
     info = orjson.dumps(service_info(settings, capabilities))
 
     async def get_service_info(_request: Request) -> Response:
         return Response(info, media_type=JSON)
 
-    async def healthz(_request: Request) -> Response:
-        return Response(b'{"status":"ok"}', media_type=JSON)
-
     app.router.routes.extend(
         [
             *task_routes(PREFIX, settings, store, capabilities, wake),
             Route(PREFIX + "/service-info", get_service_info, methods=["GET"], name="GetServiceInfo"),
-            Route("/healthz", healthz, methods=["GET"], name="healthz"),
+            *health_routes(settings, store, engine_status),
+            *([metrics_route(store)] if settings.metrics_enabled else []),
             *extension_routes(store, backend),
             *ui_routes(),
         ]
