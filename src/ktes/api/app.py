@@ -56,7 +56,7 @@ def create_app(
         [
             *task_routes(PREFIX, settings, store, capabilities, wake),
             Route(PREFIX + "/service-info", get_service_info, methods=["GET"], name="GetServiceInfo"),
-            *health_routes(settings, store, engine_status),
+            *health_routes(settings, store, engine_status, backend),
             *([metrics_route(store)] if settings.metrics_enabled else []),
             *extension_routes(store, backend),
             *ui_routes(),
