@@ -62,7 +62,7 @@ async def serve(settings: Settings) -> None:
     )
     engine = Engine(settings, store, backend) if settings.engine_enabled else None
     leadership = create_leadership(settings) if engine is not None else None
-    app = create_app(settings, store, capabilities, engine.wake if engine is not None else lambda: None)
+    app = create_app(settings, store, capabilities, engine.wake if engine is not None else lambda: None, backend)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

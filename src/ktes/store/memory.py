@@ -110,6 +110,14 @@ class MemoryStore:
             self._tasks[task_id] = changed
             return changed.model_copy(deep=True)
 
+    def count_by_state(self) -> dict[State, int]:
+        with self._lock:
+            counts: dict[State, int] = {}
+            for task in self._tasks.values():
+                if task.state is not None:
+                    counts[task.state] = counts.get(task.state, 0) + 1
+            return counts
+
     def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
         with self._lock:
             found = [task for _, task in sorted(self._tasks.items()) if task.state in states]

@@ -441,6 +441,12 @@ class SqlStore:
         common = cursor.fetchone() is not None
         return "(tasks.name || '')" if common else "tasks.name"
 
+    def count_by_state(self) -> dict[State, int]:
+        # Answered from ix_tasks_state_id alone (a covering index scan), never the documents.
+        with self._reader.connect() as conn:
+            rows = conn.execute(sa.select(tasks.c.state, sa.func.count()).group_by(tasks.c.state)).all()
+        return {State(state): int(count) for state, count in rows}
+
     def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
         query = (
             sa.select(task_docs.c.doc)
