@@ -143,13 +143,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def ktes_serve(database_url: str, data_dir: Path) -> Iterator[tuple[str, int]]:
+def ktes_serve(database_url: str, data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {
         **os.environ,
         "KTES_DATABASE_URL": database_url,
         "KTES_ENGINE_ENABLED": "false",
         "KTES_LOG_LEVEL": "warning",
+        **(extra_env or {}),
     }
     argv = ["ktes", "serve", "--backend", "local", "--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen([*argv, "--data-dir", str(data_dir)], env=env)

@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     port: int = 8000
     backend: Literal["local", "kubernetes"] = "local"
     log_level: str = "info"
+    log_format: Literal["plain", "json"] = Field(default="plain", description="plain lines, or one JSON object a line")
+    shutdown_seconds: float = Field(
+        default=20.0, description="On SIGTERM: how long requests in flight may take before ktes stops anyway"
+    )
+    metrics_enabled: bool = Field(default=True, description="Serve /metrics and count HTTP requests")
+    retention_days: float | None = Field(
+        default=None, description="Purge finished tasks created more than this many days ago (default: keep all)"
+    )
     engine_enabled: bool = Field(default=True, description="Run the engine in this process (API-only replicas: false)")
     engine_poll_seconds: float = Field(default=2.0, description="Seconds between the engine's own looks for work")
     entrypoint_path: Path | None = Field(

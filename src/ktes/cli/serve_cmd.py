@@ -6,17 +6,48 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import typer
 from pydantic import ValidationError
 
 import ktes
+from ktes.backends.base import Backend
 from ktes.cli import startup
 from ktes.config import Settings, load
 from ktes.engine.engine import Engine
 from ktes.engine.runner import run_engine
 from ktes.errors import StoreUnavailable
+from ktes.logs import configure as configure_logging
+from ktes.store.base import Store
+from ktes.tes.models import State
+
+
+@contextlib.asynccontextmanager
+async def retention(settings: Settings, store: Store, backend: Backend, engine: Engine | None) -> AsyncIterator[None]:
+    """With ``retention_days``: purge finished tasks older than that, now and every hour, while serving."""
+    if settings.retention_days is None:
+        yield
+        return
+    from ktes.backends.local.cleanup import remove_task_dirs
+    from ktes.engine.retention import purge_forever
+    from ktes.tes.states import TERMINAL
+
+    async def leftovers(task_ids: list[str]) -> None:
+        if settings.backend == "local":
+            await asyncio.to_thread(remove_task_dirs, settings.data_dir, task_ids)
+        elif engine is not None and engine.status == "running":  # the backend is this engine's: sweep
+            unfinished = [t.id for t in store.tasks_in(set(State) - TERMINAL) if t.id is not None]
+            await backend.sweep(unfinished)
+
+    loop = asyncio.create_task(purge_forever(store, timedelta(days=settings.retention_days), leftovers))
+    try:
+        yield
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
 
 
 async def serve(settings: Settings) -> None:
@@ -62,16 +93,24 @@ async def serve(settings: Settings) -> None:
     )
     engine = Engine(settings, store, backend) if settings.engine_enabled else None
     leadership = create_leadership(settings) if engine is not None else None
-    app = create_app(settings, store, capabilities, engine.wake if engine is not None else lambda: None)
+    app = create_app(
+        settings,
+        store,
+        capabilities,
+        engine.wake if engine is not None else lambda: None,
+        backend,
+        (lambda: engine.status) if engine is not None else lambda: None,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            if engine is None:
-                yield
-            else:
-                async with run_engine(engine, leadership):
+            async with retention(settings, store, backend, engine):
+                if engine is None:
                     yield
+                else:
+                    async with run_engine(engine, leadership):
+                        yield
         finally:
             store.close()
 
@@ -82,7 +121,9 @@ async def serve(settings: Settings) -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=settings.log_level.lower() == "debug",
+        log_config=None,  # every line goes through ktes.logs (format, task id, redaction)
         lifespan="on",
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_seconds)),  # then the engine stops; tasks run on
     )
     if settings.log_level.lower() == "info":  # uvicorn's own start and stop lines are noise; its warnings are not
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
@@ -95,11 +136,7 @@ async def serve(settings: Settings) -> None:
 
 def run(settings: Settings) -> None:
     """Run :func:`serve` on uvloop when it is installed. A :class:`StartupError` goes to the caller."""
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if settings.log_level.lower() != "debug":  # the migration tool's lines at every start are noise
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        # the Kubernetes client's connection retries are told once, in the sentence of whatever failed
-        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         import uvloop
     except ImportError:

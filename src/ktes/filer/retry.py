@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from ktes import metrics
 from ktes.errors import TemporaryTransferError
 from ktes.filer.base import FilerPlugin
+from ktes.filer.urls import scheme_of
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ class RetryingPlugin:
 
     def download_file(self, url: str, dest: Path) -> None:
         self._call(lambda: self.plugin.download_file(url, dest), "download")
+        metrics.filer_bytes(scheme_of(url), "download", _size(dest))
 
     def list_dir(self, url: str) -> Iterator[tuple[str, str]]:
         # A listing is retried as a whole, so it is collected first (names only: small).
@@ -76,3 +79,11 @@ class RetryingPlugin:
 
     def upload_file(self, src: Path, url: str) -> None:
         self._call(lambda: self.plugin.upload_file(src, url), "upload")
+        metrics.filer_bytes(scheme_of(url), "upload", _size(src))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return 0

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from ktes import metrics
 from ktes.errors import StoreUnavailable, TaskNotFound
 from ktes.store import pagination
 from ktes.store.base import Edit, TaskFilter, TaskPage
@@ -28,7 +29,7 @@ from ktes.store.tables import task_docs, task_tags, tasks
 from ktes.tes import views
 from ktes.tes.ids import is_id, new_id, rfc3339
 from ktes.tes.models import State, Task, View
-from ktes.tes.states import ALLOWED_FROM
+from ktes.tes.states import ALLOWED_FROM, TERMINAL
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -271,7 +272,8 @@ class SqlStore:
                 return None
             conn.execute(task_docs.update().where(task_docs.c.task_id == task_id).values(**_documents(task)))
             self._sync_tags(conn, task, before_tags)
-            return task
+        metrics.transition(current, target)
+        return task
 
     @_outage_is_unavailable
     def edit(self, task_id: str, edit: Edit) -> Task:
@@ -501,6 +503,13 @@ class SqlStore:
         return "(tasks.name || '')" if common else "tasks.name"
 
     @_outage_is_unavailable
+    def count_by_state(self) -> dict[State, int]:
+        # Answered from ix_tasks_state_id alone (a covering index scan), never the documents.
+        with self._reader.connect() as conn:
+            rows = conn.execute(sa.select(tasks.c.state, sa.func.count()).group_by(tasks.c.state)).all()
+        return {State(state): int(count) for state, count in rows}
+
+    @_outage_is_unavailable
     def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
         query = (
             sa.select(task_docs.c.doc)
@@ -513,6 +522,36 @@ class SqlStore:
         with self._reader.connect() as conn:
             docs = conn.execute(query).scalars().all()
         return [Task.model_validate_json(doc) for doc in docs]
+
+    # --- operations ---------------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        with self._reader.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def finished_before(self, creation_time: str, limit: int) -> list[str]:
+        query = (
+            sa.select(tasks.c.id)
+            .where(tasks.c.state.in_([s.value for s in TERMINAL]), tasks.c.creation_time < creation_time)
+            .order_by(tasks.c.id.asc())
+            .limit(limit)
+        )
+        with self._reader.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def delete_finished(self, task_ids: Collection[str]) -> int:
+        ids = [task_id for task_id in task_ids if is_id(task_id)]
+        if not ids:
+            return 0
+        finished = [s.value for s in TERMINAL]
+        with self._write() as conn:
+            doomed = sa.select(tasks.c.id).where(tasks.c.id.in_(ids), tasks.c.state.in_(finished))
+            gone = list(conn.execute(doomed.with_for_update()).scalars())
+            if gone:
+                conn.execute(task_tags.delete().where(task_tags.c.task_id.in_(gone)))
+                conn.execute(task_docs.delete().where(task_docs.c.task_id.in_(gone)))
+                conn.execute(tasks.delete().where(tasks.c.id.in_(gone)))
+            return len(gone)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -254,7 +254,7 @@ def test_serve_refuses_to_start_when_the_backend_cannot_run_tasks(
 
     dead = kubeconfig_for(k8s_lab, tmp_path, server=f"https://127.0.0.1:{free_local_port()}")
     proc = serve_and_fail({**base_env, "KUBECONFIG": str(dead)}, tmp_path / "b")
-    assert_one_sentence(proc, "does not answer")
+    assert_one_sentence(proc, "could not reach the Kubernetes API server", "Connection refused")
 
     token = service_account_token(namespace, f"no-rights-{uuid.uuid4().hex[:6]}")
     powerless = kubeconfig_for(k8s_lab, tmp_path, token=token)

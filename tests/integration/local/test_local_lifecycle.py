@@ -66,6 +66,7 @@ def test_kill_9_and_restart_finishes_every_task(ktes_server: StartServer, busybo
     for task_id in (two_steps, fails_meanwhile, lost):
         wait_for(client, task_id, {"RUNNING"})
 
+    eventually(lambda: containers_of(lost) != [], within=60)  # RUNNING comes as podman starts creating it
     first.kill()
     # Take one task's container away meanwhile: its result cannot be known any more.
     subprocess.run(["podman", "rm", "--force", "--time", "0", f"ktes-{lost}-0"], check=True, capture_output=True)

@@ -22,15 +22,17 @@ import contextlib
 import hashlib
 import logging
 import os
+import posixpath
 import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable, Coroutine, Iterable
-from pathlib import Path
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ktes.backends.local import argv, executions
+from ktes.backends.base import Stream
+from ktes.backends.local import argv, executions, output
 from ktes.backends.local.admission import Admission
 from ktes.backends.local.images import ImageCheck
 from ktes.backends.local.invoke import invoke
@@ -183,6 +185,15 @@ class LocalBackend:
             raise BackendError("the local backend was not started")
         return self._runtime
 
+    def capacity(self) -> dict[str, str]:
+        runtime = self._runtime.describe() if self._runtime is not None else "not started"
+        return {
+            "runtime": runtime,
+            "CPU cores for tasks": f"{self._admission.max_cpus:g}",
+            "RAM for tasks (GB)": f"{self._admission.max_ram_gb:.1f}",
+            "network": self._settings.local_network,
+        }
+
     def admit(self, task: Task) -> bool:
         """Room to start: at most ``local_max_staging`` tasks stage (or wait for CPU/RAM) at once. CPU and RAM
         are reserved only for running containers (:meth:`_wait_for_room`), so a slow download holds none."""
@@ -255,6 +266,28 @@ class LocalBackend:
                     await asyncio.to_thread(shutil.rmtree, path, True)
                     cleaned.add(path.name)
         return sorted(cleaned)
+
+    def executor_output(
+        self, task: Task, index: int, stream: Stream, offset: int, follow: bool
+    ) -> AsyncGenerator[bytes, None]:
+        """The file the helper writes the stream to: the executor's own path in the workspace when it names
+        one, else the helper's default in the executor's state directory. Both are places a task can plant
+        links in, so the file is opened beneath its root without following any (:mod:`.output`). Followed
+        until the helper's result line is there (it comes after the last byte) or the run directory is gone."""
+        assert task.id is not None
+        workspace, run_dir = self._dirs(task.id)
+        files = executions.ExecutorFiles(run_dir, index)
+        executor = task.executors[index]
+        named = executor.stdout if stream == "stdout" else executor.stderr
+        if named:
+            root, relative = workspace, PurePosixPath(posixpath.normpath(named).lstrip("/"))
+        else:
+            root, relative = files.state_dir, PurePosixPath(f"{index}.{stream}")
+
+        def ended() -> bool:
+            return not run_dir.is_dir() or files.result() is not None
+
+        return output.read_file(root, relative, offset, follow, ended)
 
     # --- supervision -----------------------------------------------------------------------------
 
