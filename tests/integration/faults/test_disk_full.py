@@ -106,7 +106,7 @@ def test_full_disks_fail_the_task_with_a_sentence(
     assert server.running()
 
     ids = [t.id for t in (fills_workdir, too_big_input, output_too_big, fine)]
-    deadline = time.monotonic() + 60  # finished containers are removed in batches after the end is recorded
+    deadline = time.monotonic() + 120  # finished containers are removed in batches after the end is recorded
     while containers_of(*ids):
         assert time.monotonic() < deadline, f"containers left: {containers_of(*ids)}"
         time.sleep(0.5)

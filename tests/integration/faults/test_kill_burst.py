@@ -104,7 +104,7 @@ def test_three_kills_during_a_burst(ktes_server: StartServer, busybox_image: str
         assert fails["state"] == "EXECUTOR_ERROR", fails["logs"][0].get("system_logs")
         assert fails["logs"][0]["logs"][-1]["exit_code"] == 3
 
-    deadline = time.monotonic() + 60  # finished containers are removed in batches after the end is recorded
+    deadline = time.monotonic() + 120  # finished containers are removed in batches after the end is recorded
     while leftovers(server.data_dir) or containers_of(*ids):
         assert time.monotonic() < deadline, f"left behind: {leftovers(server.data_dir)} {containers_of(*ids)}"
         time.sleep(0.5)
