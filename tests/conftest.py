@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.ktes_server",
     "tests.fixtures.k8s",
     "tests.fixtures.helm",
+    "tests.fixtures.browser",
 ]

@@ -63,7 +63,15 @@ class Settings(BaseSettings):
     )
 
     # --- API limits -------------------------------------------------------------------------------
-    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"], description="Web origins that may read (CORS)")
+    cors_write_origins: list[str] = Field(
+        default_factory=list, description="Web origins that may also create and cancel tasks (e.g. a web client's)"
+    )
+    allowed_hosts: list[str] | None = Field(
+        default=None,
+        description="Host names served besides the loopback ones (default: loopback names only when listening "
+        "on loopback, any name otherwise)",
+    )
     service_id: str = Field(default="local.ktes", description="service-info id (reverse domain name)")
     service_organization_name: str = Field(default="ktes", description="service-info organization.name")
     service_organization_url: str = Field(default="https://ktes.invalid/", description="service-info organization.url")
@@ -77,6 +85,15 @@ class Settings(BaseSettings):
     max_tags: int = Limits.max_tags
     page_size_default: int = 256
     page_size_max: int = 2047
+    list_page_max_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        description="ListTasks pages (BASIC, FULL) stop before this many bytes of tasks (at least one task each)",
+    )
+    tes_states: Literal["1.1", "1.0"] = Field(
+        default="1.1",
+        description="1.0: show TES 1.1's CANCELING as CANCELED and PREEMPTED as SYSTEM_ERROR (clients that know only "
+        "TES 1.0's states, e.g. pydantic-tes / Galaxy)",
+    )
     backend_parameters_strict: bool = Field(
         default=Limits.backend_parameters_strict,
         description="Reject unsupported backend_parameters keys even when the task does not ask",
@@ -86,9 +103,15 @@ class Settings(BaseSettings):
     local_runtime: str | None = Field(default=None, description="Container CLI: podman or docker (auto-detected)")
     local_global_args: list[str] | None = Field(default=None, description="Arguments before the subcommand (auto)")
     local_run_args: list[str] | None = Field(default=None, description="Extra arguments to every run (auto)")
-    local_network: str = Field(default="none", description="Container network: none, host, or default")
+    local_network: str = Field(
+        default="default",
+        description="Task containers' network: default (the runtime's own, checked at start), none, host, or a name",
+    )
     local_max_cpus: float | None = Field(default=None, description="CPU cores tasks may use at once (default: all)")
     local_max_ram_gb: float | None = Field(default=None, description="RAM tasks may use at once (default: 80%)")
+    local_max_staging: int = Field(
+        default=4, ge=1, description="Tasks staging inputs (or staged and waiting for CPU/RAM) at once"
+    )
     local_keep_workdirs: bool = False
     local_log_tail_bytes: int = Field(default=64 * 1024, description="stdout/stderr kept in executor logs")
     local_pull: Literal["never", "missing"] = Field(
@@ -112,7 +135,7 @@ class Settings(BaseSettings):
     k8s_preemptible_tolerations: list[dict[str, Any]] = Field(default_factory=list)
     k8s_zone_label: str = "topology.kubernetes.io/zone"
     k8s_queue_label: str = Field(default="kueue.x-k8s.io/queue-name", description="Label the 'queue' parameter sets")
-    k8s_lease_name: str = "ktes-engine"
+    k8s_lease_name: str | None = Field(default=None, description="The engine's Lease (default: ktes-engine-<id>)")
     k8s_log_tail_bytes: int = 64 * 1024
     k8s_entrypoint_path: Path | None = Field(
         default=None,
@@ -137,6 +160,16 @@ class Settings(BaseSettings):
     k8s_keep_finished_jobs: bool = Field(
         default=False, description="Keep a task's Job after its report is read (ttlSecondsAfterFinished still ends it)"
     )
+    k8s_installation_id: str | None = Field(
+        default=None, description="Label value marking this installation's objects (default: from the database)"
+    )
+    k8s_file_volume: str | None = Field(
+        default=None,
+        description="Shared file system for file:// on Kubernetes: hostpath:/PATH or pvc:NAME:/PATH (mounted at /PATH)",
+    )
+    k8s_wait_note_seconds: float = Field(
+        default=60.0, description="A task waiting this long (scheduling, image pull, staging) gets a log saying so"
+    )
     k8s_lease_duration_seconds: float = Field(default=15.0, description="A leader that stops renewing loses it after")
     k8s_lease_renew_seconds: float = Field(default=5.0, description="How often the leader renews the Lease")
 
@@ -157,6 +190,10 @@ class Settings(BaseSettings):
     ftp_password: SecretStr | None = None
     transfer_retry_backoff_seconds: float = Field(
         default=1.0, description="First delay before retrying a transient transfer failure (doubles, at most 30 s)"
+    )
+    transfer_retry_max_seconds: float = Field(
+        default=10.0,
+        description="Stop retrying a transient transfer failure once this much time has gone on the transfer",
     )
     s3_multipart_threshold_mb: int = Field(default=64, description="Files at least this big are uploaded in parts")
     s3_multipart_chunk_mb: int = Field(default=16, description="Part size of multipart uploads")

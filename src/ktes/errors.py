@@ -41,5 +41,15 @@ class TemporaryTransferError(TransferError):
     """A transient failure (timeout, 5xx, connection reset): worth retrying."""
 
 
+class StoreUnavailable(KtesError):
+    """The database cannot be opened (unreachable, refused, bad URL). The message names it, without secrets."""
+
+
 class BackendError(KtesError):
     """The backend could not do what was asked."""
+
+
+class StartupError(KtesError):
+    """``ktes serve`` cannot start: the message is one sentence saying what failed and what to do.
+
+    ``ktes serve`` prints it and exits non-zero (with a traceback only under ``--debug``)."""

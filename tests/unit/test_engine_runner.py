@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from ktes.engine import runner
 from ktes.engine.runner import lead, run_engine
 
 
@@ -12,6 +15,10 @@ class FakeEngine:
         self.events: list[str] = []
         self.fail_next = fail_first_start
         self.started = asyncio.Event()
+        self.notes: list[str] = []
+
+    async def note_queued(self, reason: str) -> None:
+        self.notes.append(reason)
 
     async def start(self) -> None:
         self.events.append("start")
@@ -70,6 +77,37 @@ async def test_an_engine_that_cannot_start_gives_leadership_up_and_tries_again()
     await asyncio.gather(leading, return_exceptions=True)
     assert engine.events == ["start", "stop", "start", "stop"]
     assert leadership.events == ["acquire", "release", "acquire"]
+    assert engine.notes == ["the engine could not start: no cluster"]  # the QUEUED tasks are told
+
+
+class UnreachableLeadership(FakeLeadership):
+    """The Lease cannot be taken: the API does not answer, until ``reachable`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reachable = asyncio.Event()
+
+    def not_ready_reason(self) -> str | None:
+        return None if self.reachable.is_set() else "no engine can run: the API does not answer"
+
+    async def acquire(self) -> None:
+        await self.reachable.wait()
+        self.events.append("acquire")
+
+
+async def test_while_no_replica_can_lead_the_queued_tasks_are_told_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "NOTE_SECONDS", 0.01)
+    engine, leadership = FakeEngine(), UnreachableLeadership()
+    leading = asyncio.create_task(lead(engine, leadership))  # type: ignore[arg-type]
+    deadline = asyncio.get_running_loop().time() + 5
+    while not engine.notes:
+        assert asyncio.get_running_loop().time() < deadline, "no note"
+        await asyncio.sleep(0.01)
+    assert set(engine.notes) == {"no engine can run: the API does not answer"}
+    leadership.reachable.set()
+    await asyncio.wait_for(engine.started.wait(), 5)
+    leading.cancel()
+    await asyncio.gather(leading, return_exceptions=True)
 
 
 def test_the_registry_gives_the_kubernetes_backend_its_lease_and_the_local_one_none() -> None:

@@ -30,7 +30,7 @@ def settings(fake: FakeKube, **more: Any) -> Settings:
         k8s_resync_seconds=30,
         k8s_lease_duration_seconds=2,
         k8s_lease_renew_seconds=0.2,
-        **more,
+        **{"k8s_installation_id": "mine", **more},
     )
 
 
@@ -140,12 +140,12 @@ async def test_cancel_removes_everything_and_reports_no_end(backend: KubernetesB
 
 
 async def test_sweep_removes_only_what_no_active_task_owns(backend: KubernetesBackend, fake_kube: FakeKube) -> None:
-    for task_id in ("old", "live"):
-        labels = {"app.kubernetes.io/managed-by": "ktes", "ktes.task-id": task_id}
+    for task_id, installation in (("old", "mine"), ("live", "mine"), ("theirs", "another")):
+        labels = {"app.kubernetes.io/managed-by": "ktes", "ktes.installation": installation, "ktes.task-id": task_id}
         job = {"metadata": {"name": f"ktes-{task_id}", "labels": labels}, "spec": {"template": {"spec": {}}}}
         fake_kube.add(NS, "jobs", job)
-    assert await backend.sweep(["live"]) == ["old"]
-    assert [j["metadata"]["name"] for j in fake_kube.list(NS, "jobs")] == ["ktes-live"]
+    assert await backend.sweep(["live"]) == ["old"]  # another installation's task is not this one's to sweep
+    assert [j["metadata"]["name"] for j in fake_kube.list(NS, "jobs")] == ["ktes-live", "ktes-theirs"]
 
 
 async def test_adopt_without_its_job_settles_the_task(backend: KubernetesBackend) -> None:

@@ -24,7 +24,7 @@ def make_task(**fields: Any) -> Task:
 
 
 def settings(**values: Any) -> Settings:
-    return Settings(**values)
+    return Settings(**{"k8s_installation_id": "inst1", **values})
 
 
 CONFIG_MAP = "ktes-entrypoint-0123456789ab"
@@ -56,7 +56,7 @@ def test_one_job_named_and_labelled_after_the_task() -> None:
     job = job_of(make_task(), settings(k8s_ttl_seconds_after_finished=120))
     assert job["kind"] == "Job"
     assert job["metadata"]["name"] == "ktes-01hx0abc"
-    labels = {"app.kubernetes.io/managed-by": "ktes", "ktes.task-id": "01hx0abc"}
+    labels = {"app.kubernetes.io/managed-by": "ktes", "ktes.installation": "inst1", "ktes.task-id": "01hx0abc"}
     assert job["metadata"]["labels"] == labels
     assert job["spec"]["template"]["metadata"]["labels"] == labels
     assert job["spec"]["backoffLimit"] == 0

@@ -6,6 +6,7 @@ half as much per request as FastAPI's dependency injection on the hot read path.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import orjson
@@ -22,6 +23,7 @@ from ktes.config import Settings
 from ktes.engine.commands import request_cancel
 from ktes.store.base import Store, TaskFilter
 from ktes.store.json_reads import JsonReads
+from ktes.tes import tes10
 from ktes.tes.models import View
 from ktes.tes.validation import Limits, validate_submission
 from ktes.tes.views import parse_view
@@ -38,8 +40,10 @@ class _DictReads:
     def get_view_json(self, task_id: str, view: View) -> bytes:
         return orjson.dumps(self._store.get_view(task_id, view))
 
-    def list_tasks_json(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> bytes:
-        page = self._store.list_tasks(flt, page_size, page_token, view)
+    def list_tasks_json(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> bytes:
+        page = self._store.list_tasks(flt, page_size, page_token, view, max_bytes)
         body: dict[str, object] = {"tasks": page.tasks}
         if page.next_page_token:
             body["next_page_token"] = page.next_page_token
@@ -61,6 +65,7 @@ def task_routes(
     prefix: str, settings: Settings, store: Store, capabilities: Capabilities, wake: Callable[[], None]
 ) -> list[BaseRoute]:
     limits = limits_from(settings)
+    as_tes_1_0 = settings.tes_states == "1.0"
     # Reads run on the event loop: they are single indexed statements, and a thread hop would cost more.
     # Writes (which may wait for a lock) run in the thread pool.
     reads = store if isinstance(store, JsonReads) else _DictReads(store)
@@ -75,15 +80,25 @@ def task_routes(
     async def list_tasks(request: Request) -> Response:
         query = request.query_params
         flt = task_filter(query)
+        if as_tes_1_0 and flt.state is not None:
+            flt = dataclasses.replace(flt, also_states=tes10.filter_states(flt.state))
         size = page_size(query, settings.page_size_default, settings.page_size_max)
         view = parse_view(query.get("view"))
-        body = reads.list_tasks_json(flt, size, query.get("page_token") or None, view)
-        return Response(body if view is View.MINIMAL else redact_list_json(body), media_type=JSON)
+        body = reads.list_tasks_json(flt, size, query.get("page_token") or None, view, settings.list_page_max_bytes)
+        if view is not View.MINIMAL:
+            body = redact_list_json(body)
+        if as_tes_1_0:
+            body = tes10.present_list_json(body, view)
+        return Response(body, media_type=JSON)
 
     async def get_task(request: Request) -> Response:
         view = parse_view(request.query_params.get("view"))
         body = reads.get_view_json(request.path_params["task_id"], view)
-        return Response(body if view is View.MINIMAL else redact_task_json(body), media_type=JSON)
+        if view is not View.MINIMAL:
+            body = redact_task_json(body)
+        if as_tes_1_0:
+            body = tes10.present_task_json(body, view)
+        return Response(body, media_type=JSON)
 
     async def cancel_task(request: Request) -> Response:
         await run_in_threadpool(request_cancel, store, request.path_params["task_id"])

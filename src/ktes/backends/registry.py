@@ -38,3 +38,20 @@ def create_leadership(settings: Settings) -> Leadership | None:
 
         return LeaseLeadership(settings)
     return None
+
+
+async def preflight(settings: Settings) -> None:
+    """Check that the configured backend can run tasks; :class:`ktes.errors.StartupError` says why not."""
+    if settings.backend == "kubernetes":
+        from ktes.backends.kubernetes.preflight import check
+
+        await check(settings)
+
+
+def refused_schemes(settings: Settings) -> dict[str, str]:
+    """URL schemes the filer serves but the configured backend cannot stage, each with the reason."""
+    if settings.backend == "kubernetes":
+        from ktes.backends.kubernetes.filevolume import refused_schemes as kubernetes_refused
+
+        return kubernetes_refused(settings)
+    return {}

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
+import ktes
 from ktes.backends.base import Backend
+from ktes.cli import startup
 from ktes.config import Settings, load
 from ktes.engine.engine import Engine
 from ktes.engine.runner import run_engine
+from ktes.errors import StoreUnavailable
 from ktes.logs import configure as configure_logging
 from ktes.store.base import Store
 from ktes.tes.models import State
@@ -47,22 +52,44 @@ async def retention(settings: Settings, store: Store, backend: Backend, engine: 
 
 async def serve(settings: Settings) -> None:
     """Open the store, the filer and the backend; serve the API, with the engine running in its lifespan
-    (so a SIGTERM or Ctrl-C stops the engine before the process ends)."""
+    (so a SIGTERM or Ctrl-C stops the engine before the process ends). What can fail at start is checked
+    first and raises :class:`~ktes.cli.startup.StartupError`."""
     import uvicorn
     from fastapi import FastAPI
 
     from ktes.api.app import create_app
-    from ktes.backends.registry import create_backend, create_leadership
+    from ktes.backends.registry import create_backend, create_leadership, preflight, refused_schemes
     from ktes.capabilities import Capabilities
     from ktes.filer.registry import Filer
+    from ktes.filer.roots import AllowedRoots
     from ktes.store.sql import open_store
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await asyncio.to_thread(open_store, settings.sqlalchemy_url)
+    sock = startup.listening_socket(settings.host, settings.port)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise startup.StartupError(
+            f"cannot create the data directory {settings.data_dir} ({exc.strerror}); fix KTES_DATA_DIR or --data-dir"
+        ) from exc
+    try:
+        store = await asyncio.to_thread(open_store, settings.sqlalchemy_url)
+    except StoreUnavailable as exc:
+        raise startup.StartupError(f"{exc}; start the database, or fix KTES_DATABASE_URL") from exc
+    if settings.engine_enabled:
+        await asyncio.to_thread(startup.check_backend, settings)
     filer = Filer(settings)
     backend = create_backend(settings, filer)
+    refused = refused_schemes(settings)
     capabilities = Capabilities(
-        storage_schemes=tuple(filer.schemes()), backend_parameters=tuple(backend.backend_parameters())
+        storage_schemes=tuple(s for s in filer.schemes() if s not in refused),
+        backend_parameters=tuple(backend.backend_parameters()),
+        refused_schemes=refused,
+    )
+    if settings.engine_enabled:
+        await preflight(settings)
+    logging.getLogger(__name__).info(
+        "file:// inputs and outputs allowed below: %s (never ktes's own files, dot-directories or credential files)",
+        AllowedRoots.from_settings(settings).describe(),
     )
     engine = Engine(settings, store, backend) if settings.engine_enabled else None
     leadership = create_leadership(settings) if engine is not None else None
@@ -71,6 +98,7 @@ async def serve(settings: Settings) -> None:
         store,
         capabilities,
         engine.wake if engine is not None else lambda: None,
+        backend,
         (lambda: engine.status) if engine is not None else lambda: None,
     )
 
@@ -97,12 +125,22 @@ async def serve(settings: Settings) -> None:
         lifespan="on",
         timeout_graceful_shutdown=max(1, round(settings.shutdown_seconds)),  # then the engine stops; tasks run on
     )
-    await uvicorn.Server(config).serve()
+    if settings.log_level.lower() == "info":  # uvicorn's own start and stop lines are noise; its warnings are not
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    logging.getLogger(__name__).info(
+        "ktes %s: TES API on http://%s:%d/ga4gh/tes/v1", ktes.__version__, host, settings.port
+    )
+    await uvicorn.Server(config).serve(sockets=[sock])
 
 
 def run(settings: Settings) -> None:
-    """Run :func:`serve` on uvloop when it is installed."""
+    """Run :func:`serve` on uvloop when it is installed. A :class:`StartupError` goes to the caller."""
     configure_logging(settings.log_level, settings.log_format)
+    if settings.log_level.lower() != "debug":  # the migration tool's lines at every start are noise
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        # the Kubernetes client's connection retries are told once, in the sentence of whatever failed
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     try:
         import uvloop
     except ImportError:
@@ -122,7 +160,18 @@ def register(app: typer.Typer) -> None:
         data_dir: Path | None = typer.Option(None, help="Database and work directories [KTES_DATA_DIR]"),
         backend: str | None = typer.Option(None, help="local or kubernetes [KTES_BACKEND; default local]"),
         config: Path | None = typer.Option(None, help="YAML file with settings [KTES_CONFIG]"),
+        debug: bool = typer.Option(False, "--debug", help="Show the traceback when start-up fails"),
     ) -> None:
         """Serve the TES API and run tasks."""
-        settings = load(config, host=host, port=port, data_dir=data_dir, backend=backend)
-        run(settings)
+        try:
+            startup.check_config_file(config)
+            try:
+                settings = load(config, host=host, port=port, data_dir=data_dir, backend=backend)
+            except ValidationError as exc:
+                raise startup.settings_problem(exc) from exc
+            run(settings)
+        except startup.StartupError as exc:
+            if debug:
+                raise
+            typer.echo(f"ktes serve: {exc}", err=True)
+            raise typer.Exit(1) from None

@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from ktes import metrics
-from ktes.backends.base import Backend
+from ktes.backends.base import Backend, ReportsReadiness
 from ktes.config import Settings
 from ktes.engine import recording
 from ktes.logs import TASK_ID
@@ -138,6 +138,10 @@ class Engine:
                     continue
                 if not self._backend.admit(task):
                     metrics.dispatch_lag(task.creation_time)
+                    if isinstance(self._backend, ReportsReadiness):
+                        why = self._backend.not_ready_reason()
+                        if why is not None:
+                            await self.note_queued(why)
                     return  # oldest first: wait for room (a run ending wakes us)
                 started = await self._db(self._store.transition, task.id, State.INITIALIZING)
                 if started is None:  # canceled meanwhile: give the room back
@@ -188,6 +192,7 @@ class Engine:
         """The :class:`~ktes.run.observations.Reporter` given to the backend."""
         if isinstance(obs, ExecutorStarted):
             await self._db(self._store.transition, task_id, State.RUNNING)
+            self.wake()  # a task that starts running may leave room for the next one to stage
             return
         if isinstance(obs, Ended):
             self._ended.add(task_id)
@@ -199,6 +204,17 @@ class Engine:
         edit = recording.edit_for(obs)
         if edit is not None:
             await self._db(self._store.edit, task_id, edit)
+
+    async def note_queued(self, reason: str) -> None:
+        """Tell the QUEUED tasks why they wait (the backend cannot take tasks): one system log line each,
+        not added again while it is their last one. Best effort: a store outage is only logged."""
+        line = f"waiting to start: {reason}"
+        try:
+            for task in await self._db(self._store.tasks_in, {State.QUEUED}, DISPATCH_BATCH):
+                if task.id is not None and recording.last_system_log(task) != line:
+                    await self._db(self._store.edit, task.id, recording.add_system_log(line))
+        except Exception:
+            log.exception("engine: noting why the queued tasks wait failed")
 
     # --- cancel ----------------------------------------------------------------------------------
 

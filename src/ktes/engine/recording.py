@@ -31,6 +31,11 @@ def add_system_log(line: str) -> Callable[[Task], None]:
     return edit
 
 
+def last_system_log(task: Task) -> str | None:
+    lines = (task.logs[0].system_logs if task.logs else None) or []
+    return lines[-1] if lines else None
+
+
 def initialized(obs: Initializing) -> Callable[[Task], None]:
     def edit(task: Task) -> None:
         log = task_log(task)

@@ -8,13 +8,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from ktes.backends.base import Leadership
+from ktes.backends.base import Leadership, ReportsReadiness
 from ktes.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
 #: after the engine failed to start, how long the leader waits (without leading) before trying again.
 RETRY_SECONDS = 15.0
+#: while waiting to lead, how often the QUEUED tasks are told why no engine runs (when the leadership knows).
+NOTE_SECONDS = 5.0
 
 
 @contextlib.asynccontextmanager
@@ -40,11 +42,12 @@ async def run_engine(engine: Engine, leadership: Leadership | None) -> AsyncIter
 async def lead(engine: Engine, leadership: Leadership, retry_seconds: float = RETRY_SECONDS) -> None:
     """Forever: wait to lead, run the engine while leading, stop it when leadership is lost."""
     while True:
-        await leadership.acquire()
+        await _acquire(engine, leadership)
         try:
             await engine.start()
-        except Exception:
+        except Exception as exc:
             log.exception("the engine did not start; no longer leading, trying again in %g s", retry_seconds)
+            await engine.note_queued(f"the engine could not start: {exc}")
             with contextlib.suppress(Exception):
                 await engine.stop()
             await leadership.release()
@@ -56,3 +59,20 @@ async def lead(engine: Engine, leadership: Leadership, retry_seconds: float = RE
             log.warning("no longer leading: stopping the engine")
         finally:
             await engine.stop()
+
+
+async def _acquire(engine: Engine, leadership: Leadership) -> None:
+    """``leadership.acquire()``; meanwhile, if the leadership can say why it cannot lead (the Kubernetes API
+    does not answer), the QUEUED tasks are told (once each: :meth:`Engine.note_queued` does not repeat)."""
+    acquiring = asyncio.ensure_future(leadership.acquire())
+    try:
+        while True:
+            done, _ = await asyncio.wait({acquiring}, timeout=NOTE_SECONDS)
+            if done:
+                acquiring.result()
+                return
+            why = leadership.not_ready_reason() if isinstance(leadership, ReportsReadiness) else None
+            if why is not None:
+                await engine.note_queued(why)
+    finally:
+        acquiring.cancel()

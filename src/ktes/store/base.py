@@ -20,6 +20,8 @@ Edit = Callable[[Task], None]
 class TaskFilter:
     name_prefix: str | None = None
     state: State | None = None
+    #: Further states that ``state`` stands for (TES 1.0 presentation: CANCELED also finds CANCELING).
+    also_states: tuple[State, ...] = ()
     #: zipped tag_key/tag_value; "" means "has the key".
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -44,8 +46,11 @@ class Store(Protocol):
         """The task's JSON document shaped by ``view``. Raises TaskNotFound."""
         ...
 
-    def list_tasks(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> TaskPage:
-        """Newest first, filters applied in the database, keyset cursor in ``page_token``.
+    def list_tasks(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> TaskPage:
+        """Newest first, filters applied in the database, keyset cursor in ``page_token``. BASIC and FULL
+        pages hold no more than ``max_bytes`` of documents (but at least one task), with a token after them.
         Raises :class:`ktes.errors.InvalidTask` (field ``page_token``) for a token it did not issue."""
         ...
 
@@ -60,16 +65,17 @@ class Store(Protocol):
         """Apply ``edit`` to the task document without changing its state (one transaction)."""
         ...
 
+    def count_by_state(self) -> dict[State, int]:
+        """How many tasks are in each state (states without tasks left out): one grouped read of the
+        indexed state column."""
+        ...
+
     def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
         """Tasks in any of ``states``, oldest first."""
         ...
 
     def ping(self) -> None:
         """Raise if the database cannot answer a trivial query now (readiness)."""
-        ...
-
-    def count_by_state(self) -> dict[State, int]:
-        """How many tasks are in each state (states without tasks are left out)."""
         ...
 
     def finished_before(self, creation_time: str, limit: int) -> list[str]:

@@ -11,18 +11,20 @@ import threading
 from collections.abc import Collection
 from typing import Any
 
+import orjson
+
 from ktes import metrics
 from ktes.errors import TaskNotFound
 from ktes.store import pagination
 from ktes.store.base import Edit, TaskFilter, TaskPage
 from ktes.tes import views
 from ktes.tes.ids import new_id, rfc3339
-from ktes.tes.models import State, Task, View, dump
+from ktes.tes.models import State, Task, View
 from ktes.tes.states import ALLOWED_FROM, TERMINAL
 
 
 def _matches(task: Task, flt: TaskFilter) -> bool:
-    if flt.state is not None and task.state != flt.state:
+    if flt.state is not None and task.state != flt.state and task.state not in flt.also_states:
         return False
     if flt.name_prefix is not None and not (task.name or "").startswith(flt.name_prefix):
         return False
@@ -59,9 +61,11 @@ class MemoryStore:
 
     def get_view(self, task_id: str, view: View) -> dict[str, Any]:
         with self._lock:
-            return views.shape(dump(self._find(task_id)), view)
+            return views.shape(views.document(self._find(task_id)), view)
 
-    def list_tasks(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> TaskPage:
+    def list_tasks(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> TaskPage:
         after = pagination.decode(page_token) if page_token is not None else None
         with self._lock:
             chosen: list[Task] = []
@@ -76,7 +80,13 @@ class MemoryStore:
                     more = True
                     break
                 chosen.append(task)
-            docs = [views.shape(dump(task), view) for task in chosen]
+            docs = [views.shape(views.document(task), view) for task in chosen]
+        if view is not View.MINIMAL:
+            pairs, cut = pagination.take_page(
+                zip(chosen, docs, strict=True), page_size, max_bytes, lambda pair: len(orjson.dumps(pair[1]))
+            )
+            more = more or cut
+            chosen, docs = [task for task, _ in pairs], [doc for _, doc in pairs]
         token = pagination.encode(chosen[-1].id) if more and chosen and chosen[-1].id else None
         return TaskPage(tasks=docs, next_page_token=token)
 
@@ -102,6 +112,14 @@ class MemoryStore:
             self._tasks[task_id] = changed
             return changed.model_copy(deep=True)
 
+    def count_by_state(self) -> dict[State, int]:
+        with self._lock:
+            counts: dict[State, int] = {}
+            for task in self._tasks.values():
+                if task.state is not None:
+                    counts[task.state] = counts.get(task.state, 0) + 1
+            return counts
+
     def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
         with self._lock:
             found = [task for _, task in sorted(self._tasks.items()) if task.state in states]
@@ -111,14 +129,6 @@ class MemoryStore:
 
     def ping(self) -> None:
         """Always reachable."""
-
-    def count_by_state(self) -> dict[State, int]:
-        counts: dict[State, int] = {}
-        with self._lock:
-            for task in self._tasks.values():
-                if task.state is not None:
-                    counts[task.state] = counts.get(task.state, 0) + 1
-        return counts
 
     def finished_before(self, creation_time: str, limit: int) -> list[str]:
         with self._lock:

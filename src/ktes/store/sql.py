@@ -20,14 +20,14 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from ktes import metrics
-from ktes.errors import TaskNotFound
+from ktes.errors import StoreUnavailable, TaskNotFound
 from ktes.store import pagination
 from ktes.store.base import Edit, TaskFilter, TaskPage
 from ktes.store.migrate import upgrade
 from ktes.store.tables import task_docs, task_tags, tasks
 from ktes.tes import views
 from ktes.tes.ids import is_id, new_id, rfc3339
-from ktes.tes.models import State, Task, View, dump
+from ktes.tes.models import State, Task, View
 from ktes.tes.states import ALLOWED_FROM, TERMINAL
 
 _SQLITE_PRAGMAS = (
@@ -46,9 +46,24 @@ _ANALYZE_AFTER_ROWS = 1000
 def open_store(url: str, *, pool_size: int = 8) -> SqlStore:
     """Connect to ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``), bring the schema up to date
     (Alembic migrations), and return the store."""
-    engine = make_engine(url, pool_size=pool_size)
-    upgrade(engine)
+    try:
+        engine = make_engine(url, pool_size=pool_size)
+        upgrade(engine)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise StoreUnavailable(f"the database URL {_safe_url(url)} is not one ktes can use ({exc})") from exc
+    except (sa.exc.DBAPIError, OSError) as exc:
+        cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+        reason = " ".join(line.strip() for line in str(cause).splitlines() if line.strip())
+        raise StoreUnavailable(f"could not open the database {_safe_url(url)} ({reason})") from exc
     return SqlStore(engine)
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without its password, for messages."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(unparsable)"
 
 
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
@@ -114,9 +129,14 @@ def _prefix_upper_bound(prefix: str) -> str | None:
 
 def _documents(task: Task) -> dict[str, Any]:
     """The ``task_docs`` values of ``task``: its document, and its BASIC view if that differs."""
-    doc = orjson.dumps(dump(task))
+    doc = orjson.dumps(views.document(task))
     basic = views.basic_json(doc)
     return {"doc": doc.decode(), "basic": None if basic is doc else basic.decode()}
+
+
+def _doc_size(row: Sequence[Any]) -> int:
+    """A listed document's size: its length in characters, as good as bytes for a budget (mostly ASCII)."""
+    return len(row[1])
 
 
 class SqlStore:
@@ -284,16 +304,20 @@ class SqlStore:
         doc: str = self._fetch_one(self._sql_doc if view is View.FULL else self._sql_basic, task_id)[0]
         return doc.encode()
 
-    def list_tasks(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> TaskPage:
-        rows, token = self._page(flt, page_size, page_token, view)
+    def list_tasks(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> TaskPage:
+        rows, token = self._page(flt, page_size, page_token, view, max_bytes)
         if view is View.MINIMAL:
             found = [{"id": row[0], "state": row[1]} for row in rows]
         else:
             found = [orjson.loads(row[1]) for row in rows]
         return TaskPage(tasks=found, next_page_token=token)
 
-    def list_tasks_json(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> bytes:
-        rows, token = self._page(flt, page_size, page_token, view)
+    def list_tasks_json(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> bytes:
+        rows, token = self._page(flt, page_size, page_token, view, max_bytes)
         if view is View.MINIMAL:
             body: dict[str, Any] = {"tasks": [{"id": row[0], "state": row[1]} for row in rows]}
             if token:
@@ -303,9 +327,14 @@ class SqlStore:
         return b'{"tasks":[' + b",".join(row[1].encode() for row in rows) + end
 
     def _page(
-        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
     ) -> tuple[Sequence[Any], str | None]:
         """One page of (id, state) or (id, JSON shaped by view) rows, newest first, and the next page's token.
+
+        BASIC and FULL pages stop at ``max_bytes`` of documents (:func:`pagination.take_page`), and memory stays
+        flat however large the tasks are: SQLite's cursor steps through the rows, so reading stops where the
+        page does; PostgreSQL's would hand over every row at once, so there the page reads the ids and the
+        documents' sizes (from the TOAST header, without reading them) first, then only the documents it keeps.
 
         The statement is written out here and run on a pooled DBAPI connection, like the single-row reads:
         building, compiling and executing it through SQLAlchemy cost more than the database spends on it.
@@ -317,7 +346,8 @@ class SqlStore:
             sql = "SELECT tasks.id, tasks.state FROM tasks"
         else:
             doc = "task_docs.doc" if view is View.FULL else "coalesce(task_docs.basic, task_docs.doc)"
-            sql = f"SELECT tasks.id, {doc} FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id"
+            column = doc if self.dialect == "sqlite" else f"octet_length({doc})"
+            sql = f"SELECT tasks.id, {column} FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id"
         params: list[Any] = []
         order = "tasks.id"
         tag_filters = list(flt.tags.items())
@@ -336,7 +366,11 @@ class SqlStore:
         if after is not None:
             conditions.append(f"{order} < {mark}")
             params.append(after)
-        if flt.state is not None:
+        if flt.state is not None and flt.also_states:
+            states = [flt.state.value, *(s.value for s in flt.also_states)]
+            conditions.append(f"tasks.state IN ({', '.join([mark] * len(states))})")
+            params.extend(states)
+        elif flt.state is not None:
             conditions.append(f"tasks.state = {mark}")
             params.append(flt.state.value)
         for key, value in tag_filters:
@@ -362,13 +396,28 @@ class SqlStore:
             sql += f" ORDER BY {order} DESC LIMIT {mark}"
             params.append(page_size + 1)
             cursor.execute(sql, tuple(params))
-            rows = cursor.fetchall()
+            if view is View.MINIMAL:
+                rows, more = pagination.take_page(cursor.fetchall(), page_size, None, len)
+            elif self.dialect == "sqlite":
+                rows, more = pagination.take_page(iter(cursor.fetchone, None), page_size, max_bytes, _doc_size)
+            else:
+                sized, more = pagination.take_page(cursor.fetchall(), page_size, max_bytes, lambda r: r[1] or 0)
+                rows = self._docs(cursor, [row[0] for row in sized], view)
+            token = pagination.encode(rows[-1][0]) if more and rows else None
             cursor.close()
         finally:
             raw.close()
-        if len(rows) > page_size:
-            return rows[:page_size], pagination.encode(rows[page_size - 1][0])
-        return rows, None
+        return rows, token
+
+    def _docs(self, cursor: Any, ids: list[str], view: View) -> list[tuple[str, str]]:  # PostgreSQL
+        """(id, document shaped by view) of ``ids``, in that order."""
+        if not ids:
+            return []
+        doc = "doc" if view is View.FULL else "coalesce(basic, doc)"
+        marks = ", ".join([self._mark] * len(ids))
+        cursor.execute(f"SELECT task_id, {doc} FROM task_docs WHERE task_id IN ({marks})", tuple(ids))
+        found = dict(cursor.fetchall())
+        return [(task_id, found[task_id]) for task_id in ids if task_id in found]
 
     def _name_column(self, cursor: Any, prefix: str, after: str | None, *, by_index: bool) -> str:
         """The expression a name prefix filter compares as a range on the byte-ordered name.
@@ -394,6 +443,12 @@ class SqlStore:
         common = cursor.fetchone() is not None
         return "(tasks.name || '')" if common else "tasks.name"
 
+    def count_by_state(self) -> dict[State, int]:
+        # Answered from ix_tasks_state_id alone (a covering index scan), never the documents.
+        with self._reader.connect() as conn:
+            rows = conn.execute(sa.select(tasks.c.state, sa.func.count()).group_by(tasks.c.state)).all()
+        return {State(state): int(count) for state, count in rows}
+
     def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
         query = (
             sa.select(task_docs.c.doc)
@@ -412,11 +467,6 @@ class SqlStore:
     def ping(self) -> None:
         with self._reader.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-
-    def count_by_state(self) -> dict[State, int]:
-        query = sa.select(tasks.c.state, sa.func.count()).group_by(tasks.c.state)
-        with self._reader.connect() as conn:
-            return {State(state): int(count) for state, count in conn.execute(query)}
 
     def finished_before(self, creation_time: str, limit: int) -> list[str]:
         query = (

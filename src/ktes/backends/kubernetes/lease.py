@@ -1,4 +1,4 @@
-"""One engine among replicas: a ``coordination.k8s.io/v1`` Lease (``k8s_lease_name``) held by the replica
+"""One engine among replicas: a ``coordination.k8s.io/v1`` Lease (``ktes-engine-<installation id>``) held by the replica
 that runs the engine. Every replica serves the API; the others wait to take the Lease over.
 
 As client-go's leader election does, a Lease is taken over only after this replica has watched it go
@@ -6,6 +6,8 @@ As client-go's leader election does, a Lease is taken over only after this repli
 holder released it (a clean shutdown empties ``holderIdentity``). Updates carry the resourceVersion read, so
 two replicas cannot both win. A leader that cannot renew within the duration stops leading. ``ktes serve``
 runs the engine only while :class:`LeaseLeadership` says this replica leads (:mod:`ktes.engine.runner`).
+While the Lease cannot be taken (the API does not answer), the QUEUED tasks say why in their
+``system_logs`` (:meth:`LeaseLeadership.not_ready_reason`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ktes.backends.kubernetes.client import AlreadyExists, Conflict, Kube, KubeError
+from ktes.backends.kubernetes.installation import lease_name
 from ktes.config import Settings
 
 log = logging.getLogger(__name__)
@@ -41,7 +44,7 @@ class Lease:
 
     def __init__(self, kube: Kube, settings: Settings, holder: str | None = None) -> None:
         self._kube = kube
-        self.name = settings.k8s_lease_name
+        self.name = lease_name(settings)
         self.holder = holder or identity()
         self.duration = settings.k8s_lease_duration_seconds
         #: the last (holder, renewTime) seen, and when (monotonic) it was first seen.
@@ -118,6 +121,12 @@ class LeaseLeadership:
         self._kube: Kube | None = None
         self._lease: Lease | None = None
         self._renew = max(0.2, min(settings.k8s_lease_renew_seconds, settings.k8s_lease_duration_seconds / 3))
+        #: why the Lease could not be read or taken at the last try (None: the API answered).
+        self._problem: str | None = None
+
+    def not_ready_reason(self) -> str | None:
+        """Why no engine can run here now (for the QUEUED tasks' logs), or None."""
+        return self._problem
 
     async def _the_lease(self) -> Lease:
         if self._lease is None:
@@ -129,11 +138,17 @@ class LeaseLeadership:
         while True:
             try:
                 lease = await self._the_lease()
-                if await lease.try_acquire():
+                acquired = await lease.try_acquire()
+                self._problem = None
+                if acquired:
                     log.info("lease %s: %s leads", lease.name, lease.holder)
                     return
             except KubeError as exc:
-                log.warning("lease %s: %s", self._settings.k8s_lease_name, exc)
+                name = lease_name(self._settings)
+                log.warning("lease %s: %s", name, exc)
+                host = self._kube.host if self._kube is not None else "its address"
+                what = f"the API at {host} does not answer" if exc.status == 0 else str(exc)
+                self._problem = f"no engine can run: the Lease {name} cannot be taken ({what})"
             await asyncio.sleep(self._renew)
 
     async def hold(self) -> None:
