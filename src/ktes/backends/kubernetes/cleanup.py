@@ -48,7 +48,7 @@ async def remove_everything(kube: Kube, settings: Settings) -> dict[str, int]:
     task_ids = await _task_ids(kube, selector)
     await remove_tasks(kube, sorted(task_ids))
     deadline = time.monotonic() + GONE_SECONDS
-    while await _task_ids(kube, selector) and time.monotonic() < deadline:  # Pods take their grace period
+    while await _task_ids(kube, selector) and time.monotonic() < deadline:  # noqa: ASYNC110 (polling the API server)
         await asyncio.sleep(1)
     helpers: list[dict[str, object]] = []
     if not await _task_ids(kube, SELECTOR):  # another installation's tasks still mount them
