@@ -20,7 +20,7 @@ class BrokenStore(MemoryStore):
 
 async def readyz(store: MemoryStore, status: str | None, **settings: object) -> httpx.Response:
     app = create_app(Settings(**settings), store, CAPABILITIES, engine_status=lambda: status)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ktes.test") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
         return await client.get("/readyz")
 
 
