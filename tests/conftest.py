@@ -6,6 +6,6 @@ pytest_plugins = [
     "tests.fixtures.images",
     "tests.fixtures.ktes_server",
     "tests.fixtures.k8s",
-    "tests.fixtures.helm",
     "tests.fixtures.browser",
+    "tests.fixtures.helm",
 ]

@@ -98,3 +98,8 @@ def configure(level: str, fmt: Literal["plain", "json"]) -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    if level.lower() != "debug":
+        # Start-up is quiet: the migration tool's lines at every start are noise, and the Kubernetes client's
+        # connection retries are told once, in the sentence of whatever failed.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)

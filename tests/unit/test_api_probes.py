@@ -62,3 +62,24 @@ async def test_an_api_only_replica_is_ready() -> None:
     response = await readyz(MemoryStore(), None, backend="kubernetes", engine_enabled=False)
     assert response.status_code == 200
     assert "API only" in response.json()["checks"]["engine"]
+
+
+class _Unready:
+    """A backend whose API server stopped answering (only what /readyz asks of it)."""
+
+    def not_ready_reason(self) -> str | None:
+        return "the Kubernetes API at https://10.0.0.1:6443 does not answer"
+
+
+async def test_a_leader_whose_backend_cannot_take_tasks_is_not_ready() -> None:
+    app = create_app(
+        Settings(backend="kubernetes"),
+        MemoryStore(),
+        CAPABILITIES,
+        backend=_Unready(),  # type: ignore[arg-type]
+        engine_status=lambda: "running",
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert "does not answer" in response.json()["checks"]["backend"]

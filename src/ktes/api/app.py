@@ -1,5 +1,5 @@
 """The FastAPI application: TES 1.1 under ``/ga4gh/tes/v1``, ktes's own ``/ktes/v1``, the dashboard at ``/ui/``,
-probes (``/healthz``, ``/readyz``), ``/metrics``, guards and CORS, and the error mapping.
+probes, ``/metrics``, guards and CORS, and the error mapping.
 
 The contract is the TES 1.1.0 OpenAPI document itself, so FastAPI's generated schema and docs pages are off.
 """
@@ -46,7 +46,7 @@ def create_app(
     errors.install(app)
     guards.install(app, settings)
     if settings.metrics_enabled:
-        app.add_middleware(HttpMetrics, routes=app.router.routes)  # outermost: guards' refusals count too
+        app.add_middleware(HttpMetrics, routes=app.router.routes)
     info = orjson.dumps(service_info(settings, capabilities))
 
     async def get_service_info(_request: Request) -> Response:
@@ -56,7 +56,7 @@ def create_app(
         [
             *task_routes(PREFIX, settings, store, capabilities, wake),
             Route(PREFIX + "/service-info", get_service_info, methods=["GET"], name="GetServiceInfo"),
-            *health_routes(settings, store, engine_status),
+            *health_routes(settings, store, engine_status, backend),
             *([metrics_route(store)] if settings.metrics_enabled else []),
             *extension_routes(store, backend),
             *ui_routes(),

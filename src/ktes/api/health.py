@@ -3,7 +3,8 @@
 Ready means: the store answers a trivial query within :data:`STORE_TIMEOUT_SECONDS`, and the engine is
 where it should be: running in this process (local backend), running or waiting for the Lease (Kubernetes
 backend: a replica that does not lead still serves the API, so it stays ready), or off on purpose
-(``engine_enabled: false``, an API-only replica). Both answer JSON; ``/readyz`` names what is wrong.
+(``engine_enabled: false``, an API-only replica), and the backend the engine runs can take tasks (the
+Kubernetes API answers). Both answer JSON; ``/readyz`` names what is wrong.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ktes.backends.base import Backend, ReportsReadiness
 from ktes.config import Settings
 from ktes.filer.redact import redact_text
 from ktes.store.base import Store
@@ -50,15 +52,28 @@ def engine_check(settings: Settings, status: str | None) -> tuple[bool, str]:
     return False, f"the engine is {status}"
 
 
-def health_routes(settings: Settings, store: Store, engine_status: EngineStatus) -> list[BaseRoute]:
+def backend_check(backend: Backend | None, status: str | None) -> tuple[bool, str]:
+    """The backend can take tasks now (it says why not: e.g. the Kubernetes API does not answer)."""
+    if backend is None or status != "running" or not isinstance(backend, ReportsReadiness):
+        return True, "ok"
+    why = backend.not_ready_reason()
+    return (True, "ok") if why is None else (False, why)
+
+
+def health_routes(
+    settings: Settings, store: Store, engine_status: EngineStatus, backend: Backend | None = None
+) -> list[BaseRoute]:
     async def healthz(_request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type=JSON)
 
     async def readyz(_request: Request) -> Response:
         store_ok, store_says = await store_check(store)
-        engine_ok, engine_says = engine_check(settings, engine_status())
-        ready = store_ok and engine_ok
-        body = {"status": "ready" if ready else "not ready", "checks": {"store": store_says, "engine": engine_says}}
+        status = engine_status()
+        engine_ok, engine_says = engine_check(settings, status)
+        backend_ok, backend_says = backend_check(backend, status)
+        ready = store_ok and engine_ok and backend_ok
+        checks = {"store": store_says, "engine": engine_says, "backend": backend_says}
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
         return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type=JSON)
 
     return [

@@ -137,10 +137,6 @@ async def serve(settings: Settings) -> None:
 def run(settings: Settings) -> None:
     """Run :func:`serve` on uvloop when it is installed. A :class:`StartupError` goes to the caller."""
     configure_logging(settings.log_level, settings.log_format)
-    if settings.log_level.lower() != "debug":  # the migration tool's lines at every start are noise
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        # the Kubernetes client's connection retries are told once, in the sentence of whatever failed
-        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     try:
         import uvloop
     except ImportError:
