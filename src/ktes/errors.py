@@ -22,6 +22,15 @@ class TaskNotFound(KtesError):
         self.task_id = task_id
 
 
+class StoreUnavailable(KtesError):
+    """The database cannot be opened or cannot answer now (unreachable, refused, bad URL at start; restarting,
+    failed over, overloaded later). The message names it, without secrets.
+
+    At start ``ktes serve`` says so and stops; later the API answers 503 with ``Retry-After`` and the engine
+    retries its state changes until the store is back.
+    """
+
+
 class IllegalTransition(KtesError):
     def __init__(self, current: str, target: str) -> None:
         super().__init__(f"illegal state change {current} -> {target}")
@@ -39,10 +48,6 @@ class PermanentTransferError(TransferError):
 
 class TemporaryTransferError(TransferError):
     """A transient failure (timeout, 5xx, connection reset): worth retrying."""
-
-
-class StoreUnavailable(KtesError):
-    """The database cannot be opened (unreachable, refused, bad URL). The message names it, without secrets."""
 
 
 class BackendError(KtesError):

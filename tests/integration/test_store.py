@@ -260,6 +260,23 @@ def test_the_schema_is_migrated_by_alembic(store: SqlStore) -> None:
     assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def test_tasks_stored_before_an_upgrade_read_the_same_after_it(url: str) -> None:
+    engine = make_engine(url)
+    config = alembic_config()
+    with engine.execution_options(ktes_write=True).begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+    old = SqlStore(engine)
+    rich = old.create(task(name="rich", inputs=[Input(path="/a", content="x" * 100_000)], tags={"k": "v"}))
+    full, basic = old.get_view_json(rich, View.FULL), old.get_view_json(rich, View.BASIC)
+    old.close()
+    store = open_store(url)
+    assert store.get_view_json(rich, View.FULL) == full
+    assert store.get_view_json(rich, View.BASIC) == basic
+    assert ids(store, TaskFilter(tags={"k": "v"})) == [rich]
+    store.close()
+
+
 def test_import_keeps_ids_states_and_times(store: SqlStore) -> None:
     task_id, ms = new_id()
     done = task(id=task_id, state=State.COMPLETE, creation_time=rfc3339(ms), tags={"t": "1"})

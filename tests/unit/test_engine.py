@@ -7,12 +7,14 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ktes.config import Settings
 from ktes.engine.commands import request_cancel
 from ktes.engine.engine import Engine
+from ktes.errors import StoreUnavailable
 from ktes.run.observations import (
     Ended,
     ExecutorFinished,
@@ -334,6 +336,73 @@ async def test_queued_tasks_say_once_why_an_unready_backend_takes_none(settings:
         backend.why = None
         eng.wake()
         await until(lambda: state_of(store, task_id) == State.RUNNING)
+        backend.release(task_id).set()
+        await until(lambda: state_of(store, task_id) == State.COMPLETE)
+    finally:
+        await eng.stop()
+
+
+class FlakyStore(MemoryStore):
+    """A MemoryStore that is unavailable while ``down`` is set, and may lose the answer of a commit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = threading.Event()
+        self.lose_answer_once: State | None = None
+        self.refused = 0
+
+    def _check(self) -> None:
+        if self.down.is_set():
+            self.refused += 1
+            raise StoreUnavailable("the database is unavailable: connection refused")
+
+    def transition(self, task_id: str, target: State, edit: Any = None) -> Task | None:
+        self._check()
+        moved = super().transition(task_id, target, edit)
+        if moved is not None and target == self.lose_answer_once:
+            self.lose_answer_once = None
+            raise StoreUnavailable("the database is unavailable: server closed the connection")
+        return moved
+
+    def edit(self, task_id: str, edit: Any) -> Task:
+        self._check()
+        return super().edit(task_id, edit)
+
+    def tasks_in(self, states: Any, limit: int | None = None) -> list[Task]:
+        self._check()
+        return super().tasks_in(states, limit)
+
+
+async def test_state_changes_wait_for_the_store_to_come_back(settings: Settings, backend: FakeBackend) -> None:
+    store = FlakyStore()
+    task_id = store.create(a_task())
+    eng = Engine(settings, store, backend)
+    await eng.start()
+    try:
+        await until(lambda: state_of(store, task_id) == State.RUNNING)
+        store.down.set()
+        backend.release(task_id).set()  # the executor ends while the database is down
+        await until(lambda: store.refused >= 2)
+        assert state_of(store, task_id) == State.RUNNING
+        assert task_id in backend.used  # the backend still waits for its report: nothing removed yet
+        store.down.clear()
+        await until(lambda: state_of(store, task_id) == State.COMPLETE, within_seconds=15)
+        log = store.get(task_id).logs[0]  # type: ignore[index]
+        assert log.logs[0].stdout == "hi\n" and not log.system_logs
+        assert backend.runs == [task_id]
+    finally:
+        await eng.stop()
+
+
+async def test_a_commit_whose_answer_was_lost_counts(settings: Settings, backend: FakeBackend) -> None:
+    store = FlakyStore()
+    store.lose_answer_once = State.INITIALIZING
+    task_id = store.create(a_task())
+    eng = Engine(settings, store, backend)
+    await eng.start()
+    try:
+        await until(lambda: state_of(store, task_id) == State.RUNNING)
+        assert backend.runs == [task_id]
         backend.release(task_id).set()
         await until(lambda: state_of(store, task_id) == State.COMPLETE)
     finally:

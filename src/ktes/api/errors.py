@@ -2,7 +2,8 @@
 
 Every error body is JSON ``{"msg": "...", "field": "..."}`` (``field`` only when one field is at fault):
 400 for bad input (including FastAPI's own request validation), 404 for an unknown task, 413 for a body
-over the configured limit. Unexpected errors are 500 with a generic message and a log line.
+over the configured limit, 503 with ``Retry-After`` while the database cannot answer (clients retry).
+Unexpected errors are 500 with a generic message and a log line.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from ktes.errors import InvalidTask, TaskNotFound
+from ktes.errors import InvalidTask, StoreUnavailable, TaskNotFound
 from ktes.tes.validation import field_path
 
 log = logging.getLogger(__name__)
+
+#: Seconds a client is asked to wait after a 503 (a database restart or failover takes a few).
+RETRY_AFTER_SECONDS = 5
 
 
 class BodyTooLarge(Exception):
@@ -50,6 +54,13 @@ async def _too_large(_request: Request, exc: Exception) -> Response:
     return error_response(413, str(exc), "body")
 
 
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    response = error_response(503, "the task database is unavailable just now; try again shortly")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 async def _request_validation(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
@@ -78,6 +89,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InvalidTask, _invalid_task)
     app.add_exception_handler(TaskNotFound, _not_found)
     app.add_exception_handler(BodyTooLarge, _too_large)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)

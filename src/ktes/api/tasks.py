@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
+import anyio
+import anyio.to_thread
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -29,6 +32,22 @@ from ktes.tes.validation import Limits, validate_submission
 from ktes.tes.views import parse_view
 
 JSON = "application/json"
+#: FULL reads in worker threads at once: more only fight over the interpreter lock with the event loop
+LARGE_READS_AT_ONCE = 2
+
+
+class OffLoop:
+    """Runs reads that may be large in worker threads, at most ``limit`` at once (about the database pool's
+    size: more would only wait there for a connection), so the event loop keeps serving small requests."""
+
+    def __init__(self, limit: int) -> None:
+        self._size = max(1, limit)
+        self._limiter: anyio.CapacityLimiter | None = None  # made on first use, inside the event loop
+
+    async def run(self, call: Callable[..., bytes], *args: Any) -> bytes:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self._size)
+        return await anyio.to_thread.run_sync(call, *args, limiter=self._limiter)
 
 
 class _DictReads:
@@ -66,9 +85,10 @@ def task_routes(
 ) -> list[BaseRoute]:
     limits = limits_from(settings)
     as_tes_1_0 = settings.tes_states == "1.0"
-    # Reads run on the event loop: they are single indexed statements, and a thread hop would cost more.
-    # Writes (which may wait for a lock) run in the thread pool.
+    # MINIMAL and BASIC reads run on the event loop: they are single indexed statements, and a thread hop would
+    # cost more. FULL reads (possibly MiBs) and writes (which may wait for a lock) run in threads.
     reads = store if isinstance(store, JsonReads) else _DictReads(store)
+    off_loop = OffLoop(LARGE_READS_AT_ONCE)
 
     async def create_task(request: Request) -> Response:
         raw = await read_json(request, settings.max_body_bytes)
@@ -77,6 +97,14 @@ def task_routes(
         wake()
         return json_response({"id": task_id})
 
+    def list_page(flt: TaskFilter, size: int, token: str | None, view: View) -> bytes:
+        body = reads.list_tasks_json(flt, size, token, view, settings.list_page_max_bytes)
+        if view is not View.MINIMAL:
+            body = redact_list_json(body)
+        if as_tes_1_0:
+            body = tes10.present_list_json(body, view)
+        return body
+
     async def list_tasks(request: Request) -> Response:
         query = request.query_params
         flt = task_filter(query)
@@ -84,20 +112,28 @@ def task_routes(
             flt = dataclasses.replace(flt, also_states=tes10.filter_states(flt.state))
         size = page_size(query, settings.page_size_default, settings.page_size_max)
         view = parse_view(query.get("view"))
-        body = reads.list_tasks_json(flt, size, query.get("page_token") or None, view, settings.list_page_max_bytes)
-        if view is not View.MINIMAL:
-            body = redact_list_json(body)
-        if as_tes_1_0:
-            body = tes10.present_list_json(body, view)
+        token = query.get("page_token") or None
+        if view is View.FULL:  # a page of FULL documents may be large (input content can be MiBs): off the loop
+            body = await off_loop.run(list_page, flt, size, token, view)
+        else:  # MINIMAL and BASIC leave the large fields out; a thread hop would halve their throughput
+            body = list_page(flt, size, token, view)
         return Response(body, media_type=JSON)
 
-    async def get_task(request: Request) -> Response:
-        view = parse_view(request.query_params.get("view"))
-        body = reads.get_view_json(request.path_params["task_id"], view)
+    def one_task(task_id: str, view: View) -> bytes:
+        body = reads.get_view_json(task_id, view)
         if view is not View.MINIMAL:
             body = redact_task_json(body)
         if as_tes_1_0:
             body = tes10.present_task_json(body, view)
+        return body
+
+    async def get_task(request: Request) -> Response:
+        view = parse_view(request.query_params.get("view"))
+        task_id = request.path_params["task_id"]
+        if view is View.FULL:  # a FULL document holds the inputs' content, which may be large
+            body = await off_loop.run(one_task, task_id, view)
+        else:
+            body = one_task(task_id, view)
         return Response(body, media_type=JSON)
 
     async def cancel_task(request: Request) -> Response:

@@ -18,10 +18,11 @@ from ktes import metrics
 from ktes.backends.base import Backend, ReportsReadiness
 from ktes.config import Settings
 from ktes.engine import recording
+from ktes.errors import StoreUnavailable
 from ktes.logs import TASK_ID
 from ktes.run import clock
 from ktes.run.observations import Ended, ExecutorStarted, Observation
-from ktes.store.base import Store
+from ktes.store.base import Edit, Store
 from ktes.tes.models import State, Task
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ T = TypeVar("T")
 ADOPTABLE = frozenset({State.INITIALIZING, State.RUNNING, State.PAUSED})
 #: QUEUED tasks read from the store per look; the look repeats while all of them were admitted.
 DISPATCH_BATCH = 64
+#: While the store is unavailable, a state change is tried again after these many seconds (doubling).
+STORE_RETRY_FIRST_SECONDS = 0.2
+STORE_RETRY_MAX_SECONDS = 5.0
 
 
 class Engine:
@@ -112,7 +116,9 @@ class Engine:
             self._event.clear()
             try:
                 await self._look()
-            except Exception:  # a store outage must not end the engine: log and look again later
+            except StoreUnavailable as exc:  # an outage must not end the engine: look again later
+                log.warning("engine: looking for work failed: %s", exc)
+            except Exception:
                 log.exception("engine: looking for work failed")
             if self._stopping:
                 break
@@ -127,6 +133,38 @@ class Engine:
         """Call the store. Its calls are short (one indexed statement or transaction), so they run on the
         loop itself: a hop to a worker thread and back costs more than the call on a busy machine."""
         return call(*args)
+
+    async def _stored(self, call: Callable[..., T], *args: Any, give_up_on_stop: bool = False) -> T:
+        """Call the store until it answers: a state change is never dropped because the database is down
+        (the backend waits here, so it removes nothing before the result is recorded). With
+        ``give_up_on_stop``, a stopping engine raises :class:`StoreUnavailable` instead of waiting on."""
+        delay = STORE_RETRY_FIRST_SECONDS
+        while True:
+            try:
+                return await self._db(call, *args)
+            except StoreUnavailable as exc:
+                if give_up_on_stop and self._stopping:
+                    raise
+                log.warning("engine: %s; trying again in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, STORE_RETRY_MAX_SECONDS)
+
+    async def _transition(
+        self, task_id: str, target: State, edit: Edit | None = None, *, give_up_on_stop: bool = False
+    ) -> Task | None:
+        """:meth:`Store.transition`, retried while the store is unavailable. A try whose answer was lost with
+        the connection may have committed: if the task already is in ``target`` after a retry, that was ours."""
+        try:
+            return await self._db(self._store.transition, task_id, target, edit)
+        except StoreUnavailable as exc:
+            if give_up_on_stop and self._stopping:
+                raise
+            log.warning("engine: %s; trying again", exc)
+        moved = await self._stored(self._store.transition, task_id, target, edit, give_up_on_stop=give_up_on_stop)
+        if moved is not None:
+            return moved
+        now = await self._stored(self._store.get, task_id, give_up_on_stop=give_up_on_stop)
+        return now if now.state == target else None
 
     # --- dispatch --------------------------------------------------------------------------------
 
@@ -143,7 +181,7 @@ class Engine:
                         if why is not None:
                             await self.note_queued(why)
                     return  # oldest first: wait for room (a run ending wakes us)
-                started = await self._db(self._store.transition, task.id, State.INITIALIZING)
+                started = await self._transition(task.id, State.INITIALIZING, give_up_on_stop=True)
                 if started is None:  # canceled meanwhile: give the room back
                     await self._backend.cancel(task.id)
                     continue
@@ -191,19 +229,19 @@ class Engine:
     async def _report(self, task_id: str, obs: Observation, /) -> None:
         """The :class:`~ktes.run.observations.Reporter` given to the backend."""
         if isinstance(obs, ExecutorStarted):
-            await self._db(self._store.transition, task_id, State.RUNNING)
+            await self._transition(task_id, State.RUNNING)
             self.wake()  # a task that starts running may leave room for the next one to stage
             return
         if isinstance(obs, Ended):
             self._ended.add(task_id)
-            ended = await self._db(self._store.transition, task_id, obs.state, recording.ended(obs))
+            ended = await self._transition(task_id, obs.state, recording.ended(obs))
             if ended is not None:
                 metrics.task_ended(self._backend.name, ended)
                 log.info("engine: task %s ended %s", task_id, obs.state.value)
             return
         edit = recording.edit_for(obs)
         if edit is not None:
-            await self._db(self._store.edit, task_id, edit)
+            await self._stored(self._store.edit, task_id, edit)
 
     async def note_queued(self, reason: str) -> None:
         """Tell the QUEUED tasks why they wait (the backend cannot take tasks): one system log line each,
@@ -230,7 +268,7 @@ class Engine:
             running = self._running.get(task_id)
             if running is not None:
                 await asyncio.wait({running})
-            await self._db(self._store.transition, task_id, State.CANCELED, recording.ended_at(clock.now()))
+            await self._transition(task_id, State.CANCELED, recording.ended_at(clock.now()), give_up_on_stop=True)
         except asyncio.CancelledError:
             raise
         except Exception:

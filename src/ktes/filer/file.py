@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import secrets
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -55,7 +57,7 @@ class FilePlugin:
         try:
             shutil.copyfile(src, dest)  # sendfile(2) where it can: chunked by the kernel
         except OSError as err:
-            raise _translate(url, err) from err
+            raise _translate(url, err, "the task's work directory") from err
 
     def list_dir(self, url: str) -> Iterator[tuple[str, str]]:
         root = self._allowed(url, directory=True)
@@ -71,14 +73,27 @@ class FilePlugin:
 
     def upload_file(self, src: Path, url: str) -> None:
         dest = self._allowed(url)
+        partial: Path | None = None
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dest)  # sendfile(2) where it can: chunked by the kernel
+            # Written beside the destination and renamed into place: a copy cut short (a full disk) never
+            # appears under the destination's name.
+            name = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.partial"
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask's usual mode
+            partial = name
+            shutil.copyfile(src, partial)  # sendfile(2) where it can: chunked by the kernel
+            os.replace(partial, dest)
+            partial = None
         except OSError as err:
-            raise _translate(url, err) from err
+            raise _translate(url, err, "the destination") from err
+        finally:
+            if partial is not None:
+                partial.unlink(missing_ok=True)
 
 
-def _translate(url: str, err: OSError) -> TransferError:
+def _translate(url: str, err: OSError, written: str) -> TransferError:
+    if err.errno == errno.ENOSPC:
+        return PermanentTransferError(f"{redact(url)}: no space left on the file system of {written}")
     reason = {
         FileNotFoundError: "no such file",
         PermissionError: "permission denied",

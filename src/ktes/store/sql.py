@@ -8,11 +8,12 @@ on PostgreSQL) and then updates it with a compare-and-set on the state.
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -38,6 +39,9 @@ _SQLITE_PRAGMAS = (
     "PRAGMA cache_size=-16384",  # 16 MiB per connection
     "PRAGMA temp_store=MEMORY",
 )
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: After a bulk import this large, PostgreSQL vacuums and analyzes the tables (see SqlStore.import_tasks).
 _ANALYZE_AFTER_ROWS = 1000
@@ -113,6 +117,25 @@ def _autocommit_twin(engine: Engine) -> Engine:
     return twin
 
 
+def _outage_is_unavailable(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn "the database cannot answer now" (connection refused or lost, pool exhausted, SQLite busy past
+    its timeout) into :class:`StoreUnavailable`: the API answers 503, the engine retries its state change."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as exc:
+            raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from exc
+
+    return call
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _prefix_upper_bound(prefix: str) -> str | None:
     """The smallest string above every string starting with ``prefix`` (code point order), if any."""
     chars = list(prefix)
@@ -134,6 +157,11 @@ def _documents(task: Task) -> dict[str, Any]:
     return {"doc": doc.decode(), "basic": None if basic is doc else basic.decode()}
 
 
+def _fetchone(cursor: Any, sql: str, params: tuple[Any, ...]) -> Any:
+    cursor.execute(sql, params)
+    return cursor.fetchone()
+
+
 def _doc_size(row: Sequence[Any]) -> int:
     """A listed document's size: its length in characters, as good as bytes for a budget (mostly ASCII)."""
     return len(row[1])
@@ -148,6 +176,10 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        dbapi = engine.dialect.loaded_dbapi
+        #: what a raw DBAPI call raises when the database is gone or busy (see _raw_read)
+        self._dbapi_outage: tuple[type[Exception], ...] = (dbapi.OperationalError, dbapi.InterfaceError)
+        self._connect_failed: tuple[type[Exception], ...] = (sa.exc.DBAPIError, *self._dbapi_outage)
         self._writer: Engine = engine
         self._write_lock: AbstractContextManager[Any] = threading.Lock() if self.dialect == "sqlite" else nullcontext()
         #: reads run in autocommit mode: no BEGIN/ROLLBACK round trips around a single SELECT
@@ -183,6 +215,7 @@ class SqlStore:
             stored.append(task.model_copy(update={"id": task_id, "state": State.QUEUED, "creation_time": rfc3339(ms)}))
         return self.import_tasks(stored)
 
+    @_outage_is_unavailable
     def import_tasks(self, stored: Iterable[Task]) -> list[str]:
         """Store tasks exactly as given, with their own id, state and creation_time (restoring a backup,
         moving between databases, benchmarks), in one transaction. Ids must come from :mod:`ktes.tes.ids`."""
@@ -219,6 +252,7 @@ class SqlStore:
                     conn.execute(sa.text("VACUUM (ANALYZE) tasks, task_docs, task_tags"))
         return [row["id"] for row in rows]
 
+    @_outage_is_unavailable
     def transition(self, task_id: str, target: State, edit: Edit | None = None) -> Task | None:
         allowed = ALLOWED_FROM[target]
         with self._write() as conn:
@@ -241,6 +275,7 @@ class SqlStore:
         metrics.transition(current, target)
         return task
 
+    @_outage_is_unavailable
     def edit(self, task_id: str, edit: Edit) -> Task:
         with self._write() as conn:
             current, task = self._locked(conn, task_id)
@@ -279,24 +314,48 @@ class SqlStore:
     def _fetch_one(self, sql: str, task_id: str) -> Any:
         if not is_id(task_id):  # not one of ours: no need to ask the database
             raise TaskNotFound(task_id)
-        raw = self._reader.raw_connection()
-        try:
-            cursor = raw.cursor()
-            cursor.execute(sql, (task_id,))
-            row = cursor.fetchone()
-            cursor.close()
-        finally:
-            raw.close()
+        row = self._raw_read(lambda cursor: _fetchone(cursor, sql, (task_id,)))
         if row is None:
             raise TaskNotFound(task_id)
         return row
 
+    def _raw_read(self, read: Callable[[Any], R]) -> R:
+        """Run ``read(cursor)`` on a pooled DBAPI connection of the read engine.
+
+        After a database restart every pooled connection is dead. The first read to meet one throws the whole
+        pool away (the next checkouts connect afresh) and tries once more, so a restart costs no request an
+        error; while the database is down, the read raises :class:`StoreUnavailable`. (A pre-ping on every
+        checkout would cost a round trip on every read instead.)
+        """
+        for attempt in (1, 2):
+            try:
+                raw = self._reader.raw_connection()
+            except self._connect_failed as exc:  # the pool does not wrap a failed connect
+                raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from exc
+            try:
+                cursor = raw.cursor()
+                try:
+                    return read(cursor)
+                finally:
+                    with suppress(Exception):
+                        cursor.close()
+            except self._dbapi_outage as exc:
+                raw.invalidate(exc)
+                if self.dialect == "sqlite" or attempt == 2:
+                    raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from exc
+                self._reader.dispose()
+            finally:
+                raw.close()
+        raise AssertionError("unreachable")
+
+    @_outage_is_unavailable
     def get(self, task_id: str) -> Task:
         return Task.model_validate_json(self._fetch_one(self._sql_doc, task_id)[0])
 
     def get_view(self, task_id: str, view: View) -> dict[str, Any]:
         return dict(orjson.loads(self.get_view_json(task_id, view)))
 
+    @_outage_is_unavailable
     def get_view_json(self, task_id: str, view: View) -> bytes:
         if view is View.MINIMAL:
             row = self._fetch_one(self._sql_minimal, task_id)
@@ -304,6 +363,7 @@ class SqlStore:
         doc: str = self._fetch_one(self._sql_doc if view is View.FULL else self._sql_basic, task_id)[0]
         return doc.encode()
 
+    @_outage_is_unavailable
     def list_tasks(
         self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
     ) -> TaskPage:
@@ -314,6 +374,7 @@ class SqlStore:
             found = [orjson.loads(row[1]) for row in rows]
         return TaskPage(tasks=found, next_page_token=token)
 
+    @_outage_is_unavailable
     def list_tasks_json(
         self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
     ) -> bytes:
@@ -380,22 +441,22 @@ class SqlStore:
                 tag += f" AND task_tags.value = {mark}"
                 params.append(value)
             conditions.append(f"EXISTS ({tag})")
-        raw = self._reader.raw_connection()
-        try:
-            cursor = raw.cursor()
+
+        def read(cursor: Any) -> tuple[Sequence[Any], str | None]:
+            where = list(conditions)
+            args = list(params)
             if flt.name_prefix:
                 name = self._name_column(cursor, flt.name_prefix, after, by_index=not flt.tags)
-                conditions.append(f"{name} >= {mark}")
-                params.append(flt.name_prefix)
+                where.append(f"{name} >= {mark}")
+                args.append(flt.name_prefix)
                 upper = _prefix_upper_bound(flt.name_prefix)
                 if upper is not None:
-                    conditions.append(f"{name} < {mark}")
-                    params.append(upper)
-            if conditions:
-                sql += " WHERE " + " AND ".join(conditions)
-            sql += f" ORDER BY {order} DESC LIMIT {mark}"
-            params.append(page_size + 1)
-            cursor.execute(sql, tuple(params))
+                    where.append(f"{name} < {mark}")
+                    args.append(upper)
+            text = sql + (" WHERE " + " AND ".join(where) if where else "")
+            text += f" ORDER BY {order} DESC LIMIT {mark}"
+            args.append(page_size + 1)
+            cursor.execute(text, tuple(args))
             if view is View.MINIMAL:
                 rows, more = pagination.take_page(cursor.fetchall(), page_size, None, len)
             elif self.dialect == "sqlite":
@@ -403,11 +464,9 @@ class SqlStore:
             else:
                 sized, more = pagination.take_page(cursor.fetchall(), page_size, max_bytes, lambda r: r[1] or 0)
                 rows = self._docs(cursor, [row[0] for row in sized], view)
-            token = pagination.encode(rows[-1][0]) if more and rows else None
-            cursor.close()
-        finally:
-            raw.close()
-        return rows, token
+            return rows, (pagination.encode(rows[-1][0]) if more and rows else None)
+
+        return self._raw_read(read)
 
     def _docs(self, cursor: Any, ids: list[str], view: View) -> list[tuple[str, str]]:  # PostgreSQL
         """(id, document shaped by view) of ``ids``, in that order."""
@@ -443,12 +502,14 @@ class SqlStore:
         common = cursor.fetchone() is not None
         return "(tasks.name || '')" if common else "tasks.name"
 
+    @_outage_is_unavailable
     def count_by_state(self) -> dict[State, int]:
         # Answered from ix_tasks_state_id alone (a covering index scan), never the documents.
         with self._reader.connect() as conn:
             rows = conn.execute(sa.select(tasks.c.state, sa.func.count()).group_by(tasks.c.state)).all()
         return {State(state): int(count) for state, count in rows}
 
+    @_outage_is_unavailable
     def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
         query = (
             sa.select(task_docs.c.doc)

@@ -34,8 +34,9 @@ task_docs = sa.Table(
     "task_docs",
     metadata,
     sa.Column("task_id", sa.String(40), sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("doc", sa.Text, nullable=False),
+    # basic first: SQLite reaches a column only through the ones before it (migration 0003)
     sa.Column("basic", sa.Text, nullable=True),
+    sa.Column("doc", sa.Text, nullable=False),
     # PostgreSQL compresses a row above 2 KB (a typical task), and every page of BASIC or FULL tasks would then
     # be decompressed row by row: keep rows up to a page uncompressed and inline.
     postgresql_with={"toast_tuple_target": 8160},

@@ -93,6 +93,21 @@ def transfer_reason(context: str, exc: Exception) -> str:
     return f"{context}: {exc}"
 
 
+#: A work directory's file system with less free space than this counts as full.
+DISK_FULL_BYTES = 1 << 20
+
+
+def disk_full(path: Path) -> str | None:
+    """A sentence when the file system holding ``path`` is full (so a task's failure is explained)."""
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return None
+    if usage.free >= DISK_FULL_BYTES:
+        return None
+    return f"the file system of the task's work directory full ({usage.free} bytes free of {usage.total})"
+
+
 class LocalBackend:
     name = "local"
 
@@ -203,12 +218,12 @@ class LocalBackend:
         self._room = asyncio.Event()
 
     async def run(self, task: Task, report: Reporter) -> None:
-        await self._supervise(task, self._from_start(task, report))
+        await self._supervise(task, self._from_start(task, report), report)
 
     async def adopt(self, task: Task, report: Reporter) -> None:
         assert task.id is not None
         self._admission.hold(task.id, task)
-        await self._supervise(task, self._resume(task, report))
+        await self._supervise(task, self._resume(task, report), report)
 
     async def cancel(self, task_id: str) -> None:
         self._canceled.add(task_id)
@@ -276,8 +291,12 @@ class LocalBackend:
 
     # --- supervision -----------------------------------------------------------------------------
 
-    async def _supervise(self, task: Task, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` so that cancel() can stop it, and the engine's stop leaves the containers running."""
+    async def _supervise(self, task: Task, work: Coroutine[Any, Any, None], report: Reporter) -> None:
+        """Run ``work`` so that cancel() can stop it, and the engine's stop leaves the containers running.
+
+        If ``work`` fails unexpectedly, the task ends as SYSTEM_ERROR saying why, and only once that is
+        recorded are its containers and directories removed (if it cannot be recorded, they stay for the
+        next start's sweep)."""
         assert task.id is not None
         task_id = task.id
         if task_id in self._canceled:
@@ -300,10 +319,12 @@ class LocalBackend:
             return
         error = job.exception()
         if error is not None:
+            log.error("local backend: running task %s failed", task_id, exc_info=error)
+            reason = f"ktes failed while running the task: {error}"
+            await report(task_id, Ended(state=State.SYSTEM_ERROR, end_time=clock.now(), reason=reason))
             with contextlib.suppress(Exception):
                 await self._remove_containers(task_id, time.monotonic() + REMOVE_TIMEOUT_SECONDS)
                 await asyncio.to_thread(self._remove_dirs, task_id, keep_workspace=False)
-            raise error
 
     # --- a run from the start --------------------------------------------------------------------
 
@@ -382,10 +403,17 @@ class LocalBackend:
             finally:
                 self._clis.pop(task_id, None)
             result = files.result()
-            if result is None:
-                await self._no_result(task, report, index, self._runtime_sentence(task, index, files, exit_code))
+            if result is None:  # its result could not be written either when the disk is full
+                full = disk_full(workspace)
+                reason = f"executor {index} failed with {full}" if full else None
+                await self._no_result(
+                    task, report, index, reason or self._runtime_sentence(task, index, files, exit_code)
+                )
                 return
-            if not await self._executor_ended(task, report, result, results):
+            goes_on = await self._executor_ended(task, report, result, results)
+            if result.exit_code != 0 and (full := disk_full(workspace)) is not None:
+                await report(task_id, SystemLog(f"executor {index} failed with {full}"))
+            if not goes_on:
                 break
         await self._finish(task, report, results)
 
@@ -463,6 +491,14 @@ class LocalBackend:
         _, run_dir = self._dirs(task_id)
         files = [executions.ExecutorFiles(run_dir, i) for i in range(len(task.executors))]
         started = [f for f in files if f.started()]
+        if not started and task.state == State.RUNNING:  # an executor ran, but its record is gone
+            await self._remove_containers(task_id, time.monotonic() + REMOVE_TIMEOUT_SECONDS)
+            reason = (
+                "ktes restarted and found no record of the task's executors (its run directory is gone); "
+                "the task was stopped rather than run a second time"
+            )
+            await self._end(task, report, [Ended(state=State.SYSTEM_ERROR, end_time=clock.now(), reason=reason)])
+            return
         if not started:  # it stopped while staging: start over
             await self._remove_containers(task_id, time.monotonic() + REMOVE_TIMEOUT_SECONDS)
             await report(task_id, SystemLog("ktes restarted before the first executor started; staging again"))

@@ -1,0 +1,436 @@
+"""Scale benchmark: ``ktes serve`` as shipped, loaded as users load it. Prints figures; not a test.
+
+Parts (``--parts``, comma separated; sizes are flags, so a quick run is possible):
+
+- ``local``: ``--tasks`` tasks of ``true`` submitted by ``--clients`` concurrent clients as fast as they can:
+  submit rate, dispatch rate, p50/p99 submit→RUNNING and submit→COMPLETE, the server's own CPU per task
+  (``/proc/<pid>/stat``: the engine and the API, not the containers), its RSS and the database size.
+- ``podman``: ``--ratio-tasks`` tasks through ktes against as many bare ``podman run`` s at the same
+  parallelism (``--parallel``): wall times side by side.
+- ``large``: ``--large-tasks`` stored tasks with ``--large-mib`` MiB of input ``content`` each: BASIC list
+  page latency, GET BASIC latency, service-info latency while FULL pages are read, and ``--large-lists``
+  concurrent BASIC lists.
+- ``poll``: ``--stored`` stored tasks (bulk import), ``--pollers`` clients each polling one task once a
+  second for ``--seconds``: p50/p99 of the polls.
+
+    python bench/scale.py --parts local,podman,large,poll [--tasks 10000 --clients 32 ...]
+
+Figures depend on the machine: the run prints its CPU count and load average first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fixtures and bench.api
+
+from bench.api import free_port, rss_mib, synthetic_task, wrk
+from tests.fixtures.images import build_busybox_image
+
+from ktes.backends.local.runtime import detect_runtime
+from ktes.config import Settings
+from ktes.store.sql import open_store
+from ktes.tes.ids import new_id, rfc3339
+from ktes.tes.models import Executor, Input, State, Task
+
+BASE = "/ga4gh/tes/v1"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of process ``pid`` (all its threads, not its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def ts(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@contextmanager
+def ktes_serve(data_dir: Path, env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("KTES_")}
+    full_env.update({"KTES_DATA_DIR": str(data_dir), "KTES_LOG_LEVEL": "warning", **env})
+    argv = ["ktes", "serve", "--backend", "local", "--host", "127.0.0.1", "--port", str(port)]
+    log = (data_dir / "server.log").open("wb")
+    server = subprocess.Popen(argv, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"ktes serve did not start: see {data_dir / 'server.log'}")
+        time.sleep(0.1)
+    try:
+        yield base, server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
+
+
+def db_size_mib(data_dir: Path) -> float:
+    return sum(p.stat().st_size for p in data_dir.glob("ktes.db*")) / 2**20
+
+
+# --- local: many `true` tasks ------------------------------------------------------------------------
+
+
+async def submit_all(base: str, bodies: list[dict[str, Any]], clients: int) -> tuple[list[str], float]:
+    ids: list[str] = [""] * len(bodies)
+    queue = list(enumerate(bodies))
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(base_url=base + BASE, timeout=120, limits=limits) as client:
+
+        async def worker() -> None:
+            while queue:
+                i, body = queue.pop()
+                response = await client.post("/tasks", json=body)
+                response.raise_for_status()
+                ids[i] = response.json()["id"]
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return ids, time.perf_counter() - began
+
+
+def wait_all_terminal(base: str, count: int, within: float) -> None:
+    deadline = time.monotonic() + within
+    with httpx.Client(base_url=base + BASE, timeout=60) as client:
+        while True:
+            left = 0
+            for state in ("QUEUED", "INITIALIZING", "RUNNING"):
+                left += len(client.get("/tasks", params={"state": state, "page_size": 2047}).json()["tasks"])
+            if left == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{left} of {count} tasks not finished in {within:.0f} s")
+            time.sleep(0.5)
+
+
+def full_tasks(base: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    token = None
+    with httpx.Client(base_url=base + BASE, timeout=120) as client:
+        while True:
+            params: dict[str, Any] = {"view": "FULL", "page_size": 2047}
+            if token:
+                params["page_token"] = token
+            page = client.get("/tasks", params=params).json()
+            found += page["tasks"]
+            token = page.get("next_page_token")
+            if not token:
+                return found
+
+
+def local_part(args: argparse.Namespace, image: str) -> None:
+    n = args.tasks
+    body = {"executors": [{"image": image, "command": ["true"]}], "resources": {"cpu_cores": 1}}
+    with tempfile.TemporaryDirectory(prefix="ktes-scale-") as tmp:
+        data = Path(tmp)
+        env = {"KTES_LOCAL_MAX_CPUS": str(args.parallel)}
+        with ktes_serve(data, env) as (base, pid):
+            cpu0 = cpu_seconds(pid)
+            began = time.time()
+            _, submit_s = asyncio.run(submit_all(base, [body] * n, args.clients))
+            wait_all_terminal(base, n, within=max(600, n * 0.5))
+            wall = time.time() - began
+            cpu = cpu_seconds(pid) - cpu0
+            rss = rss_mib(pid)
+            tasks = full_tasks(base)
+        size = db_size_mib(data)
+    states: dict[str, int] = {}
+    to_running: list[float] = []
+    to_complete: list[float] = []
+    starts: list[float] = []
+    for task in tasks:
+        states[task["state"]] = states.get(task["state"], 0) + 1
+        created = ts(task["creation_time"])
+        log = (task.get("logs") or [{}])[0]
+        if log.get("start_time"):
+            starts.append(ts(log["start_time"]))
+        executors = log.get("logs") or []
+        if executors and executors[0].get("start_time"):
+            to_running.append(ts(executors[0]["start_time"]) - created)
+        if log.get("end_time"):
+            to_complete.append(ts(log["end_time"]) - created)
+    dispatch_span = (max(starts) - min(starts)) if len(starts) > 1 else float("nan")
+    print(f"\n## local: {n:,} tasks of `true`, {args.clients} clients, at most {args.parallel} at once")
+    print(f"states: {states}")
+    print(f"submit: {n / submit_s:,.0f} tasks/s ({submit_s:.1f} s)")
+    print(f"dispatch: {len(starts) / dispatch_span:,.1f} tasks/s (first to last start, {dispatch_span:.1f} s)")
+    print(f"submit→RUNNING  p50 {pct(to_running, 50):8.2f} s  p99 {pct(to_running, 99):8.2f} s")
+    print(f"submit→COMPLETE p50 {pct(to_complete, 50):8.2f} s  p99 {pct(to_complete, 99):8.2f} s")
+    print(f"wall: {wall:.1f} s, {n / wall:.1f} tasks/s end to end")
+    print(f"ktes serve CPU: {cpu:.1f} s in all, {cpu / n * 1000:.1f} ms per task (API + engine, not containers)")
+    print(f"ktes serve RSS at the end: {rss:.0f} MiB; database: {size:.1f} MiB", flush=True)
+
+
+# --- podman: ktes against bare podman runs -----------------------------------------------------------
+
+
+async def bare_podman(image: str, n: int, parallel: int) -> float:
+    gate = asyncio.Semaphore(parallel)
+    runtime = detect_runtime(Settings(local_runtime="podman"))  # the arguments ktes itself uses here
+    argv = [runtime.binary, *runtime.global_args, "run", *runtime.run_args, "--rm", "--network", "none", image, "true"]
+
+    async def one() -> None:
+        async with gate:
+            proc = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if await proc.wait() != 0:
+                raise RuntimeError("podman run failed")
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return time.perf_counter() - began
+
+
+def podman_part(args: argparse.Namespace, image: str) -> None:
+    n, parallel = args.ratio_tasks, args.parallel
+    body = {"executors": [{"image": image, "command": ["true"]}], "resources": {"cpu_cores": 1}}
+    bare = asyncio.run(bare_podman(image, n, parallel))
+    with (
+        tempfile.TemporaryDirectory(prefix="ktes-scale-") as tmp,
+        ktes_serve(Path(tmp), {"KTES_LOCAL_MAX_CPUS": str(parallel)}) as (base, pid),
+    ):
+        cpu0 = cpu_seconds(pid)
+        began = time.perf_counter()
+        asyncio.run(submit_all(base, [body] * n, 16))
+        wait_all_terminal(base, n, within=max(600, n * 2))
+        ktes = time.perf_counter() - began
+        cpu = cpu_seconds(pid) - cpu0
+    print(f"\n## {n} tasks of `true` at most {parallel} at once: ktes against bare `podman run --rm`")
+    print(f"bare podman run: {bare:7.1f} s  ({n / bare:.1f}/s)")
+    print(f"ktes:            {ktes:7.1f} s  ({n / ktes:.1f}/s)   ratio ktes/bare {ktes / bare:.2f}x")
+    print(f"ktes serve CPU: {cpu / n * 1000:.1f} ms per task", flush=True)
+
+
+# --- large documents ---------------------------------------------------------------------------------
+
+
+def large_task(mib: float) -> Task:
+    task_id, ms = new_id()
+    content = "x" * int(mib * 2**20)
+    return Task(
+        id=task_id,
+        state=State.COMPLETE,
+        creation_time=rfc3339(ms),
+        name="large",
+        executors=[Executor(image="alpine", command=["md5sum", "/data/in"])],
+        inputs=[Input(path="/data/in", content=content)],
+    )
+
+
+async def timed_gets(client: httpx.AsyncClient, path: str, n: int) -> list[float]:
+    took = []
+    for _ in range(n):
+        began = time.perf_counter()
+        response = await client.get(path)
+        response.raise_for_status()
+        took.append((time.perf_counter() - began) * 1000)
+    return took
+
+
+async def large_figures(base: str, task_id: str, lists: int) -> None:
+    async with httpx.AsyncClient(base_url=base + BASE, timeout=600, limits=httpx.Limits(max_connections=None)) as c:
+        basic_list = await timed_gets(c, "/tasks?view=BASIC", 50)
+        basic_get = await timed_gets(c, f"/tasks/{task_id}?view=BASIC", 50)
+        full_get = await timed_gets(c, f"/tasks/{task_id}?view=FULL", 5)
+        print(f"BASIC list page:  p50 {pct(basic_list, 50):8.2f} ms  p99 {pct(basic_list, 99):8.2f} ms")
+        print(f"GET BASIC:        p50 {pct(basic_get, 50):8.2f} ms  p99 {pct(basic_get, 99):8.2f} ms")
+        print(f"GET FULL (15 MiB-ish): p50 {pct(full_get, 50):8.2f} ms")
+
+        # The readers are other processes, so this process's own loop measures only the server.
+        reader = (
+            "import sys, httpx\n"
+            "with httpx.Client(timeout=600) as c:\n"
+            "    while True: c.get(sys.argv[1]).raise_for_status()\n"
+        )
+        page_url = f"{base}{BASE}/tasks?view=FULL&page_size=4"
+        readers = [subprocess.Popen([sys.executable, "-c", reader, page_url]) for _ in range(4)]  # noqa: ASYNC220
+        try:
+            await asyncio.sleep(2.0)
+            info = await timed_gets(c, "/service-info", 40)
+        finally:
+            for proc in readers:
+                proc.kill()
+                proc.wait()
+        print(
+            f"service-info while 4 other clients read FULL pages of 4 tasks: p50 {pct(info, 50):8.2f} ms"
+            f"  p99 {pct(info, 99):8.2f} ms  max {max(info):8.2f} ms"
+        )
+
+        async def one_list() -> float:
+            began = time.perf_counter()
+            (await c.get("/tasks?view=BASIC")).raise_for_status()
+            return time.perf_counter() - began
+
+        began = time.perf_counter()
+        each = await asyncio.gather(*(one_list() for _ in range(lists)))
+        total = time.perf_counter() - began
+        print(f"{lists} concurrent BASIC lists: all done in {total:.2f} s, median {statistics.median(each):.2f} s")
+
+
+def large_part(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="ktes-scale-") as tmp:
+        data = Path(tmp)
+        store = open_store(f"sqlite:///{data / 'ktes.db'}")
+        ids = store.import_tasks([large_task(args.large_mib) for _ in range(args.large_tasks)])
+        store.close()
+        print(f"\n## large documents: {args.large_tasks} tasks with {args.large_mib:g} MiB content each (SQLite)")
+        with ktes_serve(data, {"KTES_ENGINE_ENABLED": "false"}) as (base, pid):
+            asyncio.run(large_figures(base, ids[-1], args.large_lists))
+            print(f"ktes serve RSS after: {rss_mib(pid):.0f} MiB", flush=True)
+
+
+# --- many stored tasks, many pollers -----------------------------------------------------------------
+
+
+async def poll_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    """One HTTP/1.1 keep-alive GET on an open connection; returns the status. (A bare client: httpx spends
+    more CPU per request than the server does, and 1,000 of them would measure the client.)"""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def pollers(port: int, ids: list[str], clients: int, seconds: float) -> tuple[list[float], int]:
+    took: list[float] = []
+    errors = 0
+    end = time.monotonic() + seconds
+
+    async def poller(i: int) -> None:
+        nonlocal errors
+        request = f"GET {BASE}/tasks/{ids[i % len(ids)]} HTTP/1.1\r\nHost: ktes\r\n\r\n".encode()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.sleep(random.random())  # spread the clients over the second
+        try:
+            while time.monotonic() < end:
+                tick = time.monotonic()
+                began = time.perf_counter()
+                if await poll_once(reader, writer, request) != 200:
+                    errors += 1
+                took.append((time.perf_counter() - began) * 1000)
+                await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(poller(i) for i in range(clients)))
+    return took, errors
+
+
+def poll_part(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="ktes-scale-") as tmp:
+        data = Path(args.poll_dir) if args.poll_dir else Path(tmp)
+        data.mkdir(parents=True, exist_ok=True)
+        store = open_store(f"sqlite:///{data / 'ktes.db'}")
+        with store.engine.connect() as conn:
+            have = conn.exec_driver_sql("SELECT count(*) FROM tasks").scalar() or 0
+        rng = random.Random(1)
+        began = time.perf_counter()
+        for batch in range(have, args.stored, 5000):
+            store.import_tasks([synthetic_task(i, rng) for i in range(batch, min(batch + 5000, args.stored))])
+        with store.engine.connect() as conn:  # 1,000 tasks spread over the whole store
+            every = [row[0] for row in conn.exec_driver_sql("SELECT id FROM tasks")]
+            ids = every[:: max(1, len(every) // 1000)]
+            del every
+        store.close()
+        stored = max(have, args.stored)
+        print(f"\n## {stored:,} stored tasks (SQLite; {time.perf_counter() - began:.0f} s to import what was missing)")
+        with ktes_serve(data, {"KTES_ENGINE_ENABLED": "false"}) as (base, pid):
+            port = int(base.rsplit(":", 1)[1])
+            cpu0 = cpu_seconds(pid)
+            took, errors = asyncio.run(pollers(port, ids, args.pollers, args.seconds))
+            cpu = cpu_seconds(pid) - cpu0
+            print(
+                f"{args.pollers} clients polling one task each (GET, MINIMAL) once a second for {args.seconds:g} s: "
+                f"{len(took)} polls ({len(took) / args.seconds:.0f}/s), p50 {pct(took, 50):.2f} ms, "
+                f"p99 {pct(took, 99):.2f} ms, {errors} errors; server CPU {cpu / args.seconds * 100:.0f}%, "
+                f"RSS {rss_mib(pid):.0f} MiB",
+                flush=True,
+            )
+            if shutil.which("wrk"):
+                title = f"wrk -t2 -c16, {args.wrk_seconds:g} s each"
+                print(f"{title:44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+                one = ids[len(ids) // 2]
+                for name, path in (
+                    ("get MINIMAL", f"/tasks/{one}"),
+                    ("get BASIC", f"/tasks/{one}?view=BASIC"),
+                    ("list first page (256, MINIMAL)", "/tasks"),
+                    ("list BASIC page of 256", "/tasks?view=BASIC"),
+                    ("list FULL page of 256", "/tasks?view=FULL"),
+                    ("list by state EXECUTOR_ERROR", "/tasks?state=EXECUTOR_ERROR&view=BASIC"),
+                ):
+                    f = wrk(name, f"{base}{BASE}{path}", args.wrk_seconds)
+                    print(f"{f.name:44} {f.rps:8.0f} {f.p50_ms:8.2f} {f.p99_ms:8.2f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", default="local,podman,large,poll")
+    parser.add_argument("--tasks", type=int, default=10_000, help="local: tasks of `true`")
+    parser.add_argument("--clients", type=int, default=32, help="local: concurrent submitting clients")
+    parser.add_argument("--parallel", type=int, default=8, help="tasks at once (KTES_LOCAL_MAX_CPUS)")
+    parser.add_argument("--ratio-tasks", type=int, default=500, help="podman: tasks on each side")
+    parser.add_argument("--large-tasks", type=int, default=20)
+    parser.add_argument("--large-mib", type=float, default=15.0)
+    parser.add_argument("--large-lists", type=int, default=1000)
+    parser.add_argument("--stored", type=int, default=1_000_000, help="poll: stored tasks")
+    parser.add_argument("--pollers", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=30.0, help="poll: how long the clients poll")
+    parser.add_argument("--wrk-seconds", type=float, default=5.0, help="poll: each wrk run after the pollers")
+    parser.add_argument("--poll-dir", help="poll: a data dir to keep the filled store in (reused when there)")
+    args = parser.parse_args()
+    load = os.getloadavg()
+    print(f"ktes scale benchmark: {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    parts = args.parts.split(",")
+    image = build_busybox_image() if {"local", "podman"} & set(parts) else ""
+    for part in parts:
+        if part == "local":
+            local_part(args, image)
+        elif part == "podman":
+            podman_part(args, image)
+        elif part == "large":
+            large_part(args)
+        elif part == "poll":
+            poll_part(args)
+        else:
+            raise SystemExit(f"unknown part {part!r}")
+
+
+if __name__ == "__main__":
+    main()
