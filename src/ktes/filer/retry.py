@@ -17,7 +17,7 @@ from typing import TypeVar
 from ktes import metrics
 from ktes.errors import TemporaryTransferError
 from ktes.filer.base import FilerPlugin
-from ktes.filer.urls import scheme_of
+from ktes.tes.urls import scheme_of
 
 log = logging.getLogger(__name__)
 

@@ -114,10 +114,10 @@ def leftovers(namespace: str) -> list[str]:
 def wait_running(client: httpx.Client, task_id: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = client.get(f"{TES}/tasks/{task_id}").json()["state"]
-        if state == "RUNNING":
+        task = client.get(f"{TES}/tasks/{task_id}", params={"view": "FULL"}).json()
+        if task["state"] == "RUNNING":
             return
-        assert state in ("QUEUED", "INITIALIZING"), state
+        assert task["state"] in ("QUEUED", "INITIALIZING"), json.dumps(task, indent=2)
         time.sleep(0.5)
     raise AssertionError(f"task {task_id} not RUNNING after {timeout} s")
 

@@ -34,12 +34,13 @@ def wait_ready(url: str, ready: bool, within: float = 30.0) -> dict[str, object]
 def test_readyz_goes_false_while_postgresql_is_down_and_true_when_it_is_back(ktes_server: StartServer) -> None:
     with postgres_server() as database:
         server = ktes_server(env={"KTES_DATABASE_URL": database.url})
-        assert wait_ready(server.url, True)["checks"] == {"store": "ok", "engine": "running"}
+        checks = wait_ready(server.url, True)["checks"]
+        assert isinstance(checks, dict)
+        assert (checks["store"], checks["engine"], checks.get("backend", "ok")) == ("ok", "running", "ok")
 
         database.stop()
         down = wait_ready(server.url, False)
         checks = down["checks"]
-        assert isinstance(checks, dict)
         assert checks["store"].startswith("the database is unreachable")
         assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200  # alive: no restart wanted
 

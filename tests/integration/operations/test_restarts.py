@@ -22,7 +22,7 @@ STOP_BOUND_SECONDS = 25
 def test_sigterm_mid_task_stops_cleanly_and_the_next_ktes_finishes_the_task(
     ktes_server: StartServer, busybox_image: str
 ) -> None:
-    first = ktes_server(env={"KTES_SHUTDOWN_SECONDS": "10", "KTES_LOG_LEVEL": "info"})
+    first = ktes_server(env={"KTES_SHUTDOWN_SECONDS": "10", "KTES_LOG_LEVEL": "debug"})
     client = tes.HTTPClient(first.url, timeout=30)
     steps = [
         executor(busybox_image, "sh", "-c", "sleep 3; echo first"),

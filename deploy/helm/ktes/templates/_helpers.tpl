@@ -7,6 +7,11 @@
 {{- end -}}
 {{- end -}}
 
+{{/* The label value marking this release's task objects (the uninstall hook removes exactly those). */}}
+{{- define "ktes.installation" -}}
+{{- printf "%s.%s" .Release.Namespace .Release.Name | trunc 63 | trimSuffix "-" | trimSuffix "." -}}
+{{- end -}}
+
 {{- define "ktes.taskNamespace" -}}
 {{- default .Release.Namespace .Values.taskNamespace -}}
 {{- end -}}
@@ -41,6 +46,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   value: {{ default (include "ktes.image" .) .Values.stageImage | quote }}
 - name: KTES_K8S_LEASE_NAME
   value: {{ include "ktes.fullname" . | quote }}
+- name: KTES_K8S_INSTALLATION_ID
+  value: {{ include "ktes.installation" . | quote }}
 - name: POD_NAME
   valueFrom:
     fieldRef:
