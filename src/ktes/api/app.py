@@ -18,6 +18,8 @@ import ktes
 from ktes.api import errors
 from ktes.api.service_info import service_info
 from ktes.api.tasks import JSON, task_routes
+from ktes.auth.authenticator import Authenticator
+from ktes.auth.middleware import AuthMiddleware
 from ktes.capabilities import Capabilities
 from ktes.config import Settings
 from ktes.store.base import Store
@@ -26,12 +28,18 @@ PREFIX = "/ga4gh/tes/v1"
 
 
 def create_app(
-    settings: Settings, store: Store, capabilities: Capabilities, wake: Callable[[], None] = lambda: None
+    settings: Settings,
+    store: Store,
+    capabilities: Capabilities,
+    wake: Callable[[], None] = lambda: None,
+    authenticator: Authenticator | None = None,
 ) -> FastAPI:
     """The API over ``store``. ``capabilities`` feeds both service-info and validation; ``wake`` is called
-    after a task is created or cancelled, so the engine looks at it at once."""
+    after a task is created or cancelled, so the engine looks at it at once. ``authenticator`` (default: from
+    ``settings``) guards every route but the public ones (``ktes.auth.middleware``)."""
     app = FastAPI(title="ktes", version=ktes.__version__, openapi_url=None, docs_url=None, redoc_url=None)
     errors.install(app)
+    app.add_middleware(AuthMiddleware, authenticator=authenticator or Authenticator(settings))
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -7,6 +7,7 @@ half as much per request as FastAPI's dependency injection on the hot read path.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -15,8 +16,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ktes.api.body import json_response, read_json
+from ktes.api.errors import error_response
 from ktes.api.params import page_size, task_filter
 from ktes.api.redaction import redact_list_json, redact_task_json
+from ktes.auth import access
+from ktes.auth.file_access import check_file_urls
+from ktes.auth.middleware import principal_of
 from ktes.capabilities import Capabilities
 from ktes.config import Settings
 from ktes.engine.commands import request_cancel
@@ -27,6 +32,8 @@ from ktes.tes.validation import Limits, validate_submission
 from ktes.tes.views import parse_view
 
 JSON = "application/json"
+#: Retry-After of a 429 (per-user limit): about the time a short task takes.
+_RETRY_AFTER_SECONDS = 30
 
 
 class _DictReads:
@@ -35,8 +42,8 @@ class _DictReads:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def get_view_json(self, task_id: str, view: View) -> bytes:
-        return orjson.dumps(self._store.get_view(task_id, view))
+    def get_view_json(self, task_id: str, view: View, owner: str | None = None) -> bytes:
+        return orjson.dumps(self._store.get_view(task_id, view, owner))
 
     def list_tasks_json(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> bytes:
         page = self._store.list_tasks(flt, page_size, page_token, view)
@@ -66,27 +73,54 @@ def task_routes(
     reads = store if isinstance(store, JsonReads) else _DictReads(store)
 
     async def create_task(request: Request) -> Response:
+        principal = principal_of(request)
         raw = await read_json(request, settings.max_body_bytes)
         task = validate_submission(raw, capabilities, limits)
+        access.refuse_owner_tag(task)
+        task.owner = principal.name if principal is not None else None  # never what the request says
+        if principal is not None:
+            check_file_urls(task, principal.name, settings)
+            limit = settings.user_max_active_tasks
+            if limit is not None and await run_in_threadpool(store.count_active, principal.name) >= limit:
+                refused = error_response(429, f"you have {limit} tasks not yet ended, the most this server allows")
+                refused.headers["Retry-After"] = str(_RETRY_AFTER_SECONDS)
+                return refused
         task_id = await run_in_threadpool(store.create, task)
         wake()
         return json_response({"id": task_id})
 
     async def list_tasks(request: Request) -> Response:
+        principal = principal_of(request)
         query = request.query_params
         flt = task_filter(query)
+        owner = access.list_owner(principal, query.get(access.OWNER_PARAM))
+        if owner is not None:
+            flt = replace(flt, owner=owner)
         size = page_size(query, settings.page_size_default, settings.page_size_max)
         view = parse_view(query.get("view"))
         body = reads.list_tasks_json(flt, size, query.get("page_token") or None, view)
-        return Response(body if view is View.MINIMAL else redact_list_json(body), media_type=JSON)
+        if view is View.MINIMAL:
+            return Response(body, media_type=JSON)
+        if access.shows_owner(principal):
+            body = access.list_with_owner(body, store.owners)
+        return Response(redact_list_json(body), media_type=JSON)
 
     async def get_task(request: Request) -> Response:
+        principal = principal_of(request)
         view = parse_view(request.query_params.get("view"))
-        body = reads.get_view_json(request.path_params["task_id"], view)
-        return Response(body if view is View.MINIMAL else redact_task_json(body), media_type=JSON)
+        body = reads.get_view_json(request.path_params["task_id"], view, access.owner_scope(principal))
+        if view is View.MINIMAL:
+            return Response(body, media_type=JSON)
+        if access.shows_owner(principal):
+            body = access.task_with_owner(body, store.owners)
+        return Response(redact_task_json(body), media_type=JSON)
 
     async def cancel_task(request: Request) -> Response:
-        await run_in_threadpool(request_cancel, store, request.path_params["task_id"])
+        task_id = request.path_params["task_id"]
+        owner = access.owner_scope(principal_of(request))
+        if owner is not None:
+            reads.get_view_json(task_id, View.MINIMAL, owner)  # another user's task: 404, like an unknown one
+        await run_in_threadpool(request_cancel, store, task_id)
         wake()
         return Response(b"{}", media_type=JSON)
 

@@ -52,11 +52,14 @@ async def serve(settings: Settings) -> None:
     from fastapi import FastAPI
 
     from ktes.api.app import create_app
+    from ktes.auth.authenticator import Authenticator, warn_if_open
     from ktes.backends.registry import create_backend
     from ktes.capabilities import Capabilities
     from ktes.filer.registry import Filer
     from ktes.store.sql import open_store
 
+    authenticator = Authenticator(settings)  # bad auth settings stop the start, before anything is opened
+    warn_if_open(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await asyncio.to_thread(open_store, settings.sqlalchemy_url)
     filer = Filer(settings)
@@ -65,7 +68,9 @@ async def serve(settings: Settings) -> None:
         storage_schemes=tuple(filer.schemes()), backend_parameters=tuple(backend.backend_parameters())
     )
     engine = Engine(settings, store, backend) if settings.engine_enabled else None
-    app = create_app(settings, store, capabilities, engine.wake if engine is not None else lambda: None)
+    app = create_app(
+        settings, store, capabilities, engine.wake if engine is not None else lambda: None, authenticator=authenticator
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -114,5 +119,12 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(None, help="YAML file with settings [KTES_CONFIG]"),
     ) -> None:
         """Serve the TES API and run tasks."""
+        from ktes.auth.authenticator import check_settings
+
         settings = load(config, host=host, port=port, data_dir=data_dir, backend=backend)
+        try:
+            check_settings(settings)
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
         run(settings)

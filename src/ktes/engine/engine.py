@@ -1,9 +1,10 @@
 """The engine: the only writer of task state.
 
-It hands QUEUED tasks, oldest first, to the backend while the backend has room; turns what the backend
-reports into state and logs; tears down tasks the API marked CANCELING; and after a restart re-adopts the
-tasks that were in flight. It wakes on :meth:`Engine.wake` (the API calls it after a create or a cancel) and
-also looks for work every ``settings.engine_poll_seconds``, because the API may run in another process.
+It hands QUEUED tasks to the backend while the backend has room, owners taking turns (oldest first within a
+turn); turns what the backend reports into state and logs; tears down tasks the API marked CANCELING; and
+after a restart re-adopts the tasks that were in flight. It wakes on :meth:`Engine.wake` (the API calls it
+after a create or a cancel) and also looks for work every ``settings.engine_poll_seconds``, because the API
+may run in another process.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class Engine:
         self._canceling: dict[str, asyncio.Task[None]] = {}
         #: tasks whose backend reported Ended (so a run that returns without it is noticed).
         self._ended: set[str] = set()
+        #: owner -> when (a serial number) a task of theirs was last dispatched: fair shares.
+        self._served: dict[str | None, int] = {}
+        self._served_serial = 0
 
     # --- lifetime --------------------------------------------------------------------------------
 
@@ -119,8 +123,8 @@ class Engine:
 
     async def _dispatch(self) -> None:
         while not self._stopping:
-            queued = await self._db(self._store.tasks_in, {State.QUEUED}, DISPATCH_BATCH)
-            for task in queued:
+            queued = await self._db(self._store.queued_in_turns, DISPATCH_BATCH)
+            for task in self._fair_order(queued):
                 if task.id is None or task.id in self._running:
                     continue
                 if not self._backend.admit(task):
@@ -130,8 +134,21 @@ class Engine:
                     await self._backend.cancel(task.id)
                     continue
                 self._launch(started, adopt=False)
+                self._served_serial += 1
+                self._served[task.owner] = self._served_serial
             if len(queued) < DISPATCH_BATCH:
                 return
+
+    def _fair_order(self, queued: list[Task]) -> list[Task]:
+        """Fair shares: owners take turns, and within a turn the owner served longest ago goes first (then the
+        oldest task), so a user's one task gets the next free slot however many another user has queued."""
+        turns: dict[str | None, int] = {}
+        keyed = []
+        for task in queued:  # each owner's tasks come oldest first
+            turn = turns[task.owner] = turns.get(task.owner, 0) + 1
+            keyed.append((turn, self._served.get(task.owner, 0), task.id or "", task))
+        keyed.sort(key=lambda item: item[:3])
+        return [item[3] for item in keyed]
 
     def _launch(self, task: Task, *, adopt: bool) -> None:
         assert task.id is not None

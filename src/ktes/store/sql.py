@@ -27,7 +27,7 @@ from ktes.store.tables import task_docs, task_tags, tasks
 from ktes.tes import views
 from ktes.tes.ids import is_id, new_id, rfc3339
 from ktes.tes.models import State, Task, View, dump
-from ktes.tes.states import ALLOWED_FROM
+from ktes.tes.states import ALLOWED_FROM, TERMINAL
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -118,6 +118,12 @@ def _documents(task: Task) -> dict[str, Any]:
     return {"doc": doc.decode(), "basic": None if basic is doc else basic.decode()}
 
 
+def _task(doc: str, owner: str | None) -> Task:
+    task = Task.model_validate_json(doc)
+    task.owner = owner
+    return task
+
+
 class SqlStore:
     """:class:`ktes.store.base.Store` on a SQLAlchemy engine (see :func:`open_store`)."""
 
@@ -141,6 +147,15 @@ class SqlStore:
         self._sql_minimal = f"SELECT id, state FROM tasks WHERE id = {mark}"
         self._sql_doc = f"SELECT doc FROM task_docs WHERE task_id = {mark}"
         self._sql_basic = f"SELECT coalesce(basic, doc) FROM task_docs WHERE task_id = {mark}"
+        self._sql_doc_owner = (
+            f"SELECT task_docs.doc, tasks.owner FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id "
+            f"WHERE tasks.id = {mark}"
+        )
+        # The same reads limited to one owner's tasks: another user's id is not found, like an unknown one.
+        self._sql_minimal_of = f"SELECT id, state FROM tasks WHERE id = {mark} AND owner = {mark}"
+        joined = f"FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id WHERE tasks.id = {mark} AND tasks.owner"
+        self._sql_doc_of = f"SELECT task_docs.doc {joined} = {mark}"
+        self._sql_basic_of = f"SELECT coalesce(task_docs.basic, task_docs.doc) {joined} = {mark}"
 
     # --- writes -------------------------------------------------------------------------------------
 
@@ -179,6 +194,7 @@ class SqlStore:
                     "state": task.state.value,
                     "name": task.name,
                     "creation_time": task.creation_time,
+                    "owner": task.owner,
                 }
             )
             doc_rows.append({"task_id": task.id, **_documents(task)})
@@ -234,7 +250,7 @@ class SqlStore:
         if not is_id(task_id):
             raise TaskNotFound(task_id)
         query = (
-            sa.select(tasks.c.state, task_docs.c.doc)
+            sa.select(tasks.c.state, task_docs.c.doc, tasks.c.owner)
             .join_from(tasks, task_docs, task_docs.c.task_id == tasks.c.id)
             .where(tasks.c.id == task_id)
             .with_for_update()
@@ -242,7 +258,7 @@ class SqlStore:
         row = conn.execute(query).first()
         if row is None:
             raise TaskNotFound(task_id)
-        return State(row.state), Task.model_validate_json(row.doc)
+        return State(row.state), _task(row.doc, row.owner)
 
     def _sync_tags(self, conn: Connection, task: Task, before: dict[str, str]) -> None:
         after = task.tags or {}
@@ -254,13 +270,13 @@ class SqlStore:
 
     # --- reads --------------------------------------------------------------------------------------
 
-    def _fetch_one(self, sql: str, task_id: str) -> Any:
+    def _fetch_one(self, sql: str, task_id: str, *more: str) -> Any:
         if not is_id(task_id):  # not one of ours: no need to ask the database
             raise TaskNotFound(task_id)
         raw = self._reader.raw_connection()
         try:
             cursor = raw.cursor()
-            cursor.execute(sql, (task_id,))
+            cursor.execute(sql, (task_id, *more))
             row = cursor.fetchone()
             cursor.close()
         finally:
@@ -270,17 +286,53 @@ class SqlStore:
         return row
 
     def get(self, task_id: str) -> Task:
-        return Task.model_validate_json(self._fetch_one(self._sql_doc, task_id)[0])
+        doc, owner = self._fetch_one(self._sql_doc_owner, task_id)
+        return _task(doc, owner)
 
-    def get_view(self, task_id: str, view: View) -> dict[str, Any]:
-        return dict(orjson.loads(self.get_view_json(task_id, view)))
+    def get_view(self, task_id: str, view: View, owner: str | None = None) -> dict[str, Any]:
+        return dict(orjson.loads(self.get_view_json(task_id, view, owner)))
 
-    def get_view_json(self, task_id: str, view: View) -> bytes:
+    def get_view_json(self, task_id: str, view: View, owner: str | None = None) -> bytes:
+        if owner is not None:
+            if view is View.MINIMAL:
+                row = self._fetch_one(self._sql_minimal_of, task_id, owner)
+                return orjson.dumps({"id": row[0], "state": row[1]})
+            sql = self._sql_doc_of if view is View.FULL else self._sql_basic_of
+            return str(self._fetch_one(sql, task_id, owner)[0]).encode()
         if view is View.MINIMAL:
             row = self._fetch_one(self._sql_minimal, task_id)
             return orjson.dumps({"id": row[0], "state": row[1]})
         doc: str = self._fetch_one(self._sql_doc if view is View.FULL else self._sql_basic, task_id)[0]
         return doc.encode()
+
+    def owners(self, task_ids: Collection[str]) -> dict[str, str | None]:
+        ids = [task_id for task_id in task_ids if is_id(task_id)]
+        if not ids:
+            return {}
+        with self._reader.connect() as conn:
+            rows = conn.execute(sa.select(tasks.c.id, tasks.c.owner).where(tasks.c.id.in_(ids))).all()
+        return {row.id: row.owner for row in rows}
+
+    def count_active(self, owner: str) -> int:
+        active = [s.value for s in State if s not in TERMINAL and s is not State.UNKNOWN]
+        query = sa.select(sa.func.count()).select_from(tasks).where(tasks.c.owner == owner, tasks.c.state.in_(active))
+        with self._reader.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def queued_in_turns(self, limit: int) -> list[Task]:
+        # Each QUEUED task's turn is its rank among its owner's QUEUED tasks (1 for each owner's oldest).
+        turn = sa.func.row_number().over(partition_by=tasks.c.owner, order_by=tasks.c.id).label("turn")
+        ranked = sa.select(tasks.c.id, tasks.c.owner, turn).where(tasks.c.state == State.QUEUED.value).subquery()
+        query = (
+            sa.select(task_docs.c.doc, ranked.c.owner)
+            .join_from(ranked, task_docs, task_docs.c.task_id == ranked.c.id)
+            .where(ranked.c.turn <= limit)
+            .order_by(ranked.c.turn, ranked.c.id)
+            .limit(limit)
+        )
+        with self._reader.connect() as conn:
+            rows = conn.execute(query).all()
+        return [_task(row.doc, row.owner) for row in rows]
 
     def list_tasks(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> TaskPage:
         rows, token = self._page(flt, page_size, page_token, view)
@@ -334,6 +386,10 @@ class SqlStore:
         if after is not None:
             conditions.append(f"{order} < {mark}")
             params.append(after)
+        if flt.owner is not None:
+            # ix_tasks_owner_id_state holds one owner's ids in order: the page is read without a sort.
+            conditions.append(f"tasks.owner = {mark}")
+            params.append(flt.owner)
         if flt.state is not None:
             conditions.append(f"tasks.state = {mark}")
             params.append(flt.state.value)
@@ -394,7 +450,7 @@ class SqlStore:
 
     def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
         query = (
-            sa.select(task_docs.c.doc)
+            sa.select(task_docs.c.doc, tasks.c.owner)
             .join_from(tasks, task_docs, task_docs.c.task_id == tasks.c.id)
             .where(tasks.c.state.in_([s.value for s in states]))
             .order_by(tasks.c.id.asc())
@@ -402,8 +458,8 @@ class SqlStore:
         if limit is not None:
             query = query.limit(limit)
         with self._reader.connect() as conn:
-            docs = conn.execute(query).scalars().all()
-        return [Task.model_validate_json(doc) for doc in docs]
+            rows = conn.execute(query).all()
+        return [_task(row.doc, row.owner) for row in rows]
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,28 @@
+"""Each task's owner (NULL for tasks stored while auth was off), indexed for a user's own listing and count.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("tasks", sa.Column("owner", sa.Text, nullable=True))
+    op.create_index("ix_tasks_owner_id_state", "tasks", ["owner", "id", "state"])
+    op.create_index("ix_tasks_owner_state", "tasks", ["owner", "state"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_tasks_owner_state", "tasks")
+    op.drop_index("ix_tasks_owner_id_state", "tasks")
+    with op.batch_alter_table("tasks") as batch:
+        batch.drop_column("owner")
