@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.images",
     "tests.fixtures.ktes_server",
     "tests.fixtures.k8s",
+    "tests.fixtures.oidc",
 ]

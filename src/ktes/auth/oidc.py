@@ -29,7 +29,6 @@ from joserfc.errors import (
     BadSignatureError,
     ExpiredTokenError,
     InvalidClaimError,
-    InvalidTokenError,
     JoseError,
     MissingClaimError,
 )
@@ -45,6 +44,11 @@ TOKEN_CACHE_SIZE = 10_000
 
 class OidcUnavailable(AuthFailed):
     """The provider's discovery document or JWKS could not be read."""
+
+
+class BadSignature(AuthFailed):
+    def __init__(self) -> None:
+        super().__init__("token signature is invalid")
 
 
 def _header(token: str) -> dict[str, Any]:
@@ -166,8 +170,17 @@ class OidcVerifier:
             await self._refresh(force=True)  # the provider may have rotated its keys
             if not self._has_key(kid):
                 raise AuthFailed("token signed by an unknown key")
-        assert self._keys is not None
-        claims = self._check(token)
+        try:
+            claims = self._check(token)
+        except BadSignature:
+            # A token without a kid names no key: after a rotation it fails against the old one. Look again.
+            cached = self._keys
+            if kid is not None:
+                raise
+            await self._refresh(force=True)
+            if self._keys is cached:
+                raise
+            claims = self._check(token)
         principal = self._principal(claims)
         expires = float(claims["exp"])
         if len(self._verified) >= TOKEN_CACHE_SIZE:
@@ -180,7 +193,7 @@ class OidcVerifier:
         try:
             decoded = jwt.decode(token, self._keys, algorithms=self.algorithms)
         except BadSignatureError as exc:
-            raise AuthFailed("token signature is invalid") from exc
+            raise BadSignature() from exc
         except JoseError as exc:
             raise AuthFailed("token cannot be verified") from exc
         except ValueError as exc:
@@ -196,12 +209,14 @@ class OidcVerifier:
             registry.validate(claims)
         except ExpiredTokenError as exc:
             raise AuthFailed("token expired") from exc
-        except InvalidTokenError as exc:
-            raise AuthFailed("token not yet valid") from exc
         except MissingClaimError as exc:
             raise AuthFailed(f"token lacks the {exc.claim} claim") from exc
-        except InvalidClaimError as exc:
-            reason = {"iss": "token from another issuer", "aud": "token for another audience"}.get(exc.claim)
+        except InvalidClaimError as exc:  # joserfc's InvalidTokenError is this class too
+            reason = {
+                "iss": "token from another issuer",
+                "aud": "token for another audience",
+                "nbf": "token not yet valid",
+            }.get(exc.claim)
             raise AuthFailed(reason or f"token claim {exc.claim} is invalid") from exc
         except JoseError as exc:
             raise AuthFailed("token claims are invalid") from exc
