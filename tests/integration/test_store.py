@@ -221,7 +221,7 @@ def test_reopening_keeps_tasks_and_migrations_run_once(url: str) -> None:
 def test_the_schema_is_migrated_by_alembic(store: SqlStore) -> None:
     with store.engine.connect() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-    assert version == "0001"
+    assert version == "0002"
 
 
 def test_import_keeps_ids_states_and_times(store: SqlStore) -> None:
