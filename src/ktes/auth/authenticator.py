@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import ipaddress
 import logging
+import secrets
+import time
 
 import httpx
 
@@ -20,6 +23,9 @@ log = logging.getLogger(__name__)
 REALM = "ktes"
 #: bcrypt checks run in threads; at most this many at once, so guessing passwords cannot take every core.
 _BCRYPT_AT_ONCE = 2
+#: Verified basic credentials are remembered this long (seconds; a change of the users file forgets them).
+_RECENT_SECONDS = 300.0
+_RECENT_SIZE = 10_000
 
 
 def is_loopback(host: str) -> bool:
@@ -62,6 +68,9 @@ class Authenticator:
         self.basic: BasicUsers | None = None
         self.oidc: OidcVerifier | None = None
         self._bcrypt_slots: asyncio.Semaphore | None = None
+        self._key = secrets.token_bytes(32)
+        #: keyed hash of a basic Authorization header -> (principal, until, users file generation)
+        self._recent: dict[bytes, tuple[Principal, float, int]] = {}
         if BASIC in self.schemes and settings.auth_users_file is not None:
             self.basic = BasicUsers(settings.auth_users_file)
         if OIDC in self.schemes and settings.oidc_issuer:
@@ -102,6 +111,20 @@ class Authenticator:
         """The caller named by the header. Raises :class:`AuthFailed` with a short reason."""
         if not authorization:
             raise AuthFailed("credentials required")
+        if self.basic is not None and authorization[:6].lower() == "basic ":
+            # Most requests repeat the credentials of a recent one: one keyed hash and a look-up.
+            key = hashlib.blake2b(authorization.encode(), key=self._key, digest_size=16).digest()
+            hit = self._recent.get(key)
+            if hit is not None and hit[1] > time.monotonic() and hit[2] == self.basic.current_generation():
+                return hit[0]
+            principal = await self._authenticate(authorization)
+            if len(self._recent) >= _RECENT_SIZE:
+                self._recent.clear()
+            self._recent[key] = (principal, time.monotonic() + _RECENT_SECONDS, self.basic.generation)
+            return principal
+        return await self._authenticate(authorization)
+
+    async def _authenticate(self, authorization: str) -> Principal:
         scheme, _, credentials = authorization.partition(" ")
         scheme = scheme.lower()
         credentials = credentials.strip()

@@ -105,6 +105,9 @@ class BasicUsers:
         self._users: dict[str, bytes] = {}
         self._key = secrets.token_bytes(32)
         self._verified: dict[bytes, tuple[str, float]] = {}
+        #: bumped whenever the file changed (callers that remember verified credentials compare it)
+        self.generation = 0
+        self._looked_at = float("-inf")
         # A hash to check against for unknown users, so they take as long as known ones.
         self._dummy = hash_password(secrets.token_urlsafe(16), 4)
 
@@ -119,7 +122,16 @@ class BasicUsers:
                 self._users = read_users(self.path)
                 self._stamp = stamp
                 self._verified.clear()  # a removed user or a changed password counts at once
+                self.generation += 1
             return self._users
+
+    def current_generation(self) -> int:
+        """:attr:`generation`, looking at the file at most once a second (cheap enough for every request)."""
+        now = time.monotonic()
+        if now - self._looked_at >= 1.0:
+            self._looked_at = now
+            self._current()
+        return self.generation
 
     def cached(self, name: str, password: str) -> bool:
         """True when these credentials were verified recently (cheap: no bcrypt)."""
