@@ -191,3 +191,11 @@ def test_no_auth_on_a_public_address_warns_loudly(caplog: pytest.LogCaptureFixtu
         assert not caplog.records
         warn_if_open(Settings(data_dir=tmp_path, host="0.0.0.0"))
     assert "KTES_AUTH=none" in caplog.text and "0.0.0.0" in caplog.text
+
+
+async def test_every_route_but_the_public_ones_needs_credentials(api: Api) -> None:
+    """Routes other helpers add later (dashboard data, live logs) are protected without doing anything."""
+    for path in ["/ui/api/tasks", "/ktes/v1/tasks/t1/logs", "/anything", f"{BASE}/tasks/t1/logs"]:
+        assert (await api.client.get(path)).status_code == 401, path
+    for path in ["/ui", "/ui/static/app.js", "/ui/assets/x.css", "/metrics", "/readyz", f"{BASE}/service-info"]:
+        assert (await api.client.get(path)).status_code != 401, path

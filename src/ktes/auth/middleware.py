@@ -19,8 +19,11 @@ from ktes.auth.authenticator import Authenticator
 from ktes.auth.principal import AuthFailed, Principal
 
 TES_PREFIX = "/ga4gh/tes/v1"
-PUBLIC_PATHS = frozenset({TES_PREFIX + "/service-info", "/healthz", "/readyz", "/metrics", "/ui"})
-PUBLIC_PREFIXES = ("/ui/",)
+PUBLIC_PATHS = frozenset(
+    {TES_PREFIX + "/service-info", "/healthz", "/readyz", "/metrics", "/ui", "/ui/", "/ui/index.html"}
+)
+#: The dashboard's static files only: anything else under /ui (data, actions) needs credentials.
+PUBLIC_PREFIXES = ("/ui/static/", "/ui/assets/")
 _STATE_KEY = "ktes_principal"
 
 
