@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -199,3 +200,18 @@ async def test_every_route_but_the_public_ones_needs_credentials(api: Api) -> No
         assert (await api.client.get(path)).status_code == 401, path
     for path in ["/ui", "/ui/static/app.js", "/ui/assets/x.css", "/metrics", "/readyz", f"{BASE}/service-info"]:
         assert (await api.client.get(path)).status_code != 401, path
+
+
+async def test_a_bearer_header_cannot_inject_into_the_challenge(tmp_path: Path) -> None:
+    """The reason of a 401 goes into WWW-Authenticate: nothing from the token is echoed unless it is plain."""
+    from ktes.auth.oidc import OidcVerifier
+    from ktes.auth.principal import AuthFailed
+
+    verifier = OidcVerifier("http://127.0.0.1:9", "ktes")
+    header = base64.urlsafe_b64encode(b'{"alg": "x\\"\\r\\nSet-Cookie: a=b"}').decode().rstrip("=")
+    with pytest.raises(AuthFailed) as caught:
+        await verifier.verify(f"{header}.e30.")
+    assert caught.value.reason == "token signing algorithm is not accepted"
+    with pytest.raises(AuthFailed, match="too long"):
+        await verifier.verify("a" * 20000)
+    await verifier.aclose()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import re
 import time
 from collections.abc import Collection
 from typing import Any
@@ -39,6 +40,8 @@ from ktes.auth.principal import AuthFailed, Principal
 #: Never accepted, whatever ``oidc_algorithms`` says.
 REFUSED_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
 TOKEN_CACHE_SECONDS = 300.0
+MAX_TOKEN_BYTES = 16 * 1024
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_-]{1,16}")
 TOKEN_CACHE_SIZE = 10_000
 
 
@@ -158,10 +161,14 @@ class OidcVerifier:
             if hit[1] > time.time():
                 return hit[0]
             del self._verified[token]
+        if len(token) > MAX_TOKEN_BYTES:
+            raise AuthFailed("token too long")
         header = _header(token)
         alg = header.get("alg")
         if alg not in self.algorithms:
-            raise AuthFailed(f"token signing algorithm {alg!r} is not accepted")
+            # The reason goes into a response header: name the algorithm only when it is a plain word.
+            named = f" {alg!r}" if isinstance(alg, str) and _PLAIN_WORD.fullmatch(alg) else ""
+            raise AuthFailed(f"token signing algorithm{named} is not accepted")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise AuthFailed("malformed token")
