@@ -26,8 +26,8 @@ tasks = sa.Table(
     sa.Index("ix_tasks_state_id", "state", "id"),
     # A user's own tasks in id order (keyset paging), state too so a MINIMAL page is read from the index alone
     sa.Index("ix_tasks_owner_id_state", "owner", "id", "state"),
-    # A user's active tasks, counted for the per-user limit
-    sa.Index("ix_tasks_owner_state", "owner", "state"),
+    # The owners with QUEUED tasks and each one's oldest (fair dispatch), and a user's active tasks (limit)
+    sa.Index("ix_tasks_state_owner_id", "state", "owner", "id"),
     # state too, so a MINIMAL page filtered by name is read from the index alone
     sa.Index("ix_tasks_name_id_state", "name", "id", "state"),
     # SQLite: rows clustered by id, so an id lookup is one b-tree search and a scan in id order reads rows
