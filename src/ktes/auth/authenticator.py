@@ -38,8 +38,12 @@ def is_loopback(host: str) -> bool:
 
 
 def warn_if_open(settings: Settings) -> None:
-    """With auth off on an address others can reach, say so loudly (at start)."""
-    if not parse_schemes(settings.auth) and not is_loopback(settings.host):
+    """With auth off on an address others can reach, say so loudly (at start); and an OIDC set-up that accepts
+    tokens the provider issued to any of its clients."""
+    schemes = parse_schemes(settings.auth)
+    if OIDC in schemes and not settings.oidc_audience:
+        log.warning("KTES_OIDC_AUDIENCE is not set: tokens the provider issued to any client are accepted")
+    if not schemes and not is_loopback(settings.host):
         log.warning(
             "\n%s\nWARNING: KTES_AUTH=none and ktes listens on %s: anyone who reaches this port can run\n"
             "containers, and read and cancel every task. Set KTES_AUTH=basic or oidc (see docs/auth.md).\n%s",

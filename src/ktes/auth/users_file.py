@@ -90,6 +90,12 @@ def remove_user(path: Path, name: str) -> bool:
     return True
 
 
+def _cost(hashed: bytes) -> int:
+    """The cost of a ``$2b$12$...`` hash (DEFAULT_ROUNDS when it cannot be read)."""
+    parts = hashed.split(b"$")
+    return int(parts[2]) if len(parts) > 3 and parts[2].isdigit() and 4 <= int(parts[2]) <= 31 else DEFAULT_ROUNDS
+
+
 def _bcrypt_hash(hashed: bytes) -> bytes:
     # Apache's htpasswd writes the $2y$ prefix; it is the same algorithm as $2b$.
     return b"$2b$" + hashed[4:] if hashed.startswith(b"$2y$") else hashed
@@ -108,8 +114,9 @@ class BasicUsers:
         #: bumped whenever the file changed (callers that remember verified credentials compare it)
         self.generation = 0
         self._looked_at = float("-inf")
-        # A hash to check against for unknown users, so they take as long as known ones.
-        self._dummy = hash_password(secrets.token_urlsafe(16), 4)
+        # A hash to check unknown users against, as costly as the users', so they take as long as known ones
+        # (made on first need: it costs as much as a check).
+        self._dummy: bytes | None = None
 
     def _current(self) -> dict[str, bytes]:
         try:
@@ -145,8 +152,10 @@ class BasicUsers:
         """Check the password with bcrypt (slow: call it off the event loop) and remember a success."""
         users = self._current()
         hashed = users.get(name)
+        if hashed is None and self._dummy is None:
+            self._dummy = hash_password(secrets.token_urlsafe(16), _cost(next(iter(users.values()), b"")))
         try:
-            ok = bcrypt.checkpw(password.encode(), _bcrypt_hash(hashed if hashed is not None else self._dummy))
+            ok = bcrypt.checkpw(password.encode(), _bcrypt_hash(hashed if hashed is not None else self._dummy or b""))
         except ValueError:  # a malformed hash in the file
             ok = False
         ok = ok and hashed is not None
