@@ -303,10 +303,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--auth", action="store_true", help="only compare GET throughput with auth off and on")
+    parser.add_argument("--rounds", type=int, default=3, help="with --auth: turns of the three modes (best counts)")
     args = parser.parse_args()
     if args.auth:
         print(f"ktes API benchmark: wrk -t2 -c16, {args.seconds:g}s per run, {os.cpu_count()} CPUs", flush=True)
-        auth_comparison(args.seconds)
+        auth_comparison(args.seconds, rounds=args.rounds)
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"ktes API benchmark: wrk -t2 -c16, {args.seconds:g}s per run, {os.cpu_count()} CPUs", flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from ktes.backends.kubernetes import podspec
+from ktes.backends.kubernetes.owner_labels import owner_label_value
 from ktes.config import Settings
 from ktes.tes.models import Executor, Resources, Task
 
@@ -32,10 +33,10 @@ def test_the_owner_labels_job_and_pod() -> None:
 
 def test_owner_label_values_are_valid_and_distinct() -> None:
     names = ["alice@example.org", "alice_example.org", "x" * 200, "-weird-", "https://idp/sub/123", "ünïcode", "a"]
-    values = [podspec.owner_label_value(name) for name in names]
+    values = [owner_label_value(name) for name in names]
     assert all(LABEL_VALUE.match(v) and len(v) <= 63 for v in values), values
     assert len(set(values)) == len(values)
-    assert podspec.owner_label_value("alice") == "alice"
+    assert owner_label_value("alice") == "alice"
 
 
 def test_the_operators_queue_mapping_wins_over_the_tasks_queue() -> None:

@@ -28,11 +28,11 @@ import hashlib
 import json
 import math
 import posixpath
-import re
 from typing import Any
 
 from pydantic import SecretStr
 
+from ktes.backends.kubernetes.owner_labels import owner_labels, user_queue
 from ktes.backends.kubernetes.report import STAGE_IN_DONE, result_file
 from ktes.config import Settings
 from ktes.errors import BackendError
@@ -42,8 +42,6 @@ from ktes.tes.models import FileType, Task, dump
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "ktes"
 TASK_ID_LABEL = "ktes.task-id"
-#: The task's owner (sanitised: see owner_label_value), on the Job and the Pod.
-OWNER_LABEL = "ktes.owner"
 #: selects everything ktes made in its namespace.
 SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 
@@ -95,32 +93,6 @@ def job_name(task_id: str) -> str:
 
 def labels(task_id: str) -> dict[str, str]:
     return {MANAGED_BY_LABEL: MANAGED_BY, TASK_ID_LABEL: task_id}
-
-
-def owner_label_value(owner: str) -> str:
-    """``owner`` as a label value (at most 63 of ``[A-Za-z0-9._-]``, alphanumeric at both ends); a name that had
-    to change gets a hash of the original, so two users never share a value."""
-    clean = re.sub(r"[^A-Za-z0-9._-]", "_", owner)[:63].strip("._-")
-    if clean == owner:
-        return clean
-    digest = hashlib.sha256(owner.encode()).hexdigest()[:10]
-    return f"{clean[:52].strip('._-')}-{digest}".lstrip("-")
-
-
-def task_labels(task: Task) -> dict[str, str]:
-    """The labels of a task's Job and Pod: the task id, and the owner when the task has one."""
-    found = labels(task.id or "")
-    if task.owner:
-        found[OWNER_LABEL] = owner_label_value(task.owner)
-    return found
-
-
-def user_queue(task: Task, settings: Settings) -> str | None:
-    """The LocalQueue ``k8s_user_queues`` maps the owner to (``*``: everyone else), if any."""
-    queues = settings.k8s_user_queues
-    if not queues:
-        return None
-    return queues.get(task.owner or "", queues.get("*"))
 
 
 def params(task: Task) -> dict[str, str]:
@@ -484,7 +456,7 @@ def job(task: Task, settings: Settings, entrypoint_config_map: str) -> dict[str,
         ],
         **_scheduling(task, settings, given),
     }
-    job_labels = task_labels(task)
+    job_labels = labels(task.id) | owner_labels(task)
     queue = user_queue(task, settings) or given.get("queue")  # the operator's mapping wins over the task's
     if queue:
         job_labels[settings.k8s_queue_label] = queue
@@ -493,7 +465,7 @@ def job(task: Task, settings: Settings, entrypoint_config_map: str) -> dict[str,
         "completions": 1,
         "parallelism": 1,
         "ttlSecondsAfterFinished": settings.k8s_ttl_seconds_after_finished,
-        "template": {"metadata": {"labels": task_labels(task)}, "spec": pod_spec},
+        "template": {"metadata": {"labels": labels(task.id) | owner_labels(task)}, "spec": pod_spec},
     }
     if deadline:
         spec["activeDeadlineSeconds"] = deadline
