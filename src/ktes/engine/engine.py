@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from ktes.backends.base import Backend
 from ktes.config import Settings
 from ktes.engine import clock, recording
+from ktes.engine.fair_shares import FairShares
 from ktes.engine.observations import Ended, ExecutorStarted, Observation
 from ktes.store.base import Store
 from ktes.tes.models import State, Task
@@ -49,9 +50,7 @@ class Engine:
         self._canceling: dict[str, asyncio.Task[None]] = {}
         #: tasks whose backend reported Ended (so a run that returns without it is noticed).
         self._ended: set[str] = set()
-        #: owner -> when (a serial number) a task of theirs was last dispatched: fair shares.
-        self._served: dict[str | None, int] = {}
-        self._served_serial = 0
+        self._fair = FairShares()
 
     # --- lifetime --------------------------------------------------------------------------------
 
@@ -124,7 +123,7 @@ class Engine:
     async def _dispatch(self) -> None:
         while not self._stopping:
             queued = await self._db(self._store.queued_in_turns, DISPATCH_BATCH)
-            for task in self._fair_order(queued):
+            for task in self._fair.order(queued):
                 if task.id is None or task.id in self._running:
                     continue
                 if not self._backend.admit(task):
@@ -134,21 +133,9 @@ class Engine:
                     await self._backend.cancel(task.id)
                     continue
                 self._launch(started, adopt=False)
-                self._served_serial += 1
-                self._served[task.owner] = self._served_serial
+                self._fair.served(task.owner)
             if len(queued) < DISPATCH_BATCH:
                 return
-
-    def _fair_order(self, queued: list[Task]) -> list[Task]:
-        """Fair shares: owners take turns, and within a turn the owner served longest ago goes first (then the
-        oldest task), so a user's one task gets the next free slot however many another user has queued."""
-        turns: dict[str | None, int] = {}
-        keyed = []
-        for task in queued:  # each owner's tasks come oldest first
-            turn = turns[task.owner] = turns.get(task.owner, 0) + 1
-            keyed.append((turn, self._served.get(task.owner, 0), task.id or "", task))
-        keyed.sort(key=lambda item: item[:3])
-        return [item[3] for item in keyed]
 
     def _launch(self, task: Task, *, adopt: bool) -> None:
         assert task.id is not None
