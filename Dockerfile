@@ -2,19 +2,11 @@
 # The ktes image for normal registries: `docker build -t REGISTRY/ktes:TAG .` (or podman/buildah).
 # scripts/build-image.sh builds the same image on machines with no registry (a debootstrap'd base).
 # It serves the API (`ktes serve`, the default command) and runs the stage-in/stage-out containers of task
-# Pods (`python3 -m ktes.backends.kubernetes.podside ...`); /usr/local/bin/ktes-entrypoint is the static
-# helper the executors run through (the server puts it in a ConfigMap of its namespace; it must stay < 1 MiB).
+# Pods (`python3 -m ktes.backends.kubernetes.podside ...`). The static helper the executors run through ships
+# inside the ktes package (src/ktes/run/bin, built by tools/entrypoint/build); the server puts it in a
+# ConfigMap of its namespace.
 
-ARG DEBIAN_IMAGE=debian:bookworm-slim
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-
-# The executor helper: a static C program (tools/entrypoint/entrypoint.c).
-FROM ${DEBIAN_IMAGE} AS entrypoint
-RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev binutils \
- && rm -rf /var/lib/apt/lists/*
-COPY tools/entrypoint/entrypoint.c /src/entrypoint.c
-RUN gcc -static -O2 -std=c11 -Wall -Wextra -Werror -o /ktes-entrypoint /src/entrypoint.c && strip /ktes-entrypoint
 
 # ktes and its dependencies as wheels.
 FROM ${PYTHON_IMAGE} AS wheels
@@ -28,7 +20,6 @@ RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
  && rm -rf /usr/local/lib/python3.11/site-packages/kubernetes/aio \
  && groupadd --gid 10001 ktes && useradd --uid 10001 --gid 10001 --home-dir /var/lib/ktes --no-create-home ktes \
  && mkdir -p /var/lib/ktes && chown 10001:10001 /var/lib/ktes
-COPY --from=entrypoint /ktes-entrypoint /usr/local/bin/ktes-entrypoint
 ENV PYTHONUNBUFFERED=1 LANG=C.UTF-8 KTES_DATA_DIR=/var/lib/ktes
 ENTRYPOINT ["ktes"]
 CMD ["serve"]

@@ -114,15 +114,6 @@ def run_bare_jobs(batch: Any, namespace: str, image: str, count: int, command: l
     return elapsed
 
 
-def entrypoint_binary(into: Path) -> Path:
-    """The static executor helper, built with tools/entrypoint/Makefile (ktes on this host reads it)."""
-    subprocess.run(
-        ["make", "-s", "-C", str(REPO / "tools" / "entrypoint"), f"O={into}", f"{into}/ktes-entrypoint"],
-        check=True,
-    )
-    return into / "ktes-entrypoint"
-
-
 def shared_objects(namespace: str) -> list[str]:
     out = kubectl("-n", namespace, "get", "configmaps", "-l", "ktes.entrypoint", "-o", "json")
     return [f"{item['kind']}/{item['metadata']['name']}" for item in json.loads(out)["items"]]
@@ -164,7 +155,7 @@ def main() -> None:
     servers: list[KtesServer] = []
     try:
         data = Path(tempfile.mkdtemp(prefix="ktes-bench-"))
-        env["KTES_K8S_ENTRYPOINT_PATH"] = str(entrypoint_binary(data))
+        # the executors' helper comes from the ktes package (no path to set)
         server = start_server(data / "a", env)
         servers.append(server)
         with httpx.Client(timeout=30) as http:

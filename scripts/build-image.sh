@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Build the ktes image without any container registry, and print its reference as the last line.
 #
-# The same image as the Dockerfile (ktes + its dependencies on Debian bookworm's Python 3.11, the static
-# executor helper at /usr/local/bin/ktes-entrypoint; ENTRYPOINT ["ktes"], CMD ["serve"]), in two layers:
+# The same image as the Dockerfile (ktes + its dependencies on Debian bookworm's Python 3.11, with the static
+# executor helper inside the package as pip installs it; ENTRYPOINT ["ktes"], CMD ["serve"]), in two layers:
 #   base  localhost/ktes-base:<key>: a minimal Debian bookworm rootfs (debootstrap --variant=minbase with
 #         python3 and ca-certificates, from the mirror this machine's apt sources name) plus ktes's
 #         dependencies (this machine's pip, binary wheels only, into /usr/local/lib/python3.11/dist-packages),
 #         imported with `tar | podman import`. Built once per dependency list; the rootfs and the
 #         dependencies are also cached in $KTES_BUILD_CACHE, so a lost podman store costs seconds.
-#   ktes  ktes's own package, the `ktes` launcher and the helper (`gcc -static`), added by a COPY-only
+#   ktes  ktes's own package (with the helper binaries of src/ktes/run/bin) and the `ktes` launcher, added by a COPY-only
 #         `podman build` (no container is run). The tag is a hash of every input, so a changed source
 #         gives a new tag (imagePullPolicy IfNotPresent picks it up) and an unchanged one is not rebuilt.
-# Needs root, debootstrap, gcc + libc6-dev, Python 3.11 with pip, podman.
+# Needs root, debootstrap, Python 3.11 with pip, podman.
 #
 # Environment: KTES_BUILD_CACHE (default /var/cache/ktes-build), KTES_IMAGE_NAME (default localhost/ktes),
 # PYTHON (default python3), PODMAN (default podman), KTES_IMAGE_FORCE=1 rebuilds an existing tag.
@@ -33,7 +33,7 @@ die() {
 }
 
 [ "$(id -u)" = 0 ] || die "run as root (debootstrap and the rootfs need it)"
-for tool in debootstrap gcc strip tar flock "${PODMAN[0]}"; do
+for tool in debootstrap tar flock "${PODMAN[0]}"; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
 done
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
@@ -55,8 +55,7 @@ base_key=$(printf '%s\n%s\n%s\n' "$SUITE $BASE_PACKAGES" "$requirements" "$recip
 base_image="$NAME-base:$base_key"
 source_key=$(
     cd "$REPO" &&
-        find src/ktes tools/entrypoint scripts/build-image.sh -type f \
-            ! -path '*/__pycache__/*' ! -name '*.pyc' ! -name ktes-entrypoint -print0 |
+        find src/ktes scripts/build-image.sh -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 |
         LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12
 )
 image="$NAME:$source_key-${base_key:0:6}"
@@ -195,9 +194,6 @@ from ktes.cli.main import app
 sys.exit(app())
 EOF
 chmod 755 "$layer/usr/local/bin/ktes"
-gcc -static -O2 -std=c11 -Wall -Wextra -Werror -o "$layer/usr/local/bin/ktes-entrypoint" \
-    "$REPO/tools/entrypoint/entrypoint.c"
-strip "$layer/usr/local/bin/ktes-entrypoint"
 find "$layer" -type d -exec chmod 755 {} +
 
 cat >"$work/Containerfile" <<EOF

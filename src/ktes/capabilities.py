@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -11,3 +11,5 @@ class Capabilities:
     storage_schemes: tuple[str, ...]
     #: tesResources.backend_parameters keys the configured backend honours, lowercase.
     backend_parameters: tuple[str, ...]
+    #: schemes the filer serves that the backend cannot stage, with the reason (not in storage_schemes).
+    refused_schemes: dict[str, str] = field(default_factory=dict)

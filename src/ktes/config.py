@@ -10,11 +10,20 @@ YAML file, defaults. Settings are passed down explicitly, never read from a glob
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+from ktes.tes.validation import Limits
+
+#: settings that were renamed: old name -> new name (the old one still works, with a warning).
+RENAMED = {
+    "http_retries": "transfer_retries",
+    "http_retry_backoff_seconds": "transfer_retry_backoff_seconds",
+}
 
 
 def default_data_dir() -> Path:
@@ -39,23 +48,42 @@ class Settings(BaseSettings):
     log_level: str = "info"
     engine_enabled: bool = Field(default=True, description="Run the engine in this process (API-only replicas: false)")
     engine_poll_seconds: float = Field(default=2.0, description="Seconds between the engine's own looks for work")
+    entrypoint_path: Path | None = Field(
+        default=None,
+        description="The static executor helper both backends run executors through "
+        "(default: the one shipped in the ktes package for this machine's architecture)",
+    )
 
     # --- API limits -------------------------------------------------------------------------------
-    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"], description="Web origins that may read (CORS)")
+    cors_write_origins: list[str] = Field(
+        default_factory=list, description="Web origins that may also create and cancel tasks (e.g. a web client's)"
+    )
+    allowed_hosts: list[str] | None = Field(
+        default=None,
+        description="Host names served besides the loopback ones (default: loopback names only when listening "
+        "on loopback, any name otherwise)",
+    )
     service_id: str = Field(default="local.ktes", description="service-info id (reverse domain name)")
     service_organization_name: str = Field(default="ktes", description="service-info organization.name")
     service_organization_url: str = Field(default="https://ktes.invalid/", description="service-info organization.url")
     service_environment: str | None = Field(default=None, description="service-info environment: prod, test, dev")
     max_body_bytes: int = 16 * 1024 * 1024
-    max_content_bytes: int = 1024 * 1024
-    max_executors: int = 256
-    max_inputs: int = 10_000
-    max_outputs: int = 10_000
-    max_tags: int = 1_000
+    # the bounds on one task have their one home in ktes.tes.validation.Limits
+    max_content_bytes: int = Limits.max_content_bytes
+    max_executors: int = Limits.max_executors
+    max_inputs: int = Limits.max_inputs
+    max_outputs: int = Limits.max_outputs
+    max_tags: int = Limits.max_tags
     page_size_default: int = 256
     page_size_max: int = 2047
+    list_page_max_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        description="ListTasks pages (BASIC, FULL) stop before this many bytes of tasks (at least one task each)",
+    )
     backend_parameters_strict: bool = Field(
-        default=False, description="Reject unsupported backend_parameters keys even when the task does not ask"
+        default=Limits.backend_parameters_strict,
+        description="Reject unsupported backend_parameters keys even when the task does not ask",
     )
 
     # --- who is asking (see docs/auth.md) ---------------------------------------------------------
@@ -116,12 +144,12 @@ class Settings(BaseSettings):
     k8s_user_queues: dict[str, str] = Field(
         default_factory=dict, description="Owner -> Kueue LocalQueue name ('*' for everyone else)"
     )
-    k8s_lease_name: str = "ktes-engine"
+    k8s_lease_name: str | None = Field(default=None, description="The engine's Lease (default: ktes-engine-<id>)")
     k8s_log_tail_bytes: int = 64 * 1024
     k8s_entrypoint_path: Path | None = Field(
         default=None,
-        description="The static executor helper put in each namespace's ConfigMap "
-        "(default: /usr/local/bin/ktes-entrypoint, else ktes-entrypoint on PATH)",
+        description="The static executor helper put in each namespace's ConfigMap, when the nodes' "
+        "architecture differs from this machine's (default: entrypoint_path)",
     )
     k8s_dns_policy: str = Field(default="ClusterFirst", description="Task pods' dnsPolicy (Default: no cluster DNS)")
     k8s_executor_image_pull_policy: str | None = Field(
@@ -141,6 +169,16 @@ class Settings(BaseSettings):
     k8s_keep_finished_jobs: bool = Field(
         default=False, description="Keep a task's Job after its report is read (ttlSecondsAfterFinished still ends it)"
     )
+    k8s_installation_id: str | None = Field(
+        default=None, description="Label value marking this installation's objects (default: from the database)"
+    )
+    k8s_file_volume: str | None = Field(
+        default=None,
+        description="Shared file system for file:// on Kubernetes: hostpath:/PATH or pvc:NAME:/PATH (mounted at /PATH)",
+    )
+    k8s_wait_note_seconds: float = Field(
+        default=60.0, description="A task waiting this long (scheduling, image pull, staging) gets a log saying so"
+    )
     k8s_lease_duration_seconds: float = Field(default=15.0, description="A leader that stops renewing loses it after")
     k8s_lease_renew_seconds: float = Field(default=5.0, description="How often the leader renews the Lease")
 
@@ -151,7 +189,7 @@ class Settings(BaseSettings):
         "(default: the home directory and the temp directory with the local backend, none on Kubernetes)",
     )
     http_timeout_seconds: float = 60.0
-    http_retries: int = 5
+    transfer_retries: int = Field(default=5, description="Retries of a transient transfer failure, every scheme")
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     s3_access_key_id: SecretStr | None = None
@@ -159,7 +197,7 @@ class Settings(BaseSettings):
     s3_path_style: bool = False
     ftp_user: str | None = None
     ftp_password: SecretStr | None = None
-    http_retry_backoff_seconds: float = Field(
+    transfer_retry_backoff_seconds: float = Field(
         default=1.0, description="First delay before retrying a transient transfer failure (doubles, at most 30 s)"
     )
     s3_multipart_threshold_mb: int = Field(default=64, description="Files at least this big are uploaded in parts")
@@ -168,6 +206,26 @@ class Settings(BaseSettings):
     drs_insecure_hosts: list[str] = Field(
         default_factory=list, description="DRS hosts (host or host:port) contacted over plain http, e.g. in tests"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def take_renamed(cls, data: Any) -> Any:
+        """Old names keep working, with a warning (from any source: arguments, YAML, environment)."""
+        if not isinstance(data, dict):
+            return data
+        for old, new in RENAMED.items():
+            value = data.pop(old, None)
+            if value is None:
+                value = os.environ.get(f"KTES_{old.upper()}")
+            if value is not None:
+                warnings.warn(
+                    f"the setting {old} (KTES_{old.upper()}) is deprecated: it is now {new} (KTES_{new.upper()})",
+                    FutureWarning,
+                    stacklevel=2,
+                )
+                if data.get(new) in (None, cls.model_fields[new].default):  # the new name, when set, wins
+                    data[new] = value
+        return data
 
     @classmethod
     def settings_customise_sources(

@@ -43,3 +43,9 @@ class TemporaryTransferError(TransferError):
 
 class BackendError(KtesError):
     """The backend could not do what was asked."""
+
+
+class StartupError(KtesError):
+    """``ktes serve`` cannot start: the message is one sentence saying what failed and what to do.
+
+    ``ktes serve`` prints it and exits non-zero (with a traceback only under ``--debug``)."""

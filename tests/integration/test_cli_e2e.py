@@ -64,7 +64,7 @@ def test_run_a_missing_image_exits_1_with_the_reason(server: str) -> None:
     result = ktes(server, "run", "localhost/ktes-test/no-such-image:1", "--", "true")
     assert result.returncode == 1
     assert "SYSTEM_ERROR" in result.stderr
-    assert "localhost/ktes-test/no-such-image:1 not found" in result.stderr
+    assert "image localhost/ktes-test/no-such-image:1 (executor 0) could not be pulled: not found" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -82,7 +82,7 @@ def test_create_wait_get_logs_and_list(server: str, busybox_image: str, tmp_path
     created = ktes(server, "task", "create", "--wait", str(file))
     task_id = created.stdout.strip()
     assert created.returncode == 1
-    assert f"task {task_id} EXECUTOR_ERROR: executor 2 exited with code 2" in created.stderr
+    assert f"task {task_id} EXECUTOR_ERROR: executor 1 exited with code 2" in created.stderr
 
     document = json.loads(ktes(server, "task", "get", task_id, "--json").stdout)
     assert document["state"] == "EXECUTOR_ERROR"
@@ -91,10 +91,10 @@ def test_create_wait_get_logs_and_list(server: str, busybox_image: str, tmp_path
     logs = ktes(server, "task", "logs", task_id)
     assert logs.returncode == 0
     assert logs.stdout.startswith(
-        "==> executor 1 stdout (exit 0) <==\nfirst\n"
-        "==> executor 1 stderr (exit 0) <==\n"
-        "==> executor 2 stdout (exit 2) <==\n"
-        "==> executor 2 stderr (exit 2) <==\nsecond\n"
+        "==> executor 0 stdout (exit 0) <==\nfirst\n"
+        "==> executor 0 stderr (exit 0) <==\n"
+        "==> executor 1 stdout (exit 2) <==\n"
+        "==> executor 1 stderr (exit 2) <==\nsecond\n"
     )
 
     listed = ktes(server, "task", "list", "--tag", "suite=cli-e2e", "--state", "executor_error", "--json")
@@ -103,7 +103,7 @@ def test_create_wait_get_logs_and_list(server: str, busybox_image: str, tmp_path
     assert table.stdout.splitlines()[1].split()[:3] == [task_id, "EXECUTOR_ERROR", "e2e-two"]
 
     waited = ktes(server, "task", "wait", task_id)
-    assert (waited.returncode, waited.stdout) == (1, f"task {task_id} EXECUTOR_ERROR: executor 2 exited with code 2\n")
+    assert (waited.returncode, waited.stdout) == (1, f"task {task_id} EXECUTOR_ERROR: executor 1 exited with code 2\n")
 
 
 def test_cancel_a_running_task(server: str, busybox_image: str) -> None:

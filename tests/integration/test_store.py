@@ -1,4 +1,6 @@
-"""The SQL task store, on SQLite and on a real PostgreSQL: the same behaviour on both."""
+"""The task store contract, run against every store: the memory fake, SQLite and a real PostgreSQL behave
+alike (``any_store``); what only the SQL store has (migrations, reopening, JSON reads) on SQLite and
+PostgreSQL (``store``)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from ktes.errors import InvalidTask, TaskNotFound
-from ktes.store.base import TaskFilter
+from ktes.store.base import Store, TaskFilter
+from ktes.store.memory import MemoryStore
 from ktes.store.sql import SqlStore, open_store
 from ktes.tes.ids import new_id, rfc3339
 from ktes.tes.models import Executor, ExecutorLog, Input, State, Task, TaskLog, View
@@ -35,15 +38,31 @@ def store(url: str) -> Iterator[SqlStore]:
     store.close()
 
 
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Every Store implementation: the memory fake, and the SQL store on SQLite and on PostgreSQL."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'data' / 'ktes.db'}"
+    else:
+        url = new_database(request.getfixturevalue("postgres_url"))
+    store = open_store(url)
+    yield store
+    store.close()
+
+
 def task(**fields: Any) -> Task:
     return Task(executors=[Executor(image="alpine", command=["true"])], **fields)
 
 
-def ids(store: SqlStore, flt: TaskFilter | None = None, size: int = 100, token: str | None = None) -> list[str]:
+def ids(store: Store, flt: TaskFilter | None = None, size: int = 100, token: str | None = None) -> list[str]:
     return [t["id"] for t in store.list_tasks(flt or TaskFilter(), size, token, View.MINIMAL).tasks]
 
 
-def test_create_sets_id_state_and_creation_time_without_touching_the_given_task(store: SqlStore) -> None:
+def test_create_sets_id_state_and_creation_time_without_touching_the_given_task(any_store: Store) -> None:
+    store = any_store
     given = task(name="n", tags={"a": "1"})
     task_id = store.create(given)
     assert given.id is None and given.state is None
@@ -52,13 +71,15 @@ def test_create_sets_id_state_and_creation_time_without_touching_the_given_task(
     assert stored.name == "n" and stored.tags == {"a": "1"}
 
 
-def test_create_keeps_warning_logs(store: SqlStore) -> None:
+def test_create_keeps_warning_logs(any_store: Store) -> None:
+    store = any_store
     task_id = store.create(task(logs=[TaskLog(logs=[], outputs=[], system_logs=["dropped 'x'"])]))
     logs = store.get(task_id).logs
     assert logs is not None and logs[0].system_logs == ["dropped 'x'"]
 
 
-def test_unknown_task(store: SqlStore) -> None:
+def test_unknown_task(any_store: Store) -> None:
+    store = any_store
     with pytest.raises(TaskNotFound):
         store.get("tnope")
     for view in View:
@@ -70,14 +91,16 @@ def test_unknown_task(store: SqlStore) -> None:
         store.edit("tnope", lambda t: None)
 
 
-def test_views(store: SqlStore) -> None:
+def test_views(any_store: Store) -> None:
+    store = any_store
     task_id = store.create(task(inputs=[Input(path="/a", content="c")]))
     assert store.get_view(task_id, View.MINIMAL) == {"id": task_id, "state": "QUEUED"}
     assert store.get_view(task_id, View.FULL)["inputs"] == [{"path": "/a", "content": "c"}]
     assert store.get_view(task_id, View.BASIC)["inputs"] == [{"path": "/a"}]
 
 
-def test_transition_is_a_compare_and_set_on_the_state_table(store: SqlStore) -> None:
+def test_transition_is_a_compare_and_set_on_the_state_table(any_store: Store) -> None:
+    store = any_store
     task_id = store.create(task())
     assert store.transition(task_id, State.RUNNING) is None  # QUEUED -> RUNNING is not allowed
     assert store.get(task_id).state == State.QUEUED
@@ -88,7 +111,8 @@ def test_transition_is_a_compare_and_set_on_the_state_table(store: SqlStore) -> 
     assert ids(store, TaskFilter(state=State.INITIALIZING)) == [task_id]
 
 
-def test_transition_applies_the_edit_in_the_same_step(store: SqlStore) -> None:
+def test_transition_applies_the_edit_in_the_same_step(any_store: Store) -> None:
+    store = any_store
     task_id = store.create(task())
 
     def started(t: Task) -> None:
@@ -99,7 +123,8 @@ def test_transition_applies_the_edit_in_the_same_step(store: SqlStore) -> None:
     assert stored.logs is not None and stored.logs[0].logs[0].stdout == "hi"
 
 
-def test_a_failing_edit_changes_nothing(store: SqlStore) -> None:
+def test_a_failing_edit_changes_nothing(any_store: Store) -> None:
+    store = any_store
     task_id = store.create(task())
 
     def broken(t: Task) -> None:
@@ -112,7 +137,8 @@ def test_a_failing_edit_changes_nothing(store: SqlStore) -> None:
     assert store.get(task_id).description is None
 
 
-def test_edit_changes_the_document_but_never_the_state(store: SqlStore) -> None:
+def test_edit_changes_the_document_but_never_the_state(any_store: Store) -> None:
+    store = any_store
     task_id = store.create(task(tags={"a": "1"}))
 
     def sneaky(t: Task) -> None:
@@ -128,7 +154,8 @@ def test_edit_changes_the_document_but_never_the_state(store: SqlStore) -> None:
     assert ids(store, TaskFilter(tags={"a": ""})) == []
 
 
-def test_only_one_of_many_racing_transitions_wins(store: SqlStore) -> None:
+def test_only_one_of_many_racing_transitions_wins(any_store: Store) -> None:
+    store = any_store
     task_id = store.create(task())
     results: list[Task | None] = []
     barrier = threading.Barrier(8)
@@ -145,7 +172,8 @@ def test_only_one_of_many_racing_transitions_wins(store: SqlStore) -> None:
     assert sum(r is not None for r in results) == 1
 
 
-def test_concurrent_edits_are_not_lost(store: SqlStore) -> None:
+def test_concurrent_edits_are_not_lost(any_store: Store) -> None:
+    store = any_store
     task_id = store.create(task(tags={}))
 
     def add(i: int) -> None:
@@ -162,7 +190,8 @@ def test_concurrent_edits_are_not_lost(store: SqlStore) -> None:
     assert store.get(task_id).tags == {f"k{i}": "v" for i in range(8)}
 
 
-def test_tasks_in_is_oldest_first_with_a_limit(store: SqlStore) -> None:
+def test_tasks_in_is_oldest_first_with_a_limit(any_store: Store) -> None:
+    store = any_store
     first, second, third = (store.create(task()) for _ in range(3))
     store.transition(second, State.INITIALIZING)
     assert [t.id for t in store.tasks_in([State.QUEUED])] == [first, third]
@@ -170,7 +199,8 @@ def test_tasks_in_is_oldest_first_with_a_limit(store: SqlStore) -> None:
     assert store.tasks_in([State.COMPLETE]) == []
 
 
-def test_filters_run_in_the_database(store: SqlStore) -> None:
+def test_filters_run_in_the_database(any_store: Store) -> None:
+    store = any_store
     a = store.create(task(name="Alpha-1", tags={"p": "x", "q": ""}))
     b = store.create(task(name="alpha-2", tags={"p": "y"}))
     c = store.create(task(name="alpha-3"))
@@ -184,7 +214,8 @@ def test_filters_run_in_the_database(store: SqlStore) -> None:
     assert ids(store, TaskFilter(name_prefix="alpha", state=State.QUEUED, tags={"p": "y"})) == [b]
 
 
-def test_name_prefix_edge_cases(store: SqlStore) -> None:
+def test_name_prefix_edge_cases(any_store: Store) -> None:
+    store = any_store
     names = ["a%b", "a_b", "ab", "a\U0010ffffz", "a\U0010ffff", "a\ud7ffq", "a\ue000", "日本語"]
     by_name = {name: store.create(task(name=name)) for name in names}
     for prefix in ["a%", "a_", "a\U0010ffff", "a\ud7ff", "日本", "a"]:
@@ -203,7 +234,8 @@ def test_keyset_pages(store: SqlStore) -> None:
     assert walked == list(reversed(made[0::2]))
 
 
-def test_a_foreign_token_is_invalid(store: SqlStore) -> None:
+def test_a_foreign_token_is_invalid(any_store: Store) -> None:
+    store = any_store
     with pytest.raises(InvalidTask) as raised:
         store.list_tasks(TaskFilter(), 10, "not-ours", View.MINIMAL)
     assert raised.value.field == "page_token"
@@ -272,7 +304,8 @@ def test_common_and_rare_name_prefixes_page_alike(store: SqlStore, common_from: 
     assert walked == list(reversed(expected))
 
 
-def test_the_largest_valid_name_and_tags_can_be_stored(store: SqlStore) -> None:
+def test_the_largest_valid_name_and_tags_can_be_stored(any_store: Store) -> None:
+    store = any_store
     limits = Limits()
     big = "é" * (limits.max_name_bytes // 2)
     tag = "€" * (limits.max_tag_bytes // 3)

@@ -53,6 +53,6 @@ async def running_api(tmp_path: Path, store_url: str | None = None, **settings: 
     wakes: list[int] = []
     app = create_app(Settings(data_dir=tmp_path, **settings), store, CAPABILITIES, lambda: wakes.append(1))
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ktes.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         yield Api(client, store, wakes)
     store.close()

@@ -58,11 +58,13 @@ class FakeTes:
             code = int(command[1])
             log = {"exit_code": code, "stdout": "", "stderr": "failing\n", "start_time": start, "end_time": end}
             task["state"] = "EXECUTOR_ERROR"
+            system_logs = ["ran on the fake", f"executor 0 exited with code {code}"]  # as ktes says it
         else:
             stdout = command[1] if command[0] == "printf" else " ".join(command[1:]) + "\n"
             log = {"exit_code": 0, "stdout": stdout, "stderr": "", "start_time": start}
             log["end_time"] = end
             task["state"] = "COMPLETE"
+            system_logs = ["ran on the fake"]
         task["logs"] = [
             {
                 "logs": [log],
@@ -70,7 +72,7 @@ class FakeTes:
                 "start_time": start,
                 "end_time": end,
                 "metadata": {"host": "fake"},
-                "system_logs": ["ran on the fake"],
+                "system_logs": system_logs,
             }
         ]
 

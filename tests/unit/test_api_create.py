@@ -212,7 +212,9 @@ async def test_a_body_over_the_limit_gets_413(tmp_path: Path) -> None:
                 yield b"x" * 100
             yield b'"}'
 
-        response = await api.client.post(f"{BASE}/tasks", content=chunks())
+        response = await api.client.post(
+            f"{BASE}/tasks", content=chunks(), headers={"content-type": "application/json"}
+        )
         assert response.status_code == 413
 
 

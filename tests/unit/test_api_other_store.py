@@ -12,7 +12,7 @@ from tests.unit.api_harness import BASE, CAPABILITIES, task_doc
 
 async def test_every_operation_on_the_memory_store(tmp_path: object) -> None:
     app = create_app(Settings(), MemoryStore(), CAPABILITIES)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ktes.test") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
         ids = [(await client.post(f"{BASE}/tasks", json=task_doc(name=f"n{i}"))).json()["id"] for i in range(3)]
         got = await client.get(f"{BASE}/tasks/{ids[0]}", params={"view": "BASIC"})
         assert got.json()["name"] == "n0"

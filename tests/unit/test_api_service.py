@@ -49,20 +49,21 @@ async def test_healthz(api: Api) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_cors_allows_browsers_to_read_and_submit_by_default(api: Api) -> None:
+async def test_cors_lets_any_page_read_but_not_submit_by_default(api: Api) -> None:
     origin = {"origin": "https://dashboard.example.org"}
     response = await api.client.get(f"{BASE}/service-info", headers=origin)
     assert response.headers["access-control-allow-origin"] == "*"
     preflight = await api.client.options(
         f"{BASE}/tasks",
+        headers={**origin, "access-control-request-method": "GET", "access-control-request-headers": "authorization"},
+    )
+    assert preflight.status_code == 200
+    preflight = await api.client.options(
+        f"{BASE}/tasks",
         headers={**origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type"},
     )
-    assert preflight.status_code == 200
-    assert "POST" in preflight.headers["access-control-allow-methods"]
-    preflight = await api.client.options(
-        f"{BASE}/tasks/t1:cancel", headers={**origin, "access-control-request-method": "DELETE"}
-    )
-    assert preflight.status_code == 200
+    assert preflight.status_code == 403
+    assert "access-control-allow-origin" not in preflight.headers
 
 
 async def test_cors_origins_are_configurable(tmp_path: Path) -> None:

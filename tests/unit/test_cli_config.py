@@ -11,6 +11,7 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from ktes.cli import config_cmd
+from ktes.config import Settings
 
 app = typer.Typer(pretty_exceptions_enable=False)
 config_cmd.register(app)
@@ -108,3 +109,19 @@ def test_a_config_file_that_is_not_yaml(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: config file {config}: ")
     assert "line 2" in result.stderr
+
+
+def test_a_renamed_setting_still_works_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KTES_HTTP_RETRIES", "2")
+    with pytest.warns(FutureWarning, match="KTES_HTTP_RETRIES.*deprecated.*transfer_retries"):
+        assert Settings().transfer_retries == 2
+    monkeypatch.delenv("KTES_HTTP_RETRIES")
+    with pytest.warns(FutureWarning, match="http_retry_backoff_seconds"):
+        assert Settings(http_retry_backoff_seconds=0.5).transfer_retry_backoff_seconds == 0.5
+
+
+def test_api_limits_have_one_default() -> None:
+    from ktes.api.tasks import limits_from
+    from ktes.tes.validation import Limits
+
+    assert limits_from(Settings()) == Limits()

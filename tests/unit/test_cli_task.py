@@ -115,7 +115,7 @@ def test_create_and_wait_exits_1_when_an_executor_fails(tes: FakeTes) -> None:
     task = {"executors": [{"image": "busybox", "command": ["fail", "3"]}]}
     result = ktes(tes, "task", "create", "-", "--wait", stdin=json.dumps(task))
     assert result.exit_code == 1
-    assert "task task-0001 EXECUTOR_ERROR: executor 1 exited with code 3" in result.stderr
+    assert "task task-0001 EXECUTOR_ERROR: executor 0 exited with code 3" in result.stderr
 
 
 def test_create_and_wait_json_prints_the_full_task(tes: FakeTes) -> None:
@@ -183,7 +183,7 @@ def test_get_for_people_summarises_the_task(tes: FakeTes) -> None:
         ("name", "hello"),
         ("created", local_time("2024-05-01T12:00:00+00:00")),
         ("tags", "project=x"),
-        ("executor 1", "busybox  echo hi there  (exit 0, 1.5 s)"),
+        ("executor 0", "busybox  echo hi there  (exit 0, 1.5 s)"),
         ("ran", local_time("2024-05-01T12:00:00+00:00") + " for 1.5 s"),
         ("host", "fake"),
         ("system log", "ran on the fake"),
@@ -291,8 +291,8 @@ def test_logs_label_each_stream_and_show_system_logs(tes: FakeTes) -> None:
     result = ktes(tes, "task", "logs", task_id)
     assert result.exit_code == 0
     assert result.stdout == (
-        "==> executor 1 stdout (exit 0) <==\nhi there\n"
-        "==> executor 1 stderr (exit 0) <==\n"
+        "==> executor 0 stdout (exit 0) <==\nhi there\n"
+        "==> executor 0 stderr (exit 0) <==\n"
         "==> system logs <==\nran on the fake\n"
     )
 

@@ -13,7 +13,7 @@ import pytest
 from ktes.config import Settings
 from ktes.engine.commands import request_cancel
 from ktes.engine.engine import Engine
-from ktes.engine.observations import (
+from ktes.run.observations import (
     Ended,
     ExecutorFinished,
     ExecutorStarted,
@@ -297,5 +297,44 @@ async def test_polling_finds_work_without_a_wake(store: MemoryStore, backend: Fa
     try:
         task_id = store.create(a_task())  # as an API replica in another process would
         await until(lambda: backend.runs == [task_id])
+    finally:
+        await eng.stop()
+
+
+class UnreadyBackend(FakeBackend):
+    """A backend that can say why it takes no task (the Kubernetes API does not answer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.why: str | None = "the Kubernetes API at https://k does not answer"
+
+    def not_ready_reason(self) -> str | None:
+        return self.why
+
+    def admit(self, task: Task) -> bool:
+        return self.why is None and super().admit(task)
+
+
+def system_logs(store: MemoryStore, task_id: str) -> list[str]:
+    logs = store.get(task_id).logs
+    return list((logs[0].system_logs if logs else None) or [])
+
+
+async def test_queued_tasks_say_once_why_an_unready_backend_takes_none(settings: Settings, store: MemoryStore) -> None:
+    backend = UnreadyBackend()
+    task_id = store.create(a_task())
+    eng = Engine(settings, store, backend)
+    await eng.start()
+    try:
+        line = "waiting to start: the Kubernetes API at https://k does not answer"
+        await until(lambda: system_logs(store, task_id) == [line])
+        await eng.note_queued("the Kubernetes API at https://k does not answer")
+        assert system_logs(store, task_id) == [line]  # said again: not repeated
+        assert state_of(store, task_id) == State.QUEUED
+        backend.why = None
+        eng.wake()
+        await until(lambda: state_of(store, task_id) == State.RUNNING)
+        backend.release(task_id).set()
+        await until(lambda: state_of(store, task_id) == State.COMPLETE)
     finally:
         await eng.stop()

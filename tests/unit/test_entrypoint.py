@@ -10,12 +10,12 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from ktes.backends.kubernetes.report import RESULT_MARKER, ExecutorReport, ExecutorResult
+from ktes.run.result import RESULT_MARKER, ExecutorReport, ExecutorResult
 
 PY = sys.executable
 
@@ -242,20 +242,32 @@ def start_waiting(
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def polling(proc: subprocess.Popen[str], within: float = 30.0) -> None:
+    """Until the helper sits in its wait loop (its signal handlers are set by then)."""
+    deadline = time.monotonic() + within
+    wchan = Path(f"/proc/{proc.pid}/wchan")
+    while "nanosleep" not in wchan.read_text():
+        assert proc.poll() is None, "the helper ended instead of waiting"
+        assert time.monotonic() < deadline, "the helper never started waiting"
+        time.sleep(0.01)
+
+
 def test_an_executor_waits_for_stage_in_and_the_one_before(entrypoint_binary: Path, state: Path) -> None:
     waits = ["--wait", "stage-in.done", "--wait", "0.json"]
     second = start_waiting(entrypoint_binary, state, 1, [PY, "-c", "print('second')"], *waits)
     first = start_waiting(entrypoint_binary, state, 0, [PY, "-c", "print('first')"], "--wait", "stage-in.done")
     try:
-        time.sleep(0.3)  # nothing may run before stage-in says so
-        assert first.poll() is None and second.poll() is None
-        assert not (state / "0.stdout").exists()
+        polling(first)
+        polling(second)
+        released = datetime.now(UTC)
         (state / "stage-in.done").touch()
         out0, _ = first.communicate(timeout=30)
         out1, _ = second.communicate(timeout=30)
     finally:
         first.kill()
         second.kill()
+    # nothing ran before stage-in said so, and the second only after the first
+    assert datetime.fromisoformat(result(state, 0).start_time) >= released
     assert result(state, 1).start_time >= result(state, 0).end_time
     assert result_line(out0).stdout == "first\n" and result_line(out1).stdout == "second\n"
 
@@ -264,7 +276,7 @@ def test_an_executor_waits_for_stage_in_and_the_one_before(entrypoint_binary: Pa
 def test_a_waiting_executor_leaves_when_the_run_is_over(entrypoint_binary: Path, state: Path, marker: str) -> None:
     waiting = start_waiting(entrypoint_binary, state, 1, [PY, "-c", "print('ran')"], "--wait", "0.json")
     try:
-        time.sleep(0.1)
+        polling(waiting)
         (state / marker).write_text("why\n")
         out, _ = waiting.communicate(timeout=30)
     finally:
@@ -276,7 +288,7 @@ def test_a_waiting_executor_leaves_when_the_run_is_over(entrypoint_binary: Path,
 def test_sigterm_ends_a_waiting_helper(entrypoint_binary: Path, state: Path) -> None:
     waiting = start_waiting(entrypoint_binary, state, 0, ["true"], "--wait", "stage-in.done")
     try:
-        time.sleep(0.1)
+        polling(waiting)
         waiting.send_signal(signal.SIGTERM)
         assert waiting.wait(timeout=30) == 128 + signal.SIGTERM
     finally:

@@ -18,6 +18,8 @@ from ktes.config import Settings
 class FakeLeases:
     """Leases with resourceVersion checks, as the API server keeps them."""
 
+    host = "https://fake-api"
+
     def __init__(self) -> None:
         self.leases: dict[str, dict[str, Any]] = {}
         self.version = 0

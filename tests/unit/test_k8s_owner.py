@@ -25,9 +25,9 @@ def labels(task: Task, settings: Settings) -> tuple[dict[str, str], dict[str, st
 
 
 def test_the_owner_labels_job_and_pod() -> None:
-    job_labels, pod_labels = labels(owned("alice"), Settings())
+    job_labels, pod_labels = labels(owned("alice"), Settings(k8s_installation_id="inst1"))
     assert job_labels["ktes.owner"] == pod_labels["ktes.owner"] == "alice"
-    job_labels, pod_labels = labels(owned(None), Settings())
+    job_labels, pod_labels = labels(owned(None), Settings(k8s_installation_id="inst1"))
     assert "ktes.owner" not in job_labels and "ktes.owner" not in pod_labels
 
 
@@ -41,8 +41,8 @@ def test_owner_label_values_are_valid_and_distinct() -> None:
 
 def test_the_operators_queue_mapping_wins_over_the_tasks_queue() -> None:
     queue = "kueue.x-k8s.io/queue-name"
-    mapping = Settings(k8s_user_queues={"alice": "team-a", "*": "shared"})
+    mapping = Settings(k8s_installation_id="inst1", k8s_user_queues={"alice": "team-a", "*": "shared"})
     assert labels(owned("alice", queue="team-b"), mapping)[0][queue] == "team-a"
     assert labels(owned("bob"), mapping)[0][queue] == "shared"
-    assert labels(owned("bob", queue="team-b"), Settings())[0][queue] == "team-b"
-    assert queue not in labels(owned("bob"), Settings())[0]
+    assert labels(owned("bob", queue="team-b"), Settings(k8s_installation_id="inst1"))[0][queue] == "team-b"
+    assert queue not in labels(owned("bob"), Settings(k8s_installation_id="inst1"))[0]

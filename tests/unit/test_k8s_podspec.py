@@ -24,7 +24,7 @@ def make_task(**fields: Any) -> Task:
 
 
 def settings(**values: Any) -> Settings:
-    return Settings(**values)
+    return Settings(**{"k8s_installation_id": "inst1", **values})
 
 
 CONFIG_MAP = "ktes-entrypoint-0123456789ab"
@@ -56,7 +56,7 @@ def test_one_job_named_and_labelled_after_the_task() -> None:
     job = job_of(make_task(), settings(k8s_ttl_seconds_after_finished=120))
     assert job["kind"] == "Job"
     assert job["metadata"]["name"] == "ktes-01hx0abc"
-    labels = {"app.kubernetes.io/managed-by": "ktes", "ktes.task-id": "01hx0abc"}
+    labels = {"app.kubernetes.io/managed-by": "ktes", "ktes.installation": "inst1", "ktes.task-id": "01hx0abc"}
     assert job["metadata"]["labels"] == labels
     assert job["spec"]["template"]["metadata"]["labels"] == labels
     assert job["spec"]["backoffLimit"] == 0
@@ -347,6 +347,7 @@ def test_secret_holds_the_task_and_the_filer_credentials_the_job_does_not() -> N
     env = {e["name"]: e for e in container(job, "stage-in")["env"]}
     assert env["KTES_S3_ENDPOINT_URL"]["value"] == "http://192.0.2.2:9000"
     assert env["KTES_S3_PATH_STYLE"]["value"] == "true"
+    assert env["KTES_TRANSFER_RETRIES"]["value"] == str(conf.transfer_retries)  # the stage containers retry alike
     assert env["KTES_S3_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
         "name": "ktes-01hx0abc",
         "key": "s3-secret-access-key",

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from ktes.backends.kubernetes import status
-from ktes.backends.kubernetes.report import ExecutorReport, StageOutReport
 from ktes.backends.kubernetes.status import Failed, Going, Observed, PodEnded, Progress
 from ktes.config import Settings
-from ktes.engine.observations import Ended, ExecutorFinished, ExecutorStarted, OutputsUploaded, SystemLog
+from ktes.run import result as results
+from ktes.run.observations import Ended, ExecutorFinished, ExecutorStarted, OutputsUploaded, SystemLog
+from ktes.run.result import ExecutorReport, StageOutReport
 from ktes.tes.models import Executor, Output, OutputFileLog, Resources, State, Task
 
 DATA = Path(__file__).parent / "data" / "k8s"
@@ -274,20 +275,20 @@ RESULT_LOG = (
 
 
 def test_parse_report_takes_the_last_marker_line() -> None:
-    report = status.parse_report(LOG)
+    report = results.parse_report(LOG)
     assert report is not None and report.uploaded and report.error == "x"
     older = 'KTES-REPORT {"uploaded":false}\n'
-    parsed = status.parse_report(older + LOG + "trailing noise\n")
+    parsed = results.parse_report(older + LOG + "trailing noise\n")
     assert parsed is not None and parsed.uploaded
-    assert status.parse_report("no report here\n") is None
-    assert status.parse_report("KTES-REPORT {broken\n") is None
+    assert results.parse_report("no report here\n") is None
+    assert results.parse_report("KTES-REPORT {broken\n") is None
 
 
 def test_parse_result_reads_the_helpers_line() -> None:
-    got = status.parse_result(RESULT_LOG)
+    got = results.parse_result(RESULT_LOG)
     assert got is not None and (got.index, got.exit_code, got.stdout, got.stderr) == (0, 3, "hi\n\ufffd", "")
-    assert status.parse_result("") is None  # the executor never ran (an earlier one failed)
-    assert status.parse_result("KTES-RESULT {broken\n") is None
+    assert results.parse_result("") is None  # the executor never ran (an earlier one failed)
+    assert results.parse_result("KTES-RESULT {broken\n") is None
 
 
 def test_results_with_all_executors_ok_complete_with_outputs() -> None:

@@ -16,8 +16,10 @@ PODMAN = Runtime(
     run_args=("--ulimit", "nofile=1024:1024"),
 )
 DOCKER = Runtime(binary="/usr/bin/docker", kind="docker", global_args=(), run_args=())
-OPTIONS = argv.RunOptions(instance="abc123", network="none")
+HELPER = Path("/site/ktes/run/bin/ktes-entrypoint-x86_64")
+OPTIONS = argv.RunOptions(instance="abc123", helper=HELPER, network="none", tail_bytes=100)
 WS = Path("/data/work/t1")
+STATE = Path("/data/run/t1/state-0")
 
 
 def task(**executor_fields: object) -> Task:
@@ -34,12 +36,15 @@ def pairs(command: list[str], flag: str) -> list[str]:
     return [command[i + 1] for i, part in enumerate(command) if part == flag]
 
 
-def test_run_is_removed_labelled_named_and_ends_with_image_and_args() -> None:
-    command = argv.run_argv(PODMAN, task(), 0, WS, OPTIONS)
-    assert command[:6] == ["/usr/bin/podman", "--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs", "run", "--rm"]
+def test_run_is_labelled_named_and_runs_the_command_through_the_helper() -> None:
+    command = argv.run_argv(PODMAN, task(), 0, WS, STATE, OPTIONS)
+    assert command[:5] == ["/usr/bin/podman", "--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs", "run"]
+    assert "--rm" not in command  # its log holds the result until the backend removes it
     assert pairs(command, "--name") == ["ktes-t1-0"]
     assert pairs(command, "--label") == ["ktes.task-id=t1", "ktes.executor-index=0", "ktes.instance=abc123"]
-    assert command[-4:] == ['--entrypoint=["echo"]', "localhost/img:1", "a b", "[x]"]
+    image = command.index("localhost/img:1")
+    assert command[image - 1] == '--entrypoint=["/ktes/bin/ktes-entrypoint"]'
+    assert command[-4:] == ["--", "echo", "a b", "[x]"]
     assert "--pull=never" in command
     assert pairs(command, "--network") == ["none"]
     assert pairs(command, "--ulimit") == ["nofile=1024:1024"]
@@ -47,30 +52,38 @@ def test_run_is_removed_labelled_named_and_ends_with_image_and_args() -> None:
 
 
 def test_every_mount_point_is_bound_at_its_container_path() -> None:
-    command = argv.run_argv(PODMAN, task(stdout="/logs/out.txt"), 0, WS, OPTIONS)
-    assert sorted(pairs(command, "-v")) == [
+    command = argv.run_argv(PODMAN, task(stdout="/logs/out.txt"), 0, WS, STATE, OPTIONS)
+    assert pairs(command, "-v") == [
         "/data/work/t1/in/a.txt:/in/a.txt",
         "/data/work/t1/logs:/logs",
         "/data/work/t1/out:/out",
         "/data/work/t1/vol:/vol",
+        f"{HELPER}:/ktes/bin/ktes-entrypoint:ro",
+        "/data/run/t1/state-0:/ktes/state",
     ]
 
 
 def test_workdir_env_and_stdin() -> None:
-    command = argv.run_argv(PODMAN, task(workdir="/w", env={"A": "1", "B": "x=y"}, stdin="/in/a.txt"), 0, WS, OPTIONS)
+    executor = task(workdir="/w", env={"A": "1", "B": "x=y"}, stdin="/in/a.txt", stdout="/out/o", ignore_error=True)
+    command = argv.run_argv(PODMAN, executor, 0, WS, STATE, OPTIONS)
     assert pairs(command, "-w") == ["/w"]
     assert pairs(command, "-e") == ["A=1", "B=x=y"]
-    assert "-i" in command
+    assert "-i" not in command  # the helper opens the stdin file inside the container
+    helper_args = command[command.index("localhost/img:1") + 1 :]
+    assert helper_args == [
+        *["--index", "0", "--state-dir", "/ktes/state", "--tail-bytes", "100"],
+        *["--stdin", "/in/a.txt", "--stdout", "/out/o", "--ignore-error", "--", "echo", "a b", "[x]"],
+    ]
 
 
 def test_resources_become_limits_only_when_supported() -> None:
     limited = task()
     limited.resources = Resources(cpu_cores=2, ram_gb=1.5)
-    command = argv.run_argv(PODMAN, limited, 0, WS, OPTIONS)
+    command = argv.run_argv(PODMAN, limited, 0, WS, STATE, OPTIONS)
     assert pairs(command, "--cpus") == ["2"]
     assert pairs(command, "--memory") == [f"{int(1.5 * 1024**3)}b"]
-    unsupported = argv.RunOptions(instance="abc123", limits=False)
-    command = argv.run_argv(PODMAN, limited, 0, WS, unsupported)
+    unsupported = argv.RunOptions(instance="abc123", helper=HELPER, limits=False)
+    command = argv.run_argv(PODMAN, limited, 0, WS, STATE, unsupported)
     assert "--cpus" not in command and "--memory" not in command
 
 
@@ -82,9 +95,9 @@ def test_network_choices() -> None:
 
 
 def test_docker_differences() -> None:
-    command = argv.run_argv(DOCKER, task(), 0, WS, OPTIONS)
+    command = argv.run_argv(DOCKER, task(), 0, WS, STATE, OPTIONS)
     assert "--pull=never" not in command
-    assert "--entrypoint=echo" in command
+    assert "--entrypoint=/ktes/bin/ktes-entrypoint" in command
     assert argv.image_present_argv(DOCKER, "x:1") == [
         "/usr/bin/docker",
         "image",
@@ -105,7 +118,11 @@ def test_podman_image_list_and_remove() -> None:
     assert argv.remove_argv(PODMAN, ["a", "b"])[-7:] == ["rm", "--force", "--ignore", "--time", "0", "a", "b"]
 
 
-def test_runtime_failures_are_told_from_executor_failures() -> None:
-    assert runtime_failure(125, "Error: localhost/x:1: image not known\n") == "Error: localhost/x:1: image not known"
-    assert runtime_failure(125, "my tool exits 125 on its own\n") is None
-    assert runtime_failure(1, "Error: something\n") is None
+def test_the_runtime_or_helper_error_is_the_telling_line() -> None:
+    stderr = "Trying to pull...\nError: localhost/x:1: image not known\n"
+    assert runtime_failure(stderr) == "Error: localhost/x:1: image not known"
+    assert runtime_failure("ktes-entrypoint: cannot write /ktes/state/0.json\n") == (
+        "ktes-entrypoint: cannot write /ktes/state/0.json"
+    )
+    assert runtime_failure("something else\n") == "something else"
+    assert runtime_failure("") is None

@@ -12,7 +12,8 @@ import pytest
 
 from ktes.backends.local.backend import LocalBackend
 from ktes.config import Settings
-from ktes.engine.observations import Ended, ExecutorFinished, ExecutorStarted, Initializing, Observation
+from ktes.run.observations import Ended, ExecutorFinished, ExecutorStarted, Initializing, Observation, SystemLog
+from ktes.run.result import RESULT_MARKER, ExecutorReport
 from ktes.tes.models import Executor, OutputFileLog, Resources, State, Task
 
 FAKE_CLI = textwrap.dedent(
@@ -26,14 +27,24 @@ FAKE_CLI = textwrap.dedent(
         sys.exit(125)
     if args[0] in ("ps", "rm"):
         sys.exit(0)
+    if args[0] in ("wait", "logs"):
+        print("Error: no container with name or ID " + args[1] + " found", file=sys.stderr)
+        sys.exit(125)
     if args[0] == "run":
+        # the container's paths are the host paths its -v options bind (the helper runs on the host)
+        mounts = [args[i + 1].split(":")[:2] for i, a in enumerate(args) if a == "-v"]
+        def host(word):
+            for source, target in sorted(mounts, key=lambda m: -len(m[1])):
+                if word == target or word.startswith(target + "/"):
+                    return source + word[len(target):]
+            return word
         entry = next(a for a in args if a.startswith("--entrypoint="))
         rest = args[args.index(entry) + 2:]
         image = args[args.index(entry) + 1]
         if "broken" in image:
             print("Error: runc: create failed", file=sys.stderr)
             sys.exit(125)
-        sys.exit(subprocess.call(json.loads(entry.split("=", 1)[1]) + rest))
+        sys.exit(subprocess.call([host(w) for w in json.loads(entry.split("=", 1)[1]) + rest]))
     sys.exit(2)
     """
 )
@@ -131,17 +142,36 @@ async def test_missing_image_names_it_without_running(backend: LocalBackend) -> 
     await backend.run(task(["true"], image="absent/x:1"), report)
     assert report.kinds() == ["Initializing", "Ended"]
     assert report.ended.state == State.SYSTEM_ERROR
-    assert "image absent/x:1 not found" in (report.ended.reason or "")
+    assert (report.ended.reason or "").startswith("image absent/x:1 (executor 0) could not be pulled: not found")
     assert "no registry here" in (report.ended.reason or "")
 
 
 async def test_runtime_failure_is_a_system_error(backend: LocalBackend) -> None:
     report = Recorder()
     await backend.run(task(["true"], image="present-but-broken:1"), report)
-    assert report.exit_codes() == [125]
+    assert report.exit_codes() == []  # the command never ran
     assert report.ended.state == State.SYSTEM_ERROR
     assert "could not run executor 0" in (report.ended.reason or "")
     assert "runc: create failed" in (report.ended.reason or "")
+
+
+async def test_a_command_that_cannot_start_is_an_executor_error_with_a_sentence(backend: LocalBackend) -> None:
+    report = Recorder()
+    await backend.run(task(["no-such-command-here", "x"]), report)
+    assert report.exit_codes() == [127]
+    assert report.ended.state == State.EXECUTOR_ERROR
+    assert report.ended.reason == (
+        "executor 0 could not start its command: exec no-such-command-here: No such file or directory"
+    )
+
+
+async def test_an_ignored_failure_gets_a_system_log(backend: LocalBackend) -> None:
+    report = Recorder()
+    await backend.run(task(["sh", "-c", "exit 5"], ["true"], ignore=True), report)
+    assert report.ended.state == State.COMPLETE
+    assert [o.line for o in report.seen if isinstance(o, SystemLog)] == [
+        "executor 0 exited with code 5 (ignored: ignore_error is set)"
+    ]
 
 
 async def test_too_big_fails_at_once_naming_the_limit(backend: LocalBackend) -> None:
@@ -167,11 +197,14 @@ async def test_adopt_picks_up_recorded_exits_and_runs_the_rest(backend: LocalBac
     run_dir.mkdir(parents=True)
     (tmp_path / "data" / "work" / job.id).mkdir(parents=True)
     (run_dir / "0.start").write_text("2024-01-01T00:00:00Z")
-    (run_dir / "0.out").write_text("first\n")
-    (run_dir / "0.rc").write_text("9\n")
+    result = ExecutorReport(
+        index=0, exit_code=9, start_time="2024-01-01T00:00:00Z", end_time="2024-01-01T00:00:01Z", stdout="first\n"
+    )
+    (run_dir / "0.log").write_text(RESULT_MARKER + result.model_dump_json() + "\n")
     report = Recorder()
     await backend.adopt(job, report)
     assert report.exit_codes() == [9, 0]
+    assert [o.log.stdout for o in report.seen if isinstance(o, ExecutorFinished)] == ["first\n", "second\n"]
     assert report.ended.state == State.COMPLETE
     assert any(isinstance(o, ExecutorStarted) and o.index == 0 for o in report.seen)
 
@@ -181,12 +214,11 @@ async def test_adopt_settles_a_lost_exit_code(backend: LocalBackend, tmp_path: P
     assert job.id is not None
     run_dir = tmp_path / "data" / "run" / job.id
     run_dir.mkdir(parents=True)
-    (run_dir / "0.start").write_text("2024-01-01T00:00:00Z")
-    (run_dir / "0.pid").write_text(str(os.getpid()))  # not its wrapper: the exit code cannot come
+    (run_dir / "0.start").write_text("2024-01-01T00:00:00Z")  # no result, and no container (the fake has none)
     report = Recorder()
     await backend.adopt(job, report)
     assert report.ended.state == State.SYSTEM_ERROR
-    assert "exit code was lost" in (report.ended.reason or "")
+    assert "its result was lost" in (report.ended.reason or "")
 
 
 async def test_adopt_before_any_executor_starts_over(backend: LocalBackend) -> None:
@@ -206,3 +238,18 @@ async def test_cancel_stops_a_running_task_without_an_end(backend: LocalBackend,
     assert "Ended" not in report.kinds()
     assert not (tmp_path / "data" / "run" / job.id).exists()
     assert not (tmp_path / "data" / "work" / job.id).exists()
+
+
+def test_a_helper_that_lost_its_mode_bits_is_used_from_an_executable_copy(tmp_path: Path) -> None:
+    from ktes.backends.local.backend import installed_helper
+    from ktes.run import entrypoint
+
+    plain = tmp_path / "helper"
+    plain.write_bytes(entrypoint.packaged().read_bytes())
+    plain.chmod(0o644)  # as an installer that drops mode bits leaves it
+    settings = Settings(data_dir=tmp_path / "data", entrypoint_path=plain)
+    copy = installed_helper(settings)
+    assert copy.parent == tmp_path / "data" / "bin" and os.access(copy, os.X_OK)
+    assert copy.read_bytes() == plain.read_bytes()
+    assert installed_helper(settings) == copy  # made once
+    assert installed_helper(Settings(data_dir=tmp_path / "data")) == entrypoint.packaged()

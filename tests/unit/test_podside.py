@@ -19,9 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ktes.backends.kubernetes import podside
-from ktes.backends.kubernetes.report import REPORT_MARKER, ExecutorReport, StageOutReport
-from ktes.backends.kubernetes.status import parse_result
 from ktes.cli.main import app
+from ktes.run.result import REPORT_MARKER, ExecutorReport, StageOutReport, parse_result
 from ktes.tes.layout import host_path
 from ktes.tes.models import Executor
 
@@ -55,7 +54,7 @@ class Pod:
             directory.mkdir()
         monkeypatch.setenv("KTES_BACKEND", "kubernetes")
         monkeypatch.setenv("KTES_FILE_ALLOWED_ROOTS", json.dumps([str(self.remote)]))
-        monkeypatch.setenv("KTES_HTTP_RETRIES", "0")
+        monkeypatch.setenv("KTES_TRANSFER_RETRIES", "0")
         monkeypatch.delenv("KTES_CONFIG", raising=False)
 
     def url(self, name: str) -> str:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from ktes.errors import IllegalTransition
 from ktes.tes.models import State
-from ktes.tes.states import ACTIVE, ALLOWED_FROM, TERMINAL, allowed, check, is_terminal
+from ktes.tes.states import ALLOWED_FROM, TERMINAL, is_terminal
 
 S = State
 LIFECYCLE = [S.QUEUED, S.INITIALIZING, S.RUNNING, S.COMPLETE]
+
+
+def allowed(current: State, target: State) -> bool:
+    """As the store's compare-and-set reads the table."""
+    return current in ALLOWED_FROM[target]
 
 
 def test_every_state_has_a_row() -> None:
@@ -18,7 +22,7 @@ def test_every_state_has_a_row() -> None:
 
 def test_the_usual_lifecycle_is_legal() -> None:
     for current, target in zip([S.UNKNOWN, *LIFECYCLE], LIFECYCLE, strict=False):
-        check(current, target)
+        assert allowed(current, target)
 
 
 @pytest.mark.parametrize("end", sorted(TERMINAL))
@@ -26,8 +30,6 @@ def test_nothing_leaves_a_terminal_state(end: State) -> None:
     assert is_terminal(end)
     for target in State:
         assert not allowed(end, target)
-        with pytest.raises(IllegalTransition):
-            check(end, target)
 
 
 @pytest.mark.parametrize("state", [S.QUEUED, S.INITIALIZING, S.RUNNING, S.PAUSED])
@@ -63,14 +65,5 @@ def test_queued_only_from_unknown_and_nothing_goes_back_to_unknown() -> None:
     assert not any(allowed(s, S.UNKNOWN) for s in State)
 
 
-def test_terminal_and_active_sets() -> None:
+def test_terminal_set() -> None:
     assert {S.COMPLETE, S.EXECUTOR_ERROR, S.SYSTEM_ERROR, S.CANCELED, S.PREEMPTED} == TERMINAL
-    assert not TERMINAL & ACTIVE
-    assert S.QUEUED not in ACTIVE
-
-
-def test_the_error_names_both_states() -> None:
-    with pytest.raises(IllegalTransition) as raised:
-        check(S.COMPLETE, S.RUNNING)
-    assert raised.value.current == "COMPLETE" and raised.value.target == "RUNNING"
-    assert "COMPLETE -> RUNNING" in str(raised.value)

@@ -9,6 +9,7 @@ import pytest
 from ktes.capabilities import Capabilities
 from ktes.errors import InvalidTask
 from ktes.tes.models import Task
+from ktes.tes.urls import scheme_of
 from ktes.tes.validation import Limits, field_path, validate_submission
 
 CAPS = Capabilities(storage_schemes=("file", "s3", "https"), backend_parameters=("queue",))
@@ -65,6 +66,13 @@ def test_supported_urls(url: str) -> None:
 def test_unsupported_urls_name_the_schemes_we_support(url: str) -> None:
     error = invalid(doc(outputs=[{"path": "/out", "url": url}]))
     assert error.field == "outputs[0].url"
+
+
+@pytest.mark.parametrize("url", ["file:/tmp/x", "s3:bucket/key", "drs:x", "https:/h/x"])
+def test_scheme_without_an_authority_is_refused_at_post_as_the_filer_would(url: str) -> None:
+    error = invalid(doc(inputs=[{"path": "/in", "url": url}]))
+    assert error.field == "inputs[0].url" and "must be a URL such as s3://bucket/key" in error.message
+    assert scheme_of(url) == ""  # the filer reads it the same way
 
 
 def test_unsupported_scheme_message_lists_the_supported_ones() -> None:

@@ -1,4 +1,4 @@
-"""The FastAPI application: TES 1.1 under ``/ga4gh/tes/v1``, ``/healthz``, CORS, and the error mapping.
+"""The FastAPI application: TES 1.1 under ``/ga4gh/tes/v1``, ``/healthz``, guards and CORS, the error mapping.
 
 The contract is the TES 1.1.0 OpenAPI document itself, so FastAPI's generated schema and docs pages are off.
 """
@@ -9,13 +9,12 @@ from collections.abc import Callable
 
 import orjson
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 import ktes
-from ktes.api import errors
+from ktes.api import errors, guards
 from ktes.api.service_info import service_info
 from ktes.api.tasks import JSON, task_routes
 from ktes.auth.authenticator import Authenticator
@@ -40,12 +39,7 @@ def create_app(
     app = FastAPI(title="ktes", version=ktes.__version__, openapi_url=None, docs_url=None, redoc_url=None)
     errors.install(app)
     app.add_middleware(AuthMiddleware, authenticator=authenticator or Authenticator(settings))
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "DELETE"],
-        allow_headers=["*"],
-    )
+    guards.install(app, settings)
     info = orjson.dumps(service_info(settings, capabilities))
 
     async def get_service_info(_request: Request) -> Response:

@@ -45,8 +45,10 @@ class _DictReads:
     def get_view_json(self, task_id: str, view: View, owner: str | None = None) -> bytes:
         return orjson.dumps(self._store.get_view(task_id, view, owner))
 
-    def list_tasks_json(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> bytes:
-        page = self._store.list_tasks(flt, page_size, page_token, view)
+    def list_tasks_json(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> bytes:
+        page = self._store.list_tasks(flt, page_size, page_token, view, max_bytes)
         body: dict[str, object] = {"tasks": page.tasks}
         if page.next_page_token:
             body["next_page_token"] = page.next_page_token
@@ -98,7 +100,7 @@ def task_routes(
             flt = replace(flt, owner=owner)
         size = page_size(query, settings.page_size_default, settings.page_size_max)
         view = parse_view(query.get("view"))
-        body = reads.list_tasks_json(flt, size, query.get("page_token") or None, view)
+        body = reads.list_tasks_json(flt, size, query.get("page_token") or None, view, settings.list_page_max_bytes)
         if view is View.MINIMAL:
             return Response(body, media_type=JSON)
         if access.shows_owner(principal):

@@ -1,6 +1,6 @@
 """The one interface every backend implements.
 
-A backend runs a task and reports :mod:`ktes.engine.observations` to the engine; it never imports the
+A backend runs a task and reports :mod:`ktes.run.observations` to the engine; it never imports the
 store. Everything a backend creates (containers, work directories, Jobs, Pods) carries the task id, so after a
 restart the engine can rebuild the picture from the database plus a label search.
 """
@@ -8,10 +8,35 @@ restart the engine can rebuild the picture from the database plus a label search
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from ktes.engine.observations import Reporter
+from ktes.run.observations import Reporter
 from ktes.tes.models import Task
+
+
+class Leadership(Protocol):
+    """Whether this replica may run the engine, when several serve the same tasks (the Kubernetes Lease).
+
+    A backend whose tasks only one process can run (the local one) offers none: its engine always runs.
+    ``ktes serve`` composes it with the engine (:mod:`ktes.engine.runner`); the backend never drives the
+    engine itself.
+    """
+
+    async def acquire(self) -> None:
+        """Return once this replica leads (waits, retrying, for as long as it takes)."""
+        ...
+
+    async def hold(self) -> None:
+        """Keep leading (renewing); return when leadership is lost."""
+        ...
+
+    async def release(self) -> None:
+        """Stop leading now, so another replica takes over at once. Never raises."""
+        ...
+
+    async def close(self) -> None:
+        """Release and free the connection."""
+        ...
 
 
 class Backend(Protocol):
@@ -53,4 +78,13 @@ class Backend(Protocol):
 
     async def sweep(self, active_task_ids: Iterable[str]) -> list[str]:
         """Delete what belongs to tasks not in ``active_task_ids``; return the task ids cleaned."""
+        ...
+
+
+@runtime_checkable
+class ReportsReadiness(Protocol):
+    """A backend that can say it cannot take tasks now (for ``/readyz`` and the QUEUED tasks' logs)."""
+
+    def not_ready_reason(self) -> str | None:
+        """Why no task can start now, as a sentence (None: tasks can start)."""
         ...

@@ -4,45 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import cast
 
 import typer
 
 from ktes.config import Settings, load
 from ktes.engine.engine import Engine
-
-#: How the engine runs for the life of the server: given the settings and the engine, an async context
-#: manager that starts it (now, or once this replica may run it) and stops it on exit.
-EngineRunner = Callable[[Settings, Engine], AbstractAsyncContextManager[None]]
-
-#: With the Kubernetes backend, only the replica holding a Lease may run the engine. The Kubernetes backend
-#: provides that runner here (same signature as :func:`run_engine_always`).
-KUBERNETES_ENGINE_RUNNER = ("ktes.backends.kubernetes.lease", "run_engine_while_leader")
-
-
-@contextlib.asynccontextmanager
-async def run_engine_always(settings: Settings, engine: Engine) -> AsyncIterator[None]:
-    """The local default: one engine, started with the server and stopped with it."""
-    await engine.start()
-    try:
-        yield
-    finally:
-        await engine.stop()
-
-
-def engine_runner(settings: Settings) -> EngineRunner:
-    """The engine runner for the configured backend (the Kubernetes one holds a Lease first)."""
-    if settings.backend == "kubernetes":
-        module_name, attribute = KUBERNETES_ENGINE_RUNNER
-        with contextlib.suppress(ImportError, AttributeError):
-            return cast(EngineRunner, getattr(importlib.import_module(module_name), attribute))
-        logging.getLogger(__name__).warning("no Lease runner available: running the engine in this replica")
-    return run_engine_always
+from ktes.engine.runner import run_engine
+from ktes.errors import StartupError
 
 
 async def serve(settings: Settings) -> None:
@@ -53,9 +24,10 @@ async def serve(settings: Settings) -> None:
 
     from ktes.api.app import create_app
     from ktes.auth.authenticator import Authenticator, warn_if_open
-    from ktes.backends.registry import create_backend
+    from ktes.backends.registry import create_backend, create_leadership, preflight, refused_schemes
     from ktes.capabilities import Capabilities
     from ktes.filer.registry import Filer
+    from ktes.filer.roots import AllowedRoots
     from ktes.store.sql import open_store
 
     authenticator = Authenticator(settings)  # bad auth settings stop the start, before anything is opened
@@ -63,11 +35,21 @@ async def serve(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await asyncio.to_thread(open_store, settings.sqlalchemy_url)
     filer = Filer(settings)
-    backend = create_backend(settings, filer)
-    capabilities = Capabilities(
-        storage_schemes=tuple(filer.schemes()), backend_parameters=tuple(backend.backend_parameters())
+    logging.getLogger(__name__).info(
+        "file:// inputs and outputs allowed below: %s (never ktes's own files, dot-directories or credential files)",
+        AllowedRoots.from_settings(settings).describe(),
     )
+    backend = create_backend(settings, filer)
+    refused = refused_schemes(settings)
+    capabilities = Capabilities(
+        storage_schemes=tuple(s for s in filer.schemes() if s not in refused),
+        backend_parameters=tuple(backend.backend_parameters()),
+        refused_schemes=refused,
+    )
+    if settings.engine_enabled:
+        await preflight(settings)
     engine = Engine(settings, store, backend) if settings.engine_enabled else None
+    leadership = create_leadership(settings) if engine is not None else None
     app = create_app(
         settings, store, capabilities, engine.wake if engine is not None else lambda: None, authenticator=authenticator
     )
@@ -78,7 +60,7 @@ async def serve(settings: Settings) -> None:
             if engine is None:
                 yield
             else:
-                async with engine_runner(settings)(settings, engine):
+                async with run_engine(engine, leadership):
                     yield
         finally:
             store.close()
@@ -96,15 +78,22 @@ async def serve(settings: Settings) -> None:
 
 
 def run(settings: Settings) -> None:
-    """Run :func:`serve` on uvloop when it is installed."""
+    """Run :func:`serve` on uvloop when it is installed. A :class:`StartupError` is one sentence on stderr
+    and exit code 1 (its traceback only at log level debug)."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        import uvloop
-    except ImportError:
-        asyncio.run(serve(settings))
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(settings))
+        try:
+            import uvloop
+        except ImportError:
+            asyncio.run(serve(settings))
+            return
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(settings))
+    except StartupError as exc:
+        if settings.log_level.lower() == "debug":
+            logging.getLogger(__name__).exception("ktes serve could not start")
+        typer.echo(f"ktes serve: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def register(app: typer.Typer) -> None:

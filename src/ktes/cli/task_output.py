@@ -1,7 +1,8 @@
 """How the task commands show tasks to people (rich) and to scripts (JSON).
 
 People get tables and short sentences; progress and notes go to stderr so stdout stays pipeable. Text that
-came from a task (names, logs, commands) is never read as rich markup.
+came from a task (names, logs, commands) is never read as rich markup. Executors are numbered from 0, as in
+the server's sentences and the TES ``executors[0]`` field names.
 """
 
 from __future__ import annotations
@@ -109,17 +110,20 @@ def last_log(task: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def end_reason(task: Mapping[str, Any]) -> str:
-    """One sentence on how a finished task ended: the failing executor or the system's reason."""
+    """One sentence on how a finished task ended: the server's own (the last system log, which
+    :mod:`ktes.run.outcome` wrote), else the failing executor (numbered from 0, as the server does)."""
     state = state_of(task)
+    if state not in (State.EXECUTOR_ERROR, State.SYSTEM_ERROR, State.PREEMPTED):
+        return ""
     attempt = last_log(task)
-    if state == State.EXECUTOR_ERROR:
-        for index, log in reversed(list(enumerate(attempt.get("logs") or [], start=1))):
+    system_logs = attempt.get("system_logs") or []
+    if system_logs:
+        return str(system_logs[-1])
+    if state == State.EXECUTOR_ERROR:  # a server that gives no reason
+        for index, log in reversed(list(enumerate(attempt.get("logs") or []))):
             if log.get("exit_code"):
                 return f"executor {index} exited with code {log['exit_code']}"
         return "an executor failed"
-    if state in (State.SYSTEM_ERROR, State.PREEMPTED):
-        system_logs = attempt.get("system_logs") or []
-        return str(system_logs[-1]) if system_logs else ""
     return ""
 
 
@@ -185,10 +189,10 @@ def task_details(task: Mapping[str, Any]) -> Table:
         row("volume", str(volume))
     attempt = last_log(task)
     executor_logs = attempt.get("logs") or []
-    for index, executor in enumerate(task.get("executors") or [], start=1):
+    for index, executor in enumerate(task.get("executors") or []):
         text = f"{executor.get('image', '')}  {shlex.join(str(a) for a in executor.get('command') or [])}"
-        if index <= len(executor_logs):
-            log = executor_logs[index - 1]
+        if index < len(executor_logs):
+            log = executor_logs[index]
             took = duration(log.get("start_time"), log.get("end_time"))
             text += f"  (exit {log.get('exit_code')}" + (f", {took})" if took else ")")
         row(f"executor {index}", text)
@@ -213,7 +217,7 @@ def print_logs(task: Mapping[str, Any]) -> None:
         return
     for number, attempt in enumerate(attempts, start=1):
         prefix = f"attempt {number}, " if len(attempts) > 1 else ""
-        for index, log in enumerate(attempt.get("logs") or [], start=1):
+        for index, log in enumerate(attempt.get("logs") or []):
             for stream in ("stdout", "stderr"):
                 out.print(Text(f"==> {prefix}executor {index} {stream} (exit {log.get('exit_code')}) <==", "bold"))
                 write_raw(str(log.get(stream) or ""))

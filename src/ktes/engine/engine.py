@@ -15,11 +15,12 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from ktes.backends.base import Backend
+from ktes.backends.base import Backend, ReportsReadiness
 from ktes.config import Settings
-from ktes.engine import clock, recording
+from ktes.engine import recording
 from ktes.engine.fair_shares import FairShares
-from ktes.engine.observations import Ended, ExecutorStarted, Observation
+from ktes.run import clock
+from ktes.run.observations import Ended, ExecutorStarted, Observation
 from ktes.store.base import Store
 from ktes.tes.models import State, Task
 
@@ -127,6 +128,10 @@ class Engine:
                 if task.id is None or task.id in self._running:
                     continue
                 if not self._backend.admit(task):
+                    if isinstance(self._backend, ReportsReadiness):
+                        why = self._backend.not_ready_reason()
+                        if why is not None:
+                            await self.note_queued(why)
                     return  # oldest first: wait for room (a run ending wakes us)
                 started = await self._db(self._store.transition, task.id, State.INITIALIZING)
                 if started is None:  # canceled meanwhile: give the room back
@@ -168,7 +173,7 @@ class Engine:
     # --- observations ----------------------------------------------------------------------------
 
     async def _report(self, task_id: str, obs: Observation, /) -> None:
-        """The :class:`~ktes.engine.observations.Reporter` given to the backend."""
+        """The :class:`~ktes.run.observations.Reporter` given to the backend."""
         if isinstance(obs, ExecutorStarted):
             await self._db(self._store.transition, task_id, State.RUNNING)
             return
@@ -179,6 +184,17 @@ class Engine:
         edit = recording.edit_for(obs)
         if edit is not None:
             await self._db(self._store.edit, task_id, edit)
+
+    async def note_queued(self, reason: str) -> None:
+        """Tell the QUEUED tasks why they wait (the backend cannot take tasks): one system log line each,
+        not added again while it is their last one. Best effort: a store outage is only logged."""
+        line = f"waiting to start: {reason}"
+        try:
+            for task in await self._db(self._store.tasks_in, {State.QUEUED}, DISPATCH_BATCH):
+                if task.id is not None and recording.last_system_log(task) != line:
+                    await self._db(self._store.edit, task.id, recording.add_system_log(line))
+        except Exception:
+            log.exception("engine: noting why the queued tasks wait failed")
 
     # --- cancel ----------------------------------------------------------------------------------
 

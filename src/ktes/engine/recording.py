@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ktes.engine.observations import (
+from ktes.run.observations import (
     Ended,
     ExecutorFinished,
     ExecutorStarted,
@@ -29,6 +29,11 @@ def add_system_log(line: str) -> Callable[[Task], None]:
         log.system_logs = [*(log.system_logs or []), line]
 
     return edit
+
+
+def last_system_log(task: Task) -> str | None:
+    lines = (task.logs[0].system_logs if task.logs else None) or []
+    return lines[-1] if lines else None
 
 
 def initialized(obs: Initializing) -> Callable[[Task], None]:

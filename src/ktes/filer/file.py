@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -12,15 +11,7 @@ from urllib.parse import quote, unquote, urlsplit
 from ktes.config import Settings
 from ktes.errors import PermanentTransferError, TransferError
 from ktes.filer.redact import redact
-
-
-def default_roots(settings: Settings) -> tuple[Path, ...]:
-    """The configured roots, or the defaults: home and temp directory locally, nothing on Kubernetes."""
-    if settings.file_allowed_roots is not None:
-        return tuple(settings.file_allowed_roots)
-    if settings.backend == "local":
-        return (Path.home(), Path(tempfile.gettempdir()))
-    return ()
+from ktes.filer.roots import AllowedRoots
 
 
 def local_path(url: str) -> Path:
@@ -38,21 +29,26 @@ def file_url(path: Path) -> str:
 
 
 class FilePlugin:
+    """Reads and writes below the allowed roots only; :mod:`ktes.filer.roots` decides what is allowed."""
+
     schemes: tuple[str, ...] = ("file",)
 
-    def __init__(self, allowed_roots: Sequence[Path]) -> None:
-        self.roots = tuple(Path(os.path.realpath(r)) for r in allowed_roots)
+    def __init__(self, allowed_roots: Sequence[Path] | AllowedRoots) -> None:
+        self.allowed = allowed_roots if isinstance(allowed_roots, AllowedRoots) else AllowedRoots.of(allowed_roots)
+        self.roots = self.allowed.roots
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FilePlugin:
-        return cls(default_roots(settings))
+        return cls(AllowedRoots.from_settings(settings))
 
-    def _allowed(self, url: str) -> Path:
-        path = Path(os.path.realpath(local_path(url)))
-        if not any(path == root or path.is_relative_to(root) for root in self.roots):
-            roots = ", ".join(str(r) for r in self.roots) or "none configured"
-            raise PermanentTransferError(f"{redact(url)} is outside the allowed roots ({roots})")
-        return path
+    def _allowed(self, url: str, *, directory: bool = False) -> Path:
+        path = local_path(url)
+        if "\x00" in str(path):
+            raise PermanentTransferError(f"{redact(url)}: a path must not contain a NUL character")
+        refusal = self.allowed.refusal(path, directory=directory)
+        if refusal is not None:
+            raise PermanentTransferError(f"{redact(url)} {refusal}")
+        return Path(os.path.realpath(path))
 
     def download_file(self, url: str, dest: Path) -> None:
         src = self._allowed(url)
@@ -62,14 +58,15 @@ class FilePlugin:
             raise _translate(url, err) from err
 
     def list_dir(self, url: str) -> Iterator[tuple[str, str]]:
-        root = self._allowed(url)
+        root = self._allowed(url, directory=True)
         if not root.is_dir():
             raise PermanentTransferError(f"{redact(url)}: no such directory")
         for dirpath, dirnames, filenames in os.walk(root, onerror=None):
-            dirnames.sort()
+            # ktes's own files, dot-directories and credentials are left out of a listing, not fetched.
+            dirnames[:] = sorted(d for d in dirnames if self.allowed.refusal(Path(dirpath) / d, directory=True) is None)
             for name in sorted(filenames):
                 path = Path(dirpath) / name
-                if path.is_file():
+                if path.is_file() and self.allowed.refusal(path) is None:
                     yield file_url(path), path.relative_to(root).as_posix()
 
     def upload_file(self, src: Path, url: str) -> None:

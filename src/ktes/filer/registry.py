@@ -28,7 +28,7 @@ class Filer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.delays = backoff_delays(settings.http_retries, settings.http_retry_backoff_seconds)
+        self.delays = backoff_delays(settings.transfer_retries, settings.transfer_retry_backoff_seconds)
         self.http = HttpPlugin.from_settings(settings)  # cheap, and DRS resolves through it
         self._lock = threading.Lock()
         self._plugins: dict[str, FilerPlugin] = {}

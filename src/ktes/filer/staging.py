@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import stat
 from pathlib import Path
 
 from ktes.errors import PermanentTransferError, TransferError
@@ -109,7 +110,10 @@ def _files_at(workspace: Path, container_path: str) -> list[tuple[str, Path]]:
 
 
 def _upload(plugin: FilerPlugin, container_path: str, host: Path, url: str) -> OutputFileLog:
-    size = host.stat().st_size
+    info = host.lstat()  # ``host`` was resolved inside the workspace: no link is left in it
+    if not stat.S_ISREG(info.st_mode):  # a device node or FIFO the task made: never read on the host
+        raise PermanentTransferError(f"output {container_path} is not a regular file")
+    size = info.st_size
     plugin.upload_file(host, url)
     log.info("output %s: %d bytes to %s", container_path, size, redact(url))
     return OutputFileLog(url=redact(url), path=container_path, size_bytes=str(size))

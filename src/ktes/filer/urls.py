@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from ktes.tes.urls import scheme_of
+
+__all__ = ["join_url", "relative_parts_ok", "scheme_of"]
+
 #: Schemes whose URL paths are percent-encoded; an S3 key is taken literally.
 _ENCODED_PATH_SCHEMES = frozenset({"file", "http", "https", "ftp", "ftps"})
-
-
-def scheme_of(url: str) -> str:
-    """The lowercase scheme of ``url``; ``file`` for a plain absolute path; ``""`` when there is none."""
-    if url.startswith("/"):
-        return "file"
-    head, sep, _ = url.partition("://")
-    return head.lower() if sep else ""
 
 
 def join_url(base: str, relative: str) -> str:

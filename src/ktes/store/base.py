@@ -61,8 +61,11 @@ class Store(Protocol):
         user's thousands of queued tasks never starve another user's one."""
         ...
 
-    def list_tasks(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> TaskPage:
-        """Newest first, filters applied in the database, keyset cursor in ``page_token``.
+    def list_tasks(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> TaskPage:
+        """Newest first, filters applied in the database, keyset cursor in ``page_token``. BASIC and FULL
+        pages hold no more than ``max_bytes`` of documents (but at least one task), with a token after them.
         Raises :class:`ktes.errors.InvalidTask` (field ``page_token``) for a token it did not issue."""
         ...
 

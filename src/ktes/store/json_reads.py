@@ -19,6 +19,8 @@ class JsonReads(Protocol):
         """The task shaped by ``view`` as a JSON body. Raises TaskNotFound (also for another ``owner``'s)."""
         ...
 
-    def list_tasks_json(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> bytes:
+    def list_tasks_json(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> bytes:
         """The whole ListTasks response body (``tasks`` and, when more match, ``next_page_token``)."""
         ...

@@ -11,6 +11,8 @@ import threading
 from collections.abc import Collection
 from typing import Any
 
+import orjson
+
 from ktes.errors import TaskNotFound
 from ktes.store import pagination
 from ktes.store.base import Edit, TaskFilter, TaskPage
@@ -84,7 +86,9 @@ class MemoryStore:
             ranked.sort(key=lambda item: (item[0], item[1]))
             return [task.model_copy(deep=True) for _, _, task in ranked[:limit]]
 
-    def list_tasks(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> TaskPage:
+    def list_tasks(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> TaskPage:
         after = pagination.decode(page_token) if page_token is not None else None
         with self._lock:
             chosen: list[Task] = []
@@ -100,6 +104,12 @@ class MemoryStore:
                     break
                 chosen.append(task)
             docs = [views.shape(dump(task), view) for task in chosen]
+        if view is not View.MINIMAL:
+            pairs, cut = pagination.take_page(
+                zip(chosen, docs, strict=True), page_size, max_bytes, lambda pair: len(orjson.dumps(pair[1]))
+            )
+            more = more or cut
+            chosen, docs = [task for task, _ in pairs], [doc for _, doc in pairs]
         token = pagination.encode(chosen[-1].id) if more and chosen and chosen[-1].id else None
         return TaskPage(tasks=docs, next_page_token=token)
 

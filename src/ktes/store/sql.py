@@ -124,6 +124,11 @@ def _task(doc: str, owner: str | None) -> Task:
     return task
 
 
+def _doc_size(row: Sequence[Any]) -> int:
+    """A listed document's size: its length in characters, as good as bytes for a budget (mostly ASCII)."""
+    return len(row[1])
+
+
 class SqlStore:
     """:class:`ktes.store.base.Store` on a SQLAlchemy engine (see :func:`open_store`)."""
 
@@ -368,16 +373,20 @@ class SqlStore:
             found = {row.id: _task(row.doc, row.owner) for row in conn.execute(query)}
         return [found[task_id] for task_id in chosen if task_id in found]
 
-    def list_tasks(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> TaskPage:
-        rows, token = self._page(flt, page_size, page_token, view)
+    def list_tasks(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> TaskPage:
+        rows, token = self._page(flt, page_size, page_token, view, max_bytes)
         if view is View.MINIMAL:
             found = [{"id": row[0], "state": row[1]} for row in rows]
         else:
             found = [orjson.loads(row[1]) for row in rows]
         return TaskPage(tasks=found, next_page_token=token)
 
-    def list_tasks_json(self, flt: TaskFilter, page_size: int, page_token: str | None, view: View) -> bytes:
-        rows, token = self._page(flt, page_size, page_token, view)
+    def list_tasks_json(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> bytes:
+        rows, token = self._page(flt, page_size, page_token, view, max_bytes)
         if view is View.MINIMAL:
             body: dict[str, Any] = {"tasks": [{"id": row[0], "state": row[1]} for row in rows]}
             if token:
@@ -387,9 +396,14 @@ class SqlStore:
         return b'{"tasks":[' + b",".join(row[1].encode() for row in rows) + end
 
     def _page(
-        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
     ) -> tuple[Sequence[Any], str | None]:
         """One page of (id, state) or (id, JSON shaped by view) rows, newest first, and the next page's token.
+
+        BASIC and FULL pages stop at ``max_bytes`` of documents (:func:`pagination.take_page`), and memory stays
+        flat however large the tasks are: SQLite's cursor steps through the rows, so reading stops where the
+        page does; PostgreSQL's would hand over every row at once, so there the page reads the ids and the
+        documents' sizes (from the TOAST header, without reading them) first, then only the documents it keeps.
 
         The statement is written out here and run on a pooled DBAPI connection, like the single-row reads:
         building, compiling and executing it through SQLAlchemy cost more than the database spends on it.
@@ -401,7 +415,8 @@ class SqlStore:
             sql = "SELECT tasks.id, tasks.state FROM tasks"
         else:
             doc = "task_docs.doc" if view is View.FULL else "coalesce(task_docs.basic, task_docs.doc)"
-            sql = f"SELECT tasks.id, {doc} FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id"
+            column = doc if self.dialect == "sqlite" else f"octet_length({doc})"
+            sql = f"SELECT tasks.id, {column} FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id"
         params: list[Any] = []
         order = "tasks.id"
         tag_filters = list(flt.tags.items())
@@ -450,13 +465,28 @@ class SqlStore:
             sql += f" ORDER BY {order} DESC LIMIT {mark}"
             params.append(page_size + 1)
             cursor.execute(sql, tuple(params))
-            rows = cursor.fetchall()
+            if view is View.MINIMAL:
+                rows, more = pagination.take_page(cursor.fetchall(), page_size, None, len)
+            elif self.dialect == "sqlite":
+                rows, more = pagination.take_page(iter(cursor.fetchone, None), page_size, max_bytes, _doc_size)
+            else:
+                sized, more = pagination.take_page(cursor.fetchall(), page_size, max_bytes, lambda r: r[1] or 0)
+                rows = self._docs(cursor, [row[0] for row in sized], view)
+            token = pagination.encode(rows[-1][0]) if more and rows else None
             cursor.close()
         finally:
             raw.close()
-        if len(rows) > page_size:
-            return rows[:page_size], pagination.encode(rows[page_size - 1][0])
-        return rows, None
+        return rows, token
+
+    def _docs(self, cursor: Any, ids: list[str], view: View) -> list[tuple[str, str]]:  # PostgreSQL
+        """(id, document shaped by view) of ``ids``, in that order."""
+        if not ids:
+            return []
+        doc = "doc" if view is View.FULL else "coalesce(basic, doc)"
+        marks = ", ".join([self._mark] * len(ids))
+        cursor.execute(f"SELECT task_id, {doc} FROM task_docs WHERE task_id IN ({marks})", tuple(ids))
+        found = dict(cursor.fetchall())
+        return [(task_id, found[task_id]) for task_id in ids if task_id in found]
 
     def _name_column(self, cursor: Any, prefix: str, after: str | None, *, by_index: bool) -> str:
         """The expression a name prefix filter compares as a range on the byte-ordered name.

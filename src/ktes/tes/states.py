@@ -1,20 +1,18 @@
 """The task state machine: every legal transition in one table.
 
-Only the engine changes a task's state, and it asks :func:`check` (or uses :data:`ALLOWED_FROM` in a
-compare-and-set update) for every change. Losing a race (the task moved on meanwhile) is normal.
+Only the engine changes a task's state, through the store's compare-and-set update on :data:`ALLOWED_FROM`
+(``UPDATE ... WHERE state IN (allowed)``). Losing a race (the task moved on meanwhile) is normal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ktes.errors import IllegalTransition
 from ktes.tes.models import State
 
 TERMINAL: frozenset[State] = frozenset(
     {State.COMPLETE, State.EXECUTOR_ERROR, State.SYSTEM_ERROR, State.CANCELED, State.PREEMPTED}
 )
-ACTIVE: frozenset[State] = frozenset({State.INITIALIZING, State.RUNNING, State.PAUSED, State.CANCELING})
 
 _ENDINGS = {State.COMPLETE, State.EXECUTOR_ERROR, State.SYSTEM_ERROR, State.PREEMPTED}
 
@@ -39,13 +37,3 @@ assert set(ALLOWED_FROM) >= _ENDINGS
 
 def is_terminal(state: State) -> bool:
     return state in TERMINAL
-
-
-def allowed(current: State, target: State) -> bool:
-    return current in ALLOWED_FROM[target]
-
-
-def check(current: State, target: State) -> None:
-    """Raise :class:`IllegalTransition` unless ``current -> target`` is in the table."""
-    if not allowed(current, target):
-        raise IllegalTransition(current.value, target.value)

@@ -8,7 +8,6 @@ are ignored), strict where running the task would otherwise fail later or unsafe
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,16 +18,17 @@ from ktes.capabilities import Capabilities
 from ktes.errors import InvalidTask
 from ktes.tes.layout import has_wildcard
 from ktes.tes.models import Input, Output, Resources, Task, TaskLog
+from ktes.tes.urls import scheme_of
 
 #: Fields the server sets; a client's values are ignored.
 READ_ONLY_FIELDS = ("id", "state", "logs", "creation_time")
 _INT32_MAX = 2**31 - 1
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Configurable bounds on one task (from :class:`ktes.config.Settings`)."""
+    """Configurable bounds on one task. These defaults are the only ones: :class:`ktes.config.Settings`
+    takes its ``max_*`` defaults from here."""
 
     max_content_bytes: int = 1024 * 1024
     max_executors: int = 256
@@ -57,6 +57,7 @@ def parse_task(raw: Any) -> Task:
     """The :class:`Task` in a decoded JSON body, without the read-only fields a client may have sent."""
     if not isinstance(raw, dict):
         raise InvalidTask("body", "must be a JSON object (a tesTask)")
+    _refuse_deep(raw)
     doc = {k: v for k, v in raw.items() if k not in READ_ONLY_FIELDS}
     _refuse_nul(doc, "")
     try:
@@ -65,6 +66,24 @@ def parse_task(raw: Any) -> Task:
         first = exc.errors(include_url=False)[0]
         message = "is required" if first["type"] == "missing" else str(first["msg"])
         raise InvalidTask(field_path(first["loc"]), message) from None
+
+
+#: A tesTask is at most about eight levels deep; extensions get room, a 1,000-level document gets a 400.
+MAX_JSON_DEPTH = 64
+
+
+def _refuse_deep(raw: Any) -> None:
+    """Arrays and objects nested deeper than MAX_JSON_DEPTH anywhere (a known field or not) are refused,
+    before anything walks the document recursively. Iterative, so the check itself cannot overflow."""
+    pending: list[tuple[Any, int]] = [(raw, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidTask("body", f"is nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(value, dict):
+            pending.extend((item, depth + 1) for item in value.values() if isinstance(item, dict | list))
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value if isinstance(item, dict | list))
 
 
 def _refuse_nul(value: Any, where: str) -> None:
@@ -158,15 +177,14 @@ def _check_container_path(where: str, path: str, *, allow_root: bool = False) ->
 
 
 def _check_url(where: str, url: str, capabilities: Capabilities) -> None:
+    """The scheme as the filer will read it (:func:`ktes.tes.urls.scheme_of`), and one this server serves."""
     if not url:
         raise InvalidTask(where, "must not be empty")
-    if url.startswith("/"):
-        scheme = "file"
-    else:
-        match = _SCHEME.match(url)
-        if match is None:
-            raise InvalidTask(where, f"must be a URL such as s3://bucket/key, or an absolute path (got {url!r})")
-        scheme = match.group(1).lower()
+    scheme = scheme_of(url)
+    if not scheme:
+        raise InvalidTask(where, f"must be a URL such as s3://bucket/key, or an absolute path (got {url!r})")
+    if scheme in capabilities.refused_schemes:
+        raise InvalidTask(where, f"URL scheme {scheme!r} cannot be used here: {capabilities.refused_schemes[scheme]}")
     if scheme not in capabilities.storage_schemes:
         supported = ", ".join(capabilities.storage_schemes) or "none"
         raise InvalidTask(where, f"URL scheme {scheme!r} is not supported by this server (supported: {supported})")

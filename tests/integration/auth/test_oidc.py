@@ -78,7 +78,7 @@ async def ktes(request: pytest.FixtureRequest, oidc_provider: OidcProvider, tmp_
     authenticator = Authenticator(settings, oidc_transport=transport)
     store = open_store(url)
     app = create_app(settings, store, CAPABILITIES, authenticator=authenticator)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ktes.test") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
         yield Ktes(client, store, transport)
     await authenticator.aclose()
     store.close()

@@ -55,7 +55,7 @@ def test_unavailable_gives_up_after_the_retries(http_server: HttpServer, filer: 
     before = http_server.requests.count(("GET", "/status/503"))
     with pytest.raises(TemporaryTransferError, match=r"HTTP 503 Service Unavailable$"):
         stage_inputs(_task(inputs=[Input(path="/in/x", url=url)]), tmp_path, filer)
-    assert http_server.requests.count(("GET", "/status/503")) - before == 1 + filer.settings.http_retries
+    assert http_server.requests.count(("GET", "/status/503")) - before == 1 + filer.settings.transfer_retries
 
 
 def test_credentials_in_the_url_are_used_and_never_shown(http_server: HttpServer, filer: Filer, tmp_path: Path) -> None:
@@ -118,7 +118,7 @@ def silent_port() -> Iterator[int]:
 
 
 def test_timeout_is_named(storage_settings: Settings, silent_port: int, tmp_path: Path) -> None:
-    filer = Filer(storage_settings.model_copy(update={"http_timeout_seconds": 0.3, "http_retries": 1}))
+    filer = Filer(storage_settings.model_copy(update={"http_timeout_seconds": 0.3, "transfer_retries": 1}))
     url = f"http://127.0.0.1:{silent_port}/x"
     with pytest.raises(TemporaryTransferError) as caught:
         stage_inputs(_task(inputs=[Input(path="/in/x", url=url)]), tmp_path, filer)

@@ -152,7 +152,11 @@ def silent_port() -> Iterator[int]:
 
 def test_timeout(storage_settings: Settings, silent_port: int, tmp_path: Path) -> None:
     settings = storage_settings.model_copy(
-        update={"s3_endpoint_url": f"http://127.0.0.1:{silent_port}", "http_timeout_seconds": 0.3, "http_retries": 0}
+        update={
+            "s3_endpoint_url": f"http://127.0.0.1:{silent_port}",
+            "http_timeout_seconds": 0.3,
+            "transfer_retries": 0,
+        }
     )
     with pytest.raises(TemporaryTransferError, match=r"^input s3://b/k: timed out \(no progress for 0.3 s\)$"):
         stage_inputs(_task(inputs=[Input(path="/in/x", url="s3://b/k")]), tmp_path, Filer(settings))

@@ -53,7 +53,6 @@ def k8s_env(
         "KTES_K8S_LEASE_DURATION_SECONDS": "4",
         "KTES_K8S_LEASE_RENEW_SECONDS": "1",
         "KTES_ENGINE_POLL_SECONDS": "0.5",
-        "KTES_K8S_ENTRYPOINT_PATH": str(entrypoint_binary),
     }
 
 

@@ -38,7 +38,7 @@ def test_echo_completes_with_its_output(client: tes.HTTPClient, server: KtesServ
     assert log.logs[0].stdout == "hello world\n"
     assert log.logs[0].start_time and log.logs[0].end_time and log.start_time and log.end_time
     assert log.metadata["host"] and log.metadata["runtime"] == "podman"
-    assert containers_of(task.id) == []
+    eventually(lambda: containers_of(task.id) == [])  # removed once the end is reported
     eventually(lambda: not (server.data_dir / "work" / task.id).exists())
 
 
@@ -74,7 +74,18 @@ def test_a_failure_stops_the_run_unless_ignored(client: tes.HTTPClient, busybox_
 def test_command_not_found_is_an_executor_error(client: tes.HTTPClient, busybox_image: str) -> None:
     task = run_task(client, tes.Task(executors=[executor(busybox_image, "/no/such/program")]))
     assert task.state == "EXECUTOR_ERROR"
-    assert task.logs[0].logs[0].exit_code in (126, 127)
+    assert task.logs[0].logs[0].exit_code == 127
+    assert task.logs[0].system_logs[-1] == (
+        "executor 0 could not start its command: exec /no/such/program: No such file or directory"
+    )
+
+
+def test_an_oom_kill_is_an_executor_error_saying_so(client: tes.HTTPClient, busybox_image: str) -> None:
+    greedy = executor(busybox_image, "sh", "-c", "x=$(head -c 300000000 /dev/urandom); echo survived")
+    task = run_task(client, tes.Task(resources=tes.Resources(ram_gb=0.0625), executors=[greedy]))
+    assert task.state == "EXECUTOR_ERROR"
+    assert task.logs[0].logs[0].exit_code == 137
+    assert task.logs[0].system_logs[-1] == "executor 0 was killed for exceeding its memory limit (ram_gb=0.0625)"
 
 
 def test_env_workdir_and_shared_volume(client: tes.HTTPClient, busybox_image: str) -> None:
@@ -232,3 +243,22 @@ def test_a_task_bigger_than_the_machine_fails_at_once(client: tes.HTTPClient, bu
     )
     assert task.state == "SYSTEM_ERROR"
     assert any("local_max_cpus" in line for line in task.logs[0].system_logs)
+
+
+def test_a_link_a_task_plants_is_never_followed_on_the_host(
+    client: tes.HTTPClient, busybox_image: str, tmp_path: Path
+) -> None:
+    """Executor 0 points its workspace file at a host file; executor 1's stdout is that file. The helper
+    opens it inside the container, so the host file is neither truncated nor read into the logs."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret\n")
+    plant = executor(busybox_image, "busybox", "ln", "-s", str(secret), "/data/out.txt")
+    write = executor(busybox_image, "echo", "overwritten", stdout="/data/out.txt")
+    task = run_task(client, tes.Task(volumes=["/data"], executors=[plant, write]))
+    # inside the container the link leads nowhere: the task's own failure, told as such
+    assert task.state == "EXECUTOR_ERROR"
+    assert task.logs[0].system_logs[-1] == (
+        "executor 1 could not start its command: cannot open stdout file /data/out.txt: No such file or directory"
+    )
+    assert secret.read_text() == "host secret\n"
+    assert all("host secret" not in (log.stdout or "") + (log.stderr or "") for log in task.logs[0].logs)

@@ -28,7 +28,7 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def filer(storage: Path) -> Filer:
-    return Filer(Settings(file_allowed_roots=[storage], http_retries=0))
+    return Filer(Settings(file_allowed_roots=[storage], transfer_retries=0))
 
 
 def _task(inputs: list[Input] | None = None, outputs: list[Output] | None = None, **extra: object) -> Task:
@@ -97,7 +97,7 @@ def test_a_link_out_of_the_allowed_roots_is_refused(workspace: Path, filer: File
 
 def test_kubernetes_allows_no_files_by_default(workspace: Path, storage: Path) -> None:
     (storage / "a").write_text("a")
-    filer = Filer(Settings(backend="kubernetes", http_retries=0))
+    filer = Filer(Settings(backend="kubernetes", transfer_retries=0))
     with pytest.raises(PermanentTransferError, match=r"outside the allowed roots \(none configured\)"):
         stage_inputs(_task(inputs=[Input(path="/in/a", url=str(storage / "a"))]), workspace, filer)
 

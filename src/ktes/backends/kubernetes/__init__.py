@@ -7,7 +7,7 @@ volumes
                     (``k8s_storage_class``); container path P of the task lives at ``workspace/P``
                     (:mod:`ktes.tes.layout`).
     ``ktes-state``  emptyDir at ``/ktes/state``: the files that keep the containers in order
-                    (:mod:`.report`: ``stage-in.done``, ``stage-in.failed``, ``<i>.json``, ``stop``) and the
+                    (:mod:`ktes.run.result`: ``stage-in.done``, ``stage-in.failed``, ``<i>.json``, ``stop``) and the
                     executors' default stdout/stderr files.
     ``ktes-bin``    the namespace's ConfigMap ``ktes-entrypoint-<sha12>`` (the static helper, mode 0555),
                     read-only at ``/ktes/bin`` in the executors.
@@ -29,12 +29,12 @@ kubelet's ~1 s status relist); the order is kept through the files in ``ktes-sta
     The helper waits for its turn (or leaves, exit 0, when ``stop`` or ``stage-in.failed`` appears), runs
     CMD with stdin/stdout/stderr wired to the files (stdout/stderr default to ``state/<i>.stdout`` /
     ``state/<i>.stderr``), writes ``stop`` (after a failure without ignore_error) and then ``<i>.json``
-    (:class:`report.ExecutorResult`), prints ``KTES-RESULT {json}`` (:class:`report.ExecutorReport`: the
-    result and the tails of both streams) as the last line of its log, and exits 0. The engine reads that
-    line through ``pods/log``.
+    (:class:`ktes.run.result.ExecutorResult`), prints ``KTES-RESULT {json}``
+    (:class:`ktes.run.result.ExecutorReport`: the result and the tails of both streams) as the last line of
+    its log, and exits 0. The engine reads that line through ``pods/log``.
 
 ``stage-out`` (image ``k8s_image``; only when the task has outputs)
     ``python3 -m ktes.backends.kubernetes.podside stage-out ...``: waits for the last executor's result (or
     ``stop`` / ``stage-in.failed``), uploads the outputs when the executors succeeded, and prints
-    ``KTES-REPORT {json}`` (:class:`report.StageOutReport`) as the last line of its log.
+    ``KTES-REPORT {json}`` (:class:`ktes.run.result.StageOutReport`) as the last line of its log.
 """

@@ -5,7 +5,8 @@ One list-then-watch per kind (Pods, Jobs; label ``app.kubernetes.io/managed-by=k
 own entry and judges it with :func:`status.assess`; once every container of the Pod has ended it reads each
 executor's result line and stage-out's report from their logs. Then the Job is deleted (its Pod and Secret go
 with it) unless ``k8s_keep_finished_jobs``. The executors' helper is a ConfigMap per namespace
-(``ktes-entrypoint-<sha12>``), made from ``k8s_entrypoint_path`` on the first task and left in place.
+(``ktes-entrypoint-<sha12>``), made on the first task from the binary in the ktes package
+(:mod:`ktes.run.entrypoint`) and left in place.
 """
 
 from __future__ import annotations
@@ -13,20 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
-from ktes.backends.kubernetes import podspec, status
-from ktes.backends.kubernetes.client import AlreadyExists, Kind, Kube, KubeError, Watcher, WatchEvent
+from ktes.backends.kubernetes import podspec, status, waiting
+from ktes.backends.kubernetes.client import NO_ANSWER, AlreadyExists, Kind, Kube, KubeError, Watcher, WatchEvent
+from ktes.backends.kubernetes.installation import with_installation
 from ktes.backends.kubernetes.objects import ObjectCache, TaskObjects, task_id_of
-from ktes.backends.kubernetes.podspec import SELECTOR, STAGE_OUT, TASK_ID_LABEL, executor_container_name, job_name
+from ktes.backends.kubernetes.podspec import STAGE_OUT, TASK_ID_LABEL, executor_container_name, job_name
 from ktes.config import Settings
-from ktes.engine import clock
-from ktes.engine.observations import Ended, Initializing, Observation, Reporter
+from ktes.run import clock, entrypoint
+from ktes.run.observations import Ended, Initializing, Observation, Reporter, SystemLog
+from ktes.run.result import parse_report, parse_result
 from ktes.tes.models import State, Task
 
 log = logging.getLogger(__name__)
@@ -39,40 +40,22 @@ FIRST_SYNC_SECONDS = 30.0
 GONE_TIMEOUT_SECONDS = 120.0
 
 
-def _task_selector(task_id: str) -> str:
-    return f"{SELECTOR},{TASK_ID_LABEL}={task_id}"
-
-
-#: where the ktes image keeps the static executor helper.
-INSTALLED_ENTRYPOINT = Path("/usr/local/bin/ktes-entrypoint")
-
-
-def entrypoint_path(settings: Settings) -> Path:
-    """The helper's file: ``k8s_entrypoint_path``, else the image's, else ``ktes-entrypoint`` on PATH."""
-    if settings.k8s_entrypoint_path is not None:
-        return settings.k8s_entrypoint_path
-    if INSTALLED_ENTRYPOINT.exists():
-        return INSTALLED_ENTRYPOINT
-    found = shutil.which(INSTALLED_ENTRYPOINT.name)
-    return Path(found) if found else INSTALLED_ENTRYPOINT
-
-
 def read_entrypoint(settings: Settings) -> bytes:
-    path = entrypoint_path(settings)
+    """The executors' helper for the ConfigMap: ``k8s_entrypoint_path``, else ``entrypoint_path``, else the
+    one in the ktes package for this machine's architecture (:mod:`ktes.run.entrypoint`)."""
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise KubeError(
-            f"the executors' helper {path} cannot be read ({exc.strerror}): build tools/entrypoint and set "
-            "k8s_entrypoint_path (the ktes image has it at /usr/local/bin/ktes-entrypoint)"
-        ) from None
+        return entrypoint.read_entrypoint(settings.k8s_entrypoint_path or settings.entrypoint_path)
+    except entrypoint.EntrypointMissing as exc:
+        raise KubeError(str(exc)) from None
 
 
 class KubernetesBackend:
     name = "kubernetes"
 
     def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+        #: with k8s_installation_id resolved: every object carries it, and only those are watched and swept.
+        self._settings = with_installation(settings)
+        self._selector = podspec.installation_selector(self._settings)
         self._kube: Kube | None = None
         self._cache = ObjectCache()
         self._watchers: list[Watcher] = []
@@ -95,6 +78,23 @@ class KubernetesBackend:
     def backend_parameters(self) -> list[str]:
         return sorted(podspec.BACKEND_PARAMETERS)
 
+    def _task_selector(self, task_id: str) -> str:
+        return f"{self._selector},{TASK_ID_LABEL}={task_id}"
+
+    def not_ready_reason(self) -> str | None:
+        """Why the backend cannot take tasks now (None: it can): not started, or the API does not answer."""
+        if self._kube is None or not self._watchers:
+            return "the Kubernetes backend has not started"
+        for watcher in self._watchers:
+            if watcher.problem == NO_ANSWER:
+                return f"the Kubernetes API at {self._kube.host} does not answer"
+            if watcher.problem is not None:
+                return f"the Kubernetes API at {self._kube.host} refuses to list {watcher.kind}: {watcher.problem}"
+        return None
+
+    def ready(self) -> bool:
+        return self.not_ready_reason() is None
+
     # --- lifetime --------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -115,7 +115,7 @@ class KubernetesBackend:
 
         kinds: tuple[Kind, ...] = ("pods", "jobs")
         for kind in kinds:
-            watcher = self._kube.watcher(kind, SELECTOR, feeder(kind), self._settings.k8s_resync_seconds)
+            watcher = self._kube.watcher(kind, self._selector, feeder(kind), self._settings.k8s_resync_seconds)
             watcher.start()
             self._watchers.append(watcher)
         synced = [asyncio.create_task(event.wait()) for event in self._cache.synced.values()]
@@ -147,7 +147,7 @@ class KubernetesBackend:
             return False
         if task.id in self._reserved:
             return True
-        if len(self._reserved) >= self._settings.k8s_max_running_tasks:
+        if len(self._reserved) >= self._settings.k8s_max_running_tasks or not self.ready():
             return False
         self._reserved.add(task.id)
         return True
@@ -237,7 +237,7 @@ class KubernetesBackend:
                 await report(task_id, Ended(State.SYSTEM_ERROR, clock.now(), why))
                 await self._remove(task_id)
                 return
-            pods = await self.kube.list_objects("pods", _task_selector(task_id))
+            pods = await self.kube.list_objects("pods", self._task_selector(task_id))
             entry.job, entry.job_deleted = job, False
             for pod in pods:
                 entry.pods.setdefault(str(pod["metadata"]["name"]), pod)
@@ -255,11 +255,14 @@ class KubernetesBackend:
         assert task.id is not None
         task_id = task.id
         progress = status.Progress()
+        notes = _WaitNotes(self._settings.k8s_wait_note_seconds)
         while True:
             if task_id in self._canceled:
                 return
             entry.changed.clear()
-            judged = status.assess(task, entry.observed(), progress, self._settings, datetime.now(UTC))
+            now = datetime.now(UTC)
+            observed = entry.observed()
+            judged = status.assess(task, observed, progress, self._settings, now)
             for started_now in judged.started:
                 await report(task_id, started_now)
             if judged.node is not None:
@@ -271,6 +274,12 @@ class KubernetesBackend:
                 timeout = self._settings.k8s_resync_seconds
                 if verdict.recheck_after is not None:
                     timeout = min(timeout, verdict.recheck_after + 0.05)
+                wait = waiting.waiting_for(observed, len(task.executors))
+                due = notes.due(wait, time.monotonic())
+                if due is not None:
+                    await report(task_id, SystemLog(await self._wait_sentence(due, observed)))
+                if notes.recheck_after is not None:
+                    timeout = min(timeout, notes.recheck_after + 0.05)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(entry.changed.wait(), timeout)
                 continue
@@ -285,6 +294,18 @@ class KubernetesBackend:
             await self._finished(task_id)
             return
 
+    async def _wait_sentence(self, wait: waiting.Wait, observed: status.Observed) -> str:
+        """The note's sentence, with a stage container's last retry (why a transfer is slow) when it has one."""
+        if wait.container is None or not observed.pods:
+            return wait.sentence
+        pod = min(observed.pods, key=lambda p: str(p["metadata"].get("creationTimestamp") or ""))
+        try:
+            log_text = await self.kube.pod_log(str(pod["metadata"]["name"]), wait.container)
+        except KubeError:
+            return wait.sentence
+        retry = waiting.last_retry(log_text)
+        return f"{wait.sentence}; the last attempt: {retry}" if retry else wait.sentence
+
     async def _read_logs(self, task: Task, ended: status.PodEnded, progress: status.Progress) -> list[Observation]:
         """Each executor's result line and stage-out's report, from the container logs (read together)."""
         names = [executor_container_name(i) for i in range(len(task.executors))]
@@ -296,10 +317,10 @@ class KubernetesBackend:
             why = f"the task's pod ended but its logs could not be read: {exc}"
             return [Ended(State.SYSTEM_ERROR, clock.now(), why)]
         now = datetime.now(UTC)
-        results = [r for r in (status.parse_result(text) for text in logs[: len(task.executors)]) if r is not None]
+        results = [r for r in (parse_result(text) for text in logs[: len(task.executors)]) if r is not None]
         report = None
         if ended.stage_out_code is not None:
-            report = status.parse_report(logs[-1])
+            report = parse_report(logs[-1])
             if report is None:
                 return status.no_report(ended, logs[-1], now)
         return status.final_observations(task, results, report, progress, now)
@@ -317,7 +338,7 @@ class KubernetesBackend:
         """Delete the task's Job, Pods and Secret (each "not found" is fine)."""
         name = job_name(task_id)
         await self.kube.delete_job(name)
-        await self.kube.delete_pods(_task_selector(task_id), GRACE_SECONDS)
+        await self.kube.delete_pods(self._task_selector(task_id), GRACE_SECONDS)
         await self.kube.delete_secret(name)
 
     # --- cancel and sweep ------------------------------------------------------------------------
@@ -336,7 +357,7 @@ class KubernetesBackend:
                 self._reserved.discard(task_id)
 
     async def _wait_pods_gone(self, task_id: str) -> None:
-        selector = _task_selector(task_id)
+        selector = self._task_selector(task_id)
         deadline = time.monotonic() + GONE_TIMEOUT_SECONDS
         delay = 0.2
         while True:
@@ -358,7 +379,7 @@ class KubernetesBackend:
         found: set[str] = set()
         kinds: tuple[Literal["jobs", "pods", "secrets"], ...] = ("jobs", "pods", "secrets")
         for kind in kinds:
-            for obj in await self.kube.list_objects(kind, SELECTOR):
+            for obj in await self.kube.list_objects(kind, self._selector):
                 task_id = task_id_of(obj)
                 if task_id is not None and task_id not in active:
                     found.add(task_id)
@@ -368,3 +389,25 @@ class KubernetesBackend:
             except KubeError as exc:
                 log.warning("kubernetes: sweeping task %s failed: %s", task_id, exc)
         return sorted(found)
+
+
+class _WaitNotes:
+    """Times each kind of wait of one task; one note per kind, once it has lasted ``after`` seconds."""
+
+    def __init__(self, after: float) -> None:
+        self.after = after
+        self._since: dict[str, float] = {}
+        self._noted: set[str] = set()
+        self.recheck_after: float | None = None
+
+    def due(self, wait: waiting.Wait | None, now: float) -> waiting.Wait | None:
+        self.recheck_after = None
+        if wait is None or wait.key in self._noted:
+            return None
+        since = self._since.setdefault(wait.key, now)
+        left = self.after - (now - since)
+        if left > 0:
+            self.recheck_after = left
+            return None
+        self._noted.add(wait.key)
+        return wait

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Kind = Literal["pods", "jobs"]
+#: :attr:`Watcher.problem` when the API did not answer at all.
+NO_ANSWER = "no answer"
 #: what a Watcher delivers: ("SYNC", every object) after each list, or (ADDED|MODIFIED|DELETED, object).
 WatchEvent = tuple[str, Any]
 
@@ -216,19 +218,26 @@ class Kube:
 
         return await asyncio.to_thread(read)
 
-    async def events_about(self, name: str) -> list[dict[str, Any]]:
-        """Events whose involved object is ``name`` (best effort: [] when not allowed)."""
-        try:
-            result = await self._call(
-                f"listing events of {name}",
-                self.core.list_namespaced_event,
-                self.namespace,
-                field_selector=f"involvedObject.name={name}",
-            )
-        except KubeError:
-            return []
-        items: list[dict[str, Any]] = result.get("items") or []
-        return items
+    # --- start-up checks -------------------------------------------------------------------------
+
+    async def may(self, verb: str, resource: str, group: str = "", subresource: str = "") -> bool:
+        """Whether ktes's credentials allow ``verb`` on ``resource`` in the namespace (a
+        SelfSubjectAccessReview, which every authenticated user may make)."""
+        attributes = {"namespace": self.namespace, "verb": verb, "group": group, "resource": resource}
+        if subresource:
+            attributes["subresource"] = subresource
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        }
+        api = k8s.AuthorizationV1Api(self.api)
+        result = await self._call("asking what ktes may do", api.create_self_subject_access_review, body)
+        return bool(((result or {}).get("status") or {}).get("allowed"))
+
+    @property
+    def host(self) -> str:
+        return str(self.api.configuration.host)
 
     # --- leases ----------------------------------------------------------------------------------
 
@@ -294,6 +303,8 @@ class Watcher:
         self._resync = max(5.0, resync_seconds)
         self._stop = threading.Event()
         self._resp: Any = None
+        #: why the last list or watch failed (None: the last list worked); read by the backend's readiness.
+        self.problem: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"ktes-watch-{kind}", daemon=True)
 
     def start(self) -> None:
@@ -319,6 +330,8 @@ class Watcher:
                 if self._stop.is_set():
                     return
                 failures += 1
+                # stable text (no object addresses), so a reason told to users is not told again and again
+                self.problem = str(exc) if isinstance(exc, KubeError) and exc.status else NO_ANSWER
                 delay = min(30.0, 0.5 * 2 ** min(failures, 6))
                 log.warning("watch %s failed (%s); listing again in %.1f s", self.kind, exc, delay)
                 self._stop.wait(delay)
@@ -332,6 +345,7 @@ class Watcher:
             raise _translate(exc, f"listing {self.kind}") from None
         listed = json.loads(resp.data)
         version = listed["metadata"]["resourceVersion"]
+        self.problem = None
         self._deliver(("SYNC", listed.get("items") or []))
         until = time.monotonic() + self._resync
         while not self._stop.is_set():

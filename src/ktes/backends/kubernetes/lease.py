@@ -1,10 +1,13 @@
-"""One engine among replicas: a ``coordination.k8s.io/v1`` Lease (``k8s_lease_name``) held by the replica
+"""One engine among replicas: a ``coordination.k8s.io/v1`` Lease (``ktes-engine-<installation id>``) held by the replica
 that runs the engine. Every replica serves the API; the others wait to take the Lease over.
 
 As client-go's leader election does, a Lease is taken over only after this replica has watched it go
 ``k8s_lease_duration_seconds`` without a renewal (by its own clock, so clocks need not agree), or when its
 holder released it (a clean shutdown empties ``holderIdentity``). Updates carry the resourceVersion read, so
-two replicas cannot both win. A leader that cannot renew within the duration stops its engine.
+two replicas cannot both win. A leader that cannot renew within the duration stops leading. ``ktes serve``
+runs the engine only while :class:`LeaseLeadership` says this replica leads (:mod:`ktes.engine.runner`).
+While the Lease cannot be taken (the API does not answer), the QUEUED tasks say why in their
+``system_logs`` (:meth:`LeaseLeadership.not_ready_reason`).
 """
 
 from __future__ import annotations
@@ -16,15 +19,12 @@ import math
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ktes.backends.kubernetes.client import AlreadyExists, Conflict, Kube, KubeError
+from ktes.backends.kubernetes.installation import lease_name
 from ktes.config import Settings
-
-if TYPE_CHECKING:
-    from ktes.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class Lease:
 
     def __init__(self, kube: Kube, settings: Settings, holder: str | None = None) -> None:
         self._kube = kube
-        self.name = settings.k8s_lease_name
+        self.name = lease_name(settings)
         self.holder = holder or identity()
         self.duration = settings.k8s_lease_duration_seconds
         #: the last (holder, renewTime) seen, and when (monotonic) it was first seen.
@@ -111,58 +111,69 @@ class Lease:
                 await self._kube.replace_lease(lease)
 
 
-async def _lead(lease: Lease, settings: Settings, engine: Engine) -> None:
-    """Forever: wait for the Lease, run the engine while it is held, stop it when it is lost."""
-    renew = max(0.2, min(settings.k8s_lease_renew_seconds, settings.k8s_lease_duration_seconds / 3))
-    while True:
-        try:
-            acquired = await lease.try_acquire()
-        except KubeError as exc:
-            log.warning("lease %s: %s", lease.name, exc)
-            acquired = False
-        if not acquired:
-            await asyncio.sleep(renew)
-            continue
-        log.info("lease %s: %s leads; starting the engine", lease.name, lease.holder)
-        try:
-            await engine.start()
-        except Exception:
-            log.exception("lease %s: the engine did not start; giving the Lease up and trying again", lease.name)
+class LeaseLeadership:
+    """:class:`ktes.backends.base.Leadership` through one Lease: acquire waits for it, hold renews it
+    until it is lost (another replica took it, or it could not be renewed within its duration)."""
+
+    def __init__(self, settings: Settings, holder: str | None = None) -> None:
+        self._settings = settings
+        self._holder = holder
+        self._kube: Kube | None = None
+        self._lease: Lease | None = None
+        self._renew = max(0.2, min(settings.k8s_lease_renew_seconds, settings.k8s_lease_duration_seconds / 3))
+        #: why the Lease could not be read or taken at the last try (None: the API answered).
+        self._problem: str | None = None
+
+    def not_ready_reason(self) -> str | None:
+        """Why no engine can run here now (for the QUEUED tasks' logs), or None."""
+        return self._problem
+
+    async def _the_lease(self) -> Lease:
+        if self._lease is None:
+            self._kube = await asyncio.to_thread(Kube, self._settings)
+            self._lease = Lease(self._kube, self._settings, self._holder)
+        return self._lease
+
+    async def acquire(self) -> None:
+        while True:
+            try:
+                lease = await self._the_lease()
+                acquired = await lease.try_acquire()
+                self._problem = None
+                if acquired:
+                    log.info("lease %s: %s leads", lease.name, lease.holder)
+                    return
+            except KubeError as exc:
+                name = lease_name(self._settings)
+                log.warning("lease %s: %s", name, exc)
+                host = self._kube.host if self._kube is not None else "its address"
+                what = f"the API at {host} does not answer" if exc.status == 0 else str(exc)
+                self._problem = f"no engine can run: the Lease {name} cannot be taken ({what})"
+            await asyncio.sleep(self._renew)
+
+    async def hold(self) -> None:
+        lease = await self._the_lease()
+        last_renewal = time.monotonic()
+        while True:
+            await asyncio.sleep(self._renew)
+            try:
+                if not await lease.try_acquire():
+                    log.warning("lease %s: another replica took it", lease.name)
+                    return
+                last_renewal = time.monotonic()
+            except KubeError as exc:
+                if time.monotonic() - last_renewal >= self._settings.k8s_lease_duration_seconds:
+                    log.warning("lease %s: could not renew it in time (%s)", lease.name, exc)
+                    return
+
+    async def release(self) -> None:
+        if self._lease is not None:
             with contextlib.suppress(Exception):
-                await engine.stop()
-            await lease.release()
-            await asyncio.sleep(settings.k8s_lease_duration_seconds)
-            continue
-        try:
-            last_renewal = time.monotonic()
-            while True:
-                await asyncio.sleep(renew)
-                try:
-                    if not await lease.try_acquire():
-                        log.warning("lease %s: another replica took it; stopping the engine", lease.name)
-                        break
-                    last_renewal = time.monotonic()
-                except KubeError as exc:
-                    if time.monotonic() - last_renewal >= settings.k8s_lease_duration_seconds:
-                        log.warning("lease %s: could not renew it in time (%s); stopping the engine", lease.name, exc)
-                        break
-        finally:
-            await engine.stop()
+                await self._lease.release()
 
-
-@contextlib.asynccontextmanager
-async def run_engine_while_leader(settings: Settings, engine: Engine) -> AsyncIterator[None]:
-    """The engine runner of ``ktes serve`` with the Kubernetes backend: the engine runs only while this
-    replica holds the Lease. On exit the engine stops and the Lease is released."""
-    kube = await asyncio.to_thread(Kube, settings)
-    lease = Lease(kube, settings)
-    leading = asyncio.create_task(_lead(lease, settings, engine), name="ktes-lease")
-    try:
-        yield
-    finally:
-        leading.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await leading
-        with contextlib.suppress(Exception):
-            await lease.release()
-        kube.close()
+    async def close(self) -> None:
+        await self.release()
+        if self._kube is not None:
+            self._kube.close()
+            self._kube = None
+            self._lease = None

@@ -76,10 +76,6 @@ class ObjectCache:
     def task_ids(self) -> set[str]:
         return {task_id for task_id, entry in self._tasks.items() if not entry.empty()}
 
-    def pods_of(self, task_id: str) -> list[dict[str, Any]]:
-        entry = self._tasks.get(task_id)
-        return list(entry.pods.values()) if entry else []
-
     # --- feeding -----------------------------------------------------------------------------------
 
     def apply(self, kind: str, event: str, obj: dict[str, Any]) -> None:

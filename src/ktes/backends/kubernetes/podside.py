@@ -3,9 +3,9 @@
 They run as ``python3 -m ktes.backends.kubernetes.podside stage-in|stage-out ...`` (this module's
 :func:`main`, argparse: no CLI framework to import; ``ktes pod ...`` does the same). All containers of the
 Pod start together; the order is kept through files in the shared state directory
-(:mod:`.report`): stage-in writes ``stage-in.done`` (or ``stage-in.failed``), stage-out waits for the last
+(:mod:`ktes.run.result`): stage-in writes ``stage-in.done`` (or ``stage-in.failed``), stage-out waits for the last
 executor's result (or ``stop``). They never talk to the Kubernetes API: stage-in tells the engine about a
-failure through its termination message, stage-out through the :class:`~.report.StageOutReport` it prints
+failure through its termination message, stage-out through the :class:`~ktes.run.result.StageOutReport` it prints
 as its last log line.
 """
 
@@ -22,7 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ktes.backends.kubernetes.report import (
+from ktes.errors import TransferError
+from ktes.run.outcome import should_upload
+from ktes.run.result import (
     REPORT_MARKER,
     STAGE_IN_DONE,
     STAGE_IN_FAILED,
@@ -31,9 +33,7 @@ from ktes.backends.kubernetes.report import (
     StageOutReport,
     result_file,
 )
-from ktes.errors import TransferError
-from ktes.tes.models import OutputFileLog, State, Task
-from ktes.tes.outcome import executors_outcome
+from ktes.tes.models import OutputFileLog, Task
 
 if TYPE_CHECKING:
     from ktes.config import Settings
@@ -124,7 +124,7 @@ def stage_out(task: Task, workspace: Path, state: Path, settings: Settings) -> S
     results = executor_results(task, state)
     if (state / STAGE_IN_FAILED).exists() or (len(results) < len(task.executors) and not (state / STOP).exists()):
         return StageOutReport()  # the run never got to the outputs; the engine knows why
-    if executors_outcome(task.executors, [r.exit_code for r in results]) != State.COMPLETE:
+    if not should_upload(task, results):
         return StageOutReport()
     from ktes.filer.registry import Filer
     from ktes.filer.staging import stage_outputs

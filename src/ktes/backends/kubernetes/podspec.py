@@ -32,10 +32,12 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from ktes.backends.kubernetes import filevolume
+from ktes.backends.kubernetes.installation import INSTALLATION_LABEL
 from ktes.backends.kubernetes.owner_labels import owner_labels, user_queue
-from ktes.backends.kubernetes.report import STAGE_IN_DONE, result_file
 from ktes.config import Settings
 from ktes.errors import BackendError
+from ktes.run.result import STAGE_IN_DONE, result_file
 from ktes.tes.layout import mount_points
 from ktes.tes.models import FileType, Task, dump
 
@@ -78,7 +80,7 @@ BACKEND_PARAMETERS: dict[str, str] = {
 }
 
 #: settings groups passed to the stage containers (secret ones through the Secret).
-_FILER_SETTINGS_PREFIXES = ("s3_", "ftp_", "http_", "file_", "drs_")
+_FILER_SETTINGS_PREFIXES = ("s3_", "ftp_", "http_", "transfer_", "file_", "drs_")
 _PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
 
@@ -91,8 +93,15 @@ def job_name(task_id: str) -> str:
     return f"ktes-{task_id}"
 
 
-def labels(task_id: str) -> dict[str, str]:
-    return {MANAGED_BY_LABEL: MANAGED_BY, TASK_ID_LABEL: task_id}
+def installation_selector(settings: Settings) -> str:
+    """Selects everything this installation made in its namespace (``k8s_installation_id`` resolved)."""
+    return f"{SELECTOR},{INSTALLATION_LABEL}={settings.k8s_installation_id}"
+
+
+def labels(task_id: str, settings: Settings) -> dict[str, str]:
+    """Every object of a task: made by ktes, by this installation, for this task."""
+    assert settings.k8s_installation_id, "the backend resolves the installation id first"
+    return {MANAGED_BY_LABEL: MANAGED_BY, INSTALLATION_LABEL: settings.k8s_installation_id, TASK_ID_LABEL: task_id}
 
 
 def params(task: Task) -> dict[str, str]:
@@ -118,7 +127,7 @@ def secret(task: Task, settings: Settings) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": job_name(task.id), "labels": labels(task.id)},
+        "metadata": {"name": job_name(task.id), "labels": labels(task.id, settings)},
         "type": "Opaque",
         "stringData": data,
     }
@@ -172,7 +181,7 @@ def needs_stage_out(task: Task) -> bool:
 
 
 def _filer_settings(settings: Settings) -> dict[str, Any]:
-    """The settings the pod-side filer needs (every ``s3_*``, ``ftp_*``, ``http_*``, ... that is set)."""
+    """The settings the pod-side filer needs (every ``s3_*``, ``ftp_*``, ``http_*``, ``transfer_*``, ... set)."""
     values = settings.model_dump()
     chosen = {
         name: getattr(settings, name)
@@ -180,6 +189,8 @@ def _filer_settings(settings: Settings) -> dict[str, Any]:
         if name.startswith(_FILER_SETTINGS_PREFIXES) and value is not None
     }
     chosen["k8s_log_tail_bytes"] = settings.k8s_log_tail_bytes
+    # always explicit: without a shared volume a Pod may read no file of its own through file://
+    chosen["file_allowed_roots"] = filevolume.allowed_roots(settings)
     return chosen
 
 
@@ -248,7 +259,7 @@ def _workspace_volume(task: Task, settings: Settings) -> dict[str, Any]:
     if settings.k8s_storage_class:
         size = _mib(disk_gb or settings.k8s_default_disk_gb)
         claim = {
-            "metadata": {"labels": labels(task.id or "")},
+            "metadata": {"labels": labels(task.id or "", settings)},
             "spec": {
                 "accessModes": ["ReadWriteOnce"],
                 "storageClassName": settings.k8s_storage_class,
@@ -262,7 +273,9 @@ def _workspace_volume(task: Task, settings: Settings) -> dict[str, Any]:
     return {"name": WORKSPACE_VOLUME, "emptyDir": empty}
 
 
-def _stage_container(name: str, task_name: str, settings: Settings) -> dict[str, Any]:
+def _stage_container(
+    name: str, task_name: str, settings: Settings, files: filevolume.FileVolume | None = None
+) -> dict[str, Any]:
     command = [
         "python3",
         "-m",
@@ -287,6 +300,7 @@ def _stage_container(name: str, task_name: str, settings: Settings) -> dict[str,
             {"name": WORKSPACE_VOLUME, "mountPath": WORKSPACE_DIR},
             {"name": STATE_VOLUME, "mountPath": STATE_DIR},
             {"name": SPEC_VOLUME, "mountPath": SPEC_DIR, "readOnly": True},
+            *([files.mount(read_only=name == STAGE_IN)] if files is not None else []),
         ],
     }
 
@@ -430,17 +444,18 @@ def job(task: Task, settings: Settings, entrypoint_config_map: str) -> dict[str,
     if "deadline_seconds" in given:
         deadline = _positive_int("deadline_seconds", given["deadline_seconds"])
 
+    files = filevolume.file_volume(settings) if filevolume.uses_files(task) else None
     staged_in = needs_stage_in(task, settings)
     first = staged_in and stage_in_first(task)
     waits = staged_in and not first
     containers = [_executor_container(task, i, settings, pull_policy, waits) for i in range(len(task.executors))]
     init_containers = []
     if first:
-        init_containers.append(_stage_container(STAGE_IN, name, settings))
+        init_containers.append(_stage_container(STAGE_IN, name, settings, files))
     elif staged_in:
-        containers.insert(0, _stage_container(STAGE_IN, name, settings))
+        containers.insert(0, _stage_container(STAGE_IN, name, settings, files))
     if needs_stage_out(task):
-        containers.append(_stage_container(STAGE_OUT, name, settings))
+        containers.append(_stage_container(STAGE_OUT, name, settings, files))
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -453,10 +468,11 @@ def job(task: Task, settings: Settings, entrypoint_config_map: str) -> dict[str,
             {"name": STATE_VOLUME, "emptyDir": {}},
             {"name": BIN_VOLUME, "configMap": {"name": entrypoint_config_map, "defaultMode": 0o555}},
             {"name": SPEC_VOLUME, "secret": {"secretName": name, "defaultMode": 0o444}},
+            *([files.volume()] if files is not None else []),
         ],
         **_scheduling(task, settings, given),
     }
-    job_labels = labels(task.id) | owner_labels(task)
+    job_labels = labels(task.id, settings) | owner_labels(task)
     queue = user_queue(task, settings) or given.get("queue")  # the operator's mapping wins over the task's
     if queue:
         job_labels[settings.k8s_queue_label] = queue
@@ -465,7 +481,7 @@ def job(task: Task, settings: Settings, entrypoint_config_map: str) -> dict[str,
         "completions": 1,
         "parallelism": 1,
         "ttlSecondsAfterFinished": settings.k8s_ttl_seconds_after_finished,
-        "template": {"metadata": {"labels": labels(task.id) | owner_labels(task)}, "spec": pod_spec},
+        "template": {"metadata": {"labels": labels(task.id, settings) | owner_labels(task)}, "spec": pod_spec},
     }
     if deadline:
         spec["activeDeadlineSeconds"] = deadline

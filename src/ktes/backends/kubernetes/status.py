@@ -10,27 +10,17 @@ failures after a while (an image that cannot be pulled, a Pod nobody can schedul
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from ktes.backends.kubernetes.podspec import STAGE_IN, STAGE_OUT, executor_container_name
-from ktes.backends.kubernetes.report import REPORT_MARKER, RESULT_MARKER, ExecutorReport, StageOutReport
 from ktes.config import Settings
-from ktes.engine.clock import rfc3339 as _rfc3339
-from ktes.engine.observations import (
-    Ended,
-    ExecutorFinished,
-    ExecutorStarted,
-    Observation,
-    OutputsUploaded,
-    SystemLog,
-)
+from ktes.run import outcome
+from ktes.run.clock import rfc3339 as _rfc3339
+from ktes.run.observations import Ended, ExecutorFinished, ExecutorStarted, Observation
+from ktes.run.result import ExecutorReport, StageOutReport
 from ktes.tes.models import ExecutorLog, State, Task
-from ktes.tes.outcome import executors_outcome, stops_run
 
 #: container waiting reasons that mean the image will not come; the pull is retried for a while first.
 PULL_RETRIED = frozenset({"ErrImagePull", "ImagePullBackOff"})
@@ -158,9 +148,11 @@ def _describe(container: str) -> str:
     return f"executor {index}" if index is not None else container
 
 
-def _ram(task: Task) -> str:
-    ram = task.resources.ram_gb if task.resources else None
-    return f"ram_gb={ram:g}" if ram else "no ram_gb set; the namespace's default limit applies"
+def _image_sentence(image: str, container: str, detail: str) -> str:
+    index = _executor_index(container)
+    if index is None:
+        return f"image {image} ({container}) could not be pulled: {detail}"
+    return outcome.image_sentence(image, index, detail)
 
 
 def _clean(message: str | None) -> str:
@@ -297,8 +289,7 @@ def _failed_container(task: Task, pod: dict[str, Any], end: str) -> Failed | Non
         log = ExecutorLog(start_time=ended.get("startedAt"), end_time=ended.get("finishedAt"), exit_code=code)
         before: list[Observation] = [ExecutorFinished(index, log)]
         if ended.get("reason") == "OOMKilled":
-            why = f"executor {index} was killed for exceeding its memory limit ({_ram(task)})"
-            return _fail(State.EXECUTOR_ERROR, why, end, before)
+            return _fail(State.EXECUTOR_ERROR, outcome.oom_sentence(task, index), end, before)
         detail = _clean(ended.get("message")) or ended.get("reason") or ""
         why = f"executor {index} (image {task.executors[index].image}) could not be run: exit code {code}"
         return _fail(State.SYSTEM_ERROR, f"{why}: {detail}" if detail else why, end, before)
@@ -339,14 +330,14 @@ def _stuck_container(task: Task, pod: dict[str, Any], clock: _Clock, settings: S
         image = images.get(name) or cstatus.get("image") or "?"
         who = _describe(name)
         if reason in PULL_FINAL:
-            return _fail(State.SYSTEM_ERROR, f"image {image} ({who}) could not be pulled: {reason}: {message}", end)
+            return _fail(State.SYSTEM_ERROR, _image_sentence(image, name, f"{reason}: {message}"), end)
         if reason in PULL_RETRIED:
             key = f"pull:{name}"
             if reason == "ErrImagePull" or key not in clock.progress.messages:
                 clock.progress.messages[key] = message or reason
             if clock.lasted(key, settings.k8s_image_pull_timeout_seconds):
                 told = clock.progress.messages[key]
-                return _fail(State.SYSTEM_ERROR, f"image {image} ({who}) could not be pulled: {told}", end)
+                return _fail(State.SYSTEM_ERROR, _image_sentence(image, name, told), end)
         elif reason in CREATE_FAILED:
             key = f"create:{name}"
             clock.progress.messages[key] = message or reason
@@ -467,37 +458,6 @@ def _not_starting(pod: dict[str, Any], clock: _Clock, settings: Settings, end: s
 # --- the logs -------------------------------------------------------------------------------------
 
 
-def _last_marked(log: str, marker: str) -> str | None:
-    for line in reversed(log.splitlines()):
-        line = line.strip()
-        if line.startswith(marker):
-            return line[len(marker) :]
-    return None
-
-
-def parse_result(log: str) -> ExecutorReport | None:
-    """An executor's result: the last line of its container's log that starts with the marker (None if there
-    is none: it did not run)."""
-    found = _last_marked(log, RESULT_MARKER)
-    if found is None:
-        return None
-    try:
-        return ExecutorReport.model_validate(json.loads(found))
-    except (ValueError, ValidationError):
-        return None
-
-
-def parse_report(log: str) -> StageOutReport | None:
-    """stage-out's report: the last line of ``log`` that starts with the marker (None if there is none)."""
-    found = _last_marked(log, REPORT_MARKER)
-    if found is None:
-        return None
-    try:
-        return StageOutReport.model_validate(json.loads(found))
-    except (ValueError, ValidationError):
-        return None
-
-
 def no_report(ended: PodEnded, log: str, now: datetime) -> list[Observation]:
     """stage-out ended without a readable report."""
     tail = _clean(ended.stage_out_message) or _clean("\n".join(log.splitlines()[-5:]))
@@ -513,51 +473,14 @@ def final_observations(
     progress: Progress,
     now: datetime,
 ) -> list[Observation]:
-    """The final observations: each executor's log (from its result line), the outputs, the end.
-
-    ``report`` is stage-out's (None when the task has no outputs, hence no stage-out).
+    """The final observations (:func:`ktes.run.outcome.run_observations`), after the start of each executor
+    not seen starting yet. ``report`` is stage-out's (None when the task has no outputs, hence no stage-out).
     """
+    uploads = None if report is None else outcome.Uploads(report.uploaded, list(report.outputs), report.error)
     found: list[Observation] = []
-    codes: list[int] = []
-    reason: str | None = None
-    for result in sorted(results, key=lambda e: e.index):
-        index = result.index
-        if index >= len(task.executors) or index != len(codes):
-            continue
-        if index not in progress.started:
-            progress.started.add(index)
-            found.append(ExecutorStarted(index, result.start_time))
-        log = ExecutorLog(
-            start_time=result.start_time,
-            end_time=result.end_time,
-            stdout=result.stdout,
-            stderr=result.stderr,
-            exit_code=result.exit_code,
-        )
-        found.append(ExecutorFinished(index, log))
-        codes.append(result.exit_code)
-        why: str | None = None
-        if result.oom_killed:
-            why = f"executor {index} was killed for exceeding its memory limit ({_ram(task)})"
-        elif result.error:
-            why = f"executor {index} could not start its command: {result.error}"
-        elif result.exit_code != 0:
-            why = f"executor {index} exited with code {result.exit_code}"
-        if why is None:
-            continue
-        if stops_run(task.executors[index], result.exit_code):
-            reason = reason or why
-        else:
-            found.append(SystemLog(f"{why} (ignored: ignore_error is set)"))
-    state = executors_outcome(task.executors, codes)
-    if state == State.EXECUTOR_ERROR and reason is None:
-        reason = "the executors did not all run"
-    if state == State.COMPLETE and report is not None:
-        if not report.uploaded:
-            state, reason = State.SYSTEM_ERROR, "stage-out did not upload the outputs though the executors succeeded"
-        else:
-            found.append(OutputsUploaded(list(report.outputs)))
-            if report.error:
-                state, reason = State.SYSTEM_ERROR, report.error
-    found.append(Ended(state=state, end_time=_rfc3339(now), reason=reason))
+    for observation in outcome.run_observations(task, results, uploads, _rfc3339(now)):
+        if isinstance(observation, ExecutorFinished) and observation.index not in progress.started:
+            progress.started.add(observation.index)
+            found.append(ExecutorStarted(observation.index, observation.log.start_time or _rfc3339(now)))
+        found.append(observation)
     return found

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ktes.backends.local.runtime import Runtime
+from ktes.run import entrypoint
 from ktes.tes import layout
 from ktes.tes.models import Task
 
@@ -17,6 +18,8 @@ INDEX_LABEL = "ktes.executor-index"
 INSTANCE_LABEL = "ktes.instance"
 
 GIB = 1024**3
+#: the helper's state directory inside each executor's container.
+STATE_DIR = "/ktes/state"
 
 
 def container_name(task_id: str, index: int) -> str:
@@ -40,27 +43,45 @@ class RunOptions:
     """What the backend decides beyond the task itself."""
 
     instance: str
+    #: the executors' helper on this machine (bind-mounted read-only at :data:`entrypoint.CONTAINER_PATH`).
+    helper: Path
     network: str = "none"
     #: Whether --cpus/--memory can be used on this machine.
     limits: bool = True
+    #: how much of each stream's end the helper puts in its result line.
+    tail_bytes: int = 64 * 1024
 
 
-def run_argv(runtime: Runtime, task: Task, index: int, workspace: Path, options: RunOptions) -> list[str]:
-    """One ``run`` of executor ``index``: removed when it exits, labelled with the task, every mount point
-    bound at its container path, stdin attached only when the executor has a stdin file."""
+def helper_argv(task: Task, index: int, tail_bytes: int) -> list[str]:
+    """The helper's arguments for executor ``index`` (its files are opened inside the container)."""
+    executor = task.executors[index]
+    argv = ["--index", str(index), "--state-dir", STATE_DIR, "--tail-bytes", str(tail_bytes)]
+    for option, path in (("--stdin", executor.stdin), ("--stdout", executor.stdout), ("--stderr", executor.stderr)):
+        if path:
+            argv += [option, path]
+    if executor.ignore_error:
+        argv.append("--ignore-error")
+    return [*argv, "--", *executor.command]
+
+
+def run_argv(
+    runtime: Runtime, task: Task, index: int, workspace: Path, state_dir: Path, options: RunOptions
+) -> list[str]:
+    """One ``run`` of executor ``index`` through the helper: labelled with the task, every mount point bound
+    at its container path, the helper read-only, ``state_dir`` as the helper's state directory. The
+    container is kept after it exits (its log holds the result) until the backend removes it."""
     assert task.id is not None
     executor = task.executors[index]
-    argv = runtime.command("run", "--rm")
+    argv = runtime.command("run")
     if runtime.kind == "podman":
         argv.append("--pull=never")  # images are checked (and pulled) before, with a timeout
     argv += ["--name", container_name(task.id, index)]
     argv += ["--label", f"{TASK_LABEL}={task.id}", "--label", f"{INDEX_LABEL}={index}"]
     argv += ["--label", f"{INSTANCE_LABEL}={options.instance}"]
     argv += network_args(options.network)
-    if executor.stdin:
-        argv.append("-i")
     for host, container in mounts(task, workspace):
         argv += ["-v", f"{host}:{container}"]
+    argv += ["-v", f"{options.helper}:{entrypoint.CONTAINER_PATH}:ro", "-v", f"{state_dir}:{STATE_DIR}"]
     if executor.workdir:
         argv += ["-w", executor.workdir]
     for key, value in (executor.env or {}).items():
@@ -72,14 +93,18 @@ def run_argv(runtime: Runtime, task: Task, index: int, workspace: Path, options:
         if resources.ram_gb:
             argv += ["--memory", f"{int(resources.ram_gb * GIB)}b"]
     argv += runtime.run_args
-    command = executor.command
-    if command:
-        # TES's command is the whole argv (as on Kubernetes): it replaces the image's ENTRYPOINT.
-        entrypoint = json.dumps([command[0]]) if runtime.kind == "podman" else command[0]
-        argv += [f"--entrypoint={entrypoint}", executor.image, *command[1:]]
-    else:
-        argv.append(executor.image)
-    return argv
+    # TES's command is the whole argv (as on Kubernetes): the helper replaces the image's ENTRYPOINT.
+    helper = json.dumps([entrypoint.CONTAINER_PATH]) if runtime.kind == "podman" else entrypoint.CONTAINER_PATH
+    return [*argv, f"--entrypoint={helper}", executor.image, *helper_argv(task, index, options.tail_bytes)]
+
+
+def wait_argv(runtime: Runtime, name: str) -> list[str]:
+    """Until container ``name`` has exited (an error when there is no such container)."""
+    return runtime.command("wait", name)
+
+
+def logs_argv(runtime: Runtime, name: str) -> list[str]:
+    return runtime.command("logs", name)
 
 
 def image_present_argv(runtime: Runtime, image: str) -> list[str]:

@@ -1,56 +1,61 @@
 """One executor run, recorded on disk so a restarted ktes can pick it up.
 
-Each executor is one ``run`` of the container CLI, started through a tiny ``sh`` wrapper in its own session:
-the CLI's stdout and stderr go straight to files (the executor's own ``stdout``/``stderr`` paths in the
-workspace when it names them, else files in the task's run directory), stdin comes from the executor's stdin
-file, and the wrapper writes the real exit code to ``<index>.rc`` when the CLI returns. None of this depends
-on the ktes process: after ``kill -9`` of ktes the container, the CLI and the wrapper go on, and the next
-ktes finds the start time, the wrapper's pid, the output files and finally the exit code in the run
-directory (see :mod:`ktes.backends.local.backend`).
+Each executor is one ``run`` of the container CLI, started in its own session (terminal signals and the end
+of ktes leave it alone), through the executors' helper (:mod:`ktes.run.entrypoint`) as on Kubernetes: the
+helper handles the executor's stdin/stdout/stderr files inside the container and prints its result line
+(:class:`ktes.run.result.ExecutorReport`: exit code, times, OOM kill, "could not exec", the tails of both
+streams) on the container's stdout. The task's run directory (``data_dir/run/<id>``, never mounted into a
+container) keeps, per executor:
+
+``<i>.start``   when ktes started it (so a restarted ktes knows it ran).
+``<i>.log``     the CLI's stdout: the helper's result line.
+``<i>.err``     the CLI's stderr: the runtime's own error when it (not the command) failed.
+``state-<i>/``  mounted at ``/ktes/state`` into executor ``i`` only: the helper's state directory (its result
+                file, the default stdout/stderr files). ktes never reads from it: a task could plant links
+                there, and the result line says all there is.
+
+So ktes opens no path a task made. After ``kill -9`` of ktes the container and the CLI go on; the next
+ktes reads the same result (from ``<i>.log``, or from the container's log once it has ended, as the
+Kubernetes backend reads a Pod's; see :mod:`ktes.backends.local.backend`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from ktes.engine.clock import from_timestamp
-from ktes.tes import layout
-from ktes.tes.models import ExecutorLog, Task
+from ktes.run.result import ExecutorReport, parse_result
 
-#: $1 is the exit-code file; the rest is the command. The code is written only once the command returned.
-WRAPPER = 'rc="$1"; shift; "$@"; code=$?; echo "$code" > "$rc"; exit "$code"'
-WRAPPER_NAME = "ktes-executor"
-SHELL = "/bin/sh"
 #: How often to look when pidfd_open is unavailable.
 POLL_SECONDS = 0.1
+#: the most of the CLI's output ktes reads (the result line comes last).
+LOG_READ_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class ExecutorFiles:
-    """Where executor ``index`` of a task keeps its records."""
+    """Where executor ``index`` of a task keeps its records (all made by ktes in the run directory)."""
 
     run_dir: Path
     index: int
-    stdout: Path
-    stderr: Path
-    stdin: Path | None
 
     @property
     def start_file(self) -> Path:
         return self.run_dir / f"{self.index}.start"
 
     @property
-    def pid_file(self) -> Path:
-        return self.run_dir / f"{self.index}.pid"
+    def log_file(self) -> Path:
+        return self.run_dir / f"{self.index}.log"
 
     @property
-    def rc_file(self) -> Path:
-        return self.run_dir / f"{self.index}.rc"
+    def err_file(self) -> Path:
+        return self.run_dir / f"{self.index}.err"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.run_dir / f"state-{self.index}"
 
     def started(self) -> bool:
         return self.start_file.exists()
@@ -61,47 +66,16 @@ class ExecutorFiles:
         except FileNotFoundError:
             return None
 
-    def pid(self) -> int | None:
-        try:
-            return int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
+    def result(self) -> ExecutorReport | None:
+        """The helper's result line, once the CLI has written it."""
+        return parse_result(read_tail(self.log_file, LOG_READ_BYTES))
 
-    def recorded_exit(self) -> tuple[int, str] | None:
-        """(exit code, end time) once the wrapper recorded them, else None."""
-        try:
-            text = self.rc_file.read_text().strip()
-            mtime = self.rc_file.stat().st_mtime
-        except FileNotFoundError:
-            return None
-        try:
-            return int(text), from_timestamp(mtime)
-        except ValueError:
-            return None  # the wrapper was killed while writing it
-
-    def log(self, exit_code: int, end_time: str, tail_bytes: int) -> ExecutorLog:
-        return ExecutorLog(
-            start_time=self.start_time(),
-            end_time=end_time,
-            stdout=read_tail(self.stdout, tail_bytes),
-            stderr=read_tail(self.stderr, tail_bytes),
-            exit_code=exit_code,
-        )
-
-
-def executor_files(task: Task, index: int, workspace: Path, run_dir: Path) -> ExecutorFiles:
-    executor = task.executors[index]
-    return ExecutorFiles(
-        run_dir=run_dir,
-        index=index,
-        stdout=layout.host_path(workspace, executor.stdout) if executor.stdout else run_dir / f"{index}.out",
-        stderr=layout.host_path(workspace, executor.stderr) if executor.stderr else run_dir / f"{index}.err",
-        stdin=layout.host_path(workspace, executor.stdin) if executor.stdin else None,
-    )
+    def runtime_error(self) -> str:
+        return read_tail(self.err_file, 8192)
 
 
 def read_tail(path: Path, limit: int) -> str:
-    """The last ``limit`` bytes of ``path`` as text ("" if it is missing)."""
+    """The last ``limit`` bytes of ``path`` (a file ktes made) as text ("" if it is missing)."""
     try:
         with path.open("rb") as stream:
             size = stream.seek(0, os.SEEK_END)
@@ -112,26 +86,18 @@ def read_tail(path: Path, limit: int) -> str:
 
 
 def start(argv: list[str], files: ExecutorFiles, start_time: str) -> int:
-    """Start the wrapper running ``argv`` in a session of its own (terminal signals and the end of ktes leave
-    it alone) and return its pid. posix_spawn (vfork) keeps this cheap however large ktes is.
-
-    Raises FileNotFoundError when the executor's stdin file does not exist.
-    """
-    if files.stdin is not None and not files.stdin.is_file():
-        raise FileNotFoundError(str(files.stdin))
+    """Start ``argv`` (the CLI's ``run``) in a session of its own and return its pid. posix_spawn (vfork)
+    keeps this cheap however large ktes is."""
     files.start_file.write_text(start_time)
-    for path in (files.stdout, files.stderr):
-        path.parent.mkdir(parents=True, exist_ok=True)
+    files.state_dir.mkdir(mode=0o777, exist_ok=True)
+    files.state_dir.chmod(0o777)  # the executor may run as any user
     write = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     actions = [
-        (os.POSIX_SPAWN_OPEN, 0, str(files.stdin or os.devnull), os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, str(files.stdout), write, 0o644),
-        (os.POSIX_SPAWN_OPEN, 2, str(files.stderr), write, 0o644),
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(files.log_file), write, 0o600),
+        (os.POSIX_SPAWN_OPEN, 2, str(files.err_file), write, 0o600),
     ]
-    command = [SHELL, "-c", WRAPPER, WRAPPER_NAME, str(files.rc_file), *argv]
-    pid = os.posix_spawn(SHELL, command, os.environ, file_actions=actions, setsid=True)
-    files.pid_file.write_text(str(pid))
-    return pid
+    return os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsid=True)
 
 
 #: Reapers of children whose waiter was canceled (a reference keeps each alive until it is done).
@@ -167,17 +133,8 @@ def reap(pid: int) -> int | None:
     return os.waitstatus_to_exitcode(status) if done == pid else None
 
 
-def is_wrapper_of(pid: int, files: ExecutorFiles) -> bool:
-    """Whether ``pid`` is still the wrapper of this executor (not a reused pid)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return str(files.rc_file).encode() in cmdline
-
-
 async def wait_gone(pid: int) -> None:
-    """Until process ``pid`` has exited (it need not be our child)."""
+    """Until our child ``pid`` has exited."""
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -203,22 +160,7 @@ async def wait_gone(pid: int) -> None:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        exited = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
         return False
-    except PermissionError:
-        return True
-    try:  # a zombie has exited
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-async def kill_wrapper(pid: int, files: ExecutorFiles, within_seconds: float) -> None:
-    """Kill the wrapper's whole session (wrapper and CLI) and wait until the wrapper is gone."""
-    if not is_wrapper_of(pid, files):
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wait_gone(pid), within_seconds)
+    return exited is None

@@ -27,7 +27,7 @@ class ImageCheck:
         self._present.discard(image)
 
     async def missing_reason(self, image: str) -> str | None:
-        """None when ``image`` is here (pulled if needed), else a sentence saying why it is not."""
+        """None when ``image`` is here (pulled if needed), else why it is not (for :func:`outcome.image_sentence`)."""
         if image in self._present:
             return None
         lock = self._locks.setdefault(image, asyncio.Lock())
@@ -44,8 +44,8 @@ class ImageCheck:
         if found.ok:
             return None
         if self._pull == "never":
-            return f"image {image} not found on this machine (local_pull is 'never', so it was not pulled)"
+            return "not found on this machine (local_pull is 'never', so it was not pulled)"
         pulled = await invoke(argv.pull_argv(self._runtime, image), self._pull_timeout)
         if pulled.ok:
             return None
-        return f"image {image} not found on this machine, and pulling it failed: {pulled.last_error_line()}"
+        return f"not found on this machine, and pulling it failed: {pulled.last_error_line()}"

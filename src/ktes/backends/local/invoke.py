@@ -25,8 +25,8 @@ class Invocation:
         return (errors or lines or [f"exit code {self.returncode}"])[-1]
 
 
-async def invoke(argv: list[str], within_seconds: float) -> Invocation:
-    """Run ``argv`` to its end, or kill it after ``within_seconds`` (returncode -9, stderr says so)."""
+async def invoke(argv: list[str], within_seconds: float | None) -> Invocation:
+    """Run ``argv`` to its end, or kill it after ``within_seconds`` (None: no limit; returncode -9, stderr says so)."""
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )

@@ -9,8 +9,8 @@ from typing import Protocol
 
 from ktes.auth.file_access import user_roots
 from ktes.filer import staging
-from ktes.filer.file import default_roots
 from ktes.filer.registry import Filer
+from ktes.filer.roots import default_roots
 from ktes.tes.models import OutputFileLog, Task
 
 

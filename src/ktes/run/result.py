@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+import json
+
+from pydantic import BaseModel, ValidationError
 
 from ktes.tes.models import OutputFileLog
 
@@ -55,3 +57,35 @@ STOP = "stop"
 def result_file(index: int) -> str:
     """Executor ``index``'s result (:class:`ExecutorResult`), written once its command has ended."""
     return f"{index}.json"
+
+
+def last_marked(log: str, marker: str) -> str | None:
+    """What follows ``marker`` on the last line of ``log`` that starts with it."""
+    for line in reversed(log.splitlines()):
+        line = line.strip()
+        if line.startswith(marker):
+            return line[len(marker) :]
+    return None
+
+
+def parse_result(log: str) -> ExecutorReport | None:
+    """An executor's result: the last line of its container's output that starts with the marker (None if
+    there is none: the helper did not get to the end)."""
+    found = last_marked(log, RESULT_MARKER)
+    if found is None:
+        return None
+    try:
+        return ExecutorReport.model_validate(json.loads(found))
+    except (ValueError, ValidationError):
+        return None
+
+
+def parse_report(log: str) -> StageOutReport | None:
+    """stage-out's report: the last line of ``log`` that starts with the marker (None if there is none)."""
+    found = last_marked(log, REPORT_MARKER)
+    if found is None:
+        return None
+    try:
+        return StageOutReport.model_validate(json.loads(found))
+    except (ValueError, ValidationError):
+        return None

@@ -1,0 +1,175 @@
+"""The Kubernetes backend against a fake API server (tests/fixtures/fake_kube.py): the real client, watches,
+status judgement and clean-up, without the lab. The test plays the Job controller and the kubelet."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from ktes.backends.kubernetes.backend import KubernetesBackend
+from ktes.backends.kubernetes.lease import LeaseLeadership
+from ktes.config import Settings
+from ktes.run.observations import Ended, ExecutorFinished, Observation
+from ktes.run.result import RESULT_MARKER, ExecutorReport
+from ktes.tes.models import Executor, State, Task
+from tests.fixtures.fake_kube import FakeKube, fake_kube
+
+__all__ = ["fake_kube"]
+
+NS = "ktes-fake"
+T0, T1 = "2024-01-01T00:00:00Z", "2024-01-01T00:00:01Z"
+
+
+def settings(fake: FakeKube, **more: Any) -> Settings:
+    return Settings(
+        backend="kubernetes",
+        k8s_kubeconfig=fake.kubeconfig,
+        k8s_namespace=NS,
+        k8s_resync_seconds=30,
+        k8s_lease_duration_seconds=2,
+        k8s_lease_renew_seconds=0.2,
+        **{"k8s_installation_id": "mine", **more},
+    )
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[Observation] = []
+
+    async def __call__(self, task_id: str, observation: Observation, /) -> None:
+        self.seen.append(observation)
+
+    @property
+    def ended(self) -> Ended:
+        last = self.seen[-1]
+        assert isinstance(last, Ended)
+        return last
+
+
+def task(task_id: str, *commands: list[str]) -> Task:
+    return Task(id=task_id, executors=[Executor(image="busybox", command=c) for c in commands])
+
+
+def result_line(index: int, code: int, stdout: str = "", **more: Any) -> str:
+    report = ExecutorReport(index=index, exit_code=code, start_time=T0, end_time=T1, stdout=stdout, **more)
+    return f"{RESULT_MARKER}{report.model_dump_json()}\n"
+
+
+def terminated(pod: dict[str, Any], codes: dict[str, int]) -> dict[str, Any]:
+    """Every container ended (the executors' own code is the helper's: 0)."""
+    statuses = [
+        {
+            "name": c["name"],
+            "image": c["image"],
+            "state": {"terminated": {"exitCode": codes.get(c["name"], 0), "startedAt": T0, "finishedAt": T1}},
+        }
+        for c in pod["spec"]["containers"]
+    ]
+    return {
+        "phase": "Succeeded",
+        "conditions": [{"type": "PodScheduled", "status": "True"}],
+        "containerStatuses": statuses,
+    }
+
+
+async def kubelet(fake: FakeKube, task_id: str, logs: dict[str, str]) -> dict[str, Any]:
+    """Wait for the task's Job, make its Pod, let every container end with these logs."""
+    jobs = await asyncio.to_thread(fake.wait_for, NS, "jobs", f"ktes.task-id={task_id}")
+    pod = fake.make_pod(NS, jobs[0])
+    for container, text in logs.items():
+        fake.logs[NS, pod["metadata"]["name"], container] = text
+    fake.set_pod_status(NS, pod["metadata"]["name"], terminated(pod, {}))
+    return pod
+
+
+@pytest.fixture
+async def backend(fake_kube: FakeKube) -> Any:
+    made = KubernetesBackend(settings(fake_kube))
+    await made.start()
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+async def test_a_task_runs_as_one_job_and_pod_and_nothing_is_left(
+    backend: KubernetesBackend, fake_kube: FakeKube
+) -> None:
+    report = Recorder()
+    running = asyncio.create_task(backend.run(task("t1", ["echo", "hi"]), report))
+    await kubelet(fake_kube, "t1", {"executor-0": result_line(0, 0, "hi\n")})
+    await asyncio.wait_for(running, 30)
+    assert report.ended.state == State.COMPLETE and report.ended.reason is None
+    finished = [o for o in report.seen if isinstance(o, ExecutorFinished)]
+    assert [(f.index, f.log.stdout, f.log.exit_code) for f in finished] == [(0, "hi\n", 0)]
+    assert [c["metadata"]["name"][:16] for c in fake_kube.list(NS, "configmaps")] == ["ktes-entrypoint-"]
+    await asyncio.to_thread(fake_kube.wait_gone, NS, "jobs", "ktes.task-id=t1")
+    assert fake_kube.list(NS, "pods") == [] and fake_kube.list(NS, "secrets") == []
+
+
+async def test_a_failing_executor_reads_as_on_the_local_backend(
+    backend: KubernetesBackend, fake_kube: FakeKube
+) -> None:
+    report = Recorder()
+    running = asyncio.create_task(backend.run(task("t2", ["sh", "-c", "exit 7"], ["true"]), report))
+    await kubelet(fake_kube, "t2", {"executor-0": result_line(0, 7), "executor-1": ""})
+    await asyncio.wait_for(running, 30)
+    assert (report.ended.state, report.ended.reason) == (State.EXECUTOR_ERROR, "executor 0 exited with code 7")
+
+
+async def test_a_command_that_cannot_start(backend: KubernetesBackend, fake_kube: FakeKube) -> None:
+    report = Recorder()
+    running = asyncio.create_task(backend.run(task("t3", ["nope"]), report))
+    error = "exec nope: No such file or directory"
+    await kubelet(fake_kube, "t3", {"executor-0": result_line(0, 127, error=error)})
+    await asyncio.wait_for(running, 30)
+    assert report.ended.reason == f"executor 0 could not start its command: {error}"
+
+
+async def test_cancel_removes_everything_and_reports_no_end(backend: KubernetesBackend, fake_kube: FakeKube) -> None:
+    report = Recorder()
+    running = asyncio.create_task(backend.run(task("t4", ["sleep", "300"]), report))
+    jobs = await asyncio.to_thread(fake_kube.wait_for, NS, "jobs", "ktes.task-id=t4")
+    fake_kube.make_pod(NS, jobs[0])
+    await backend.cancel("t4")
+    await asyncio.wait_for(running, 30)
+    assert not any(isinstance(o, Ended) for o in report.seen)
+    assert fake_kube.list(NS, "jobs") == fake_kube.list(NS, "pods") == fake_kube.list(NS, "secrets") == []
+
+
+async def test_sweep_removes_only_what_no_active_task_owns(backend: KubernetesBackend, fake_kube: FakeKube) -> None:
+    for task_id, installation in (("old", "mine"), ("live", "mine"), ("theirs", "another")):
+        labels = {"app.kubernetes.io/managed-by": "ktes", "ktes.installation": installation, "ktes.task-id": task_id}
+        job = {"metadata": {"name": f"ktes-{task_id}", "labels": labels}, "spec": {"template": {"spec": {}}}}
+        fake_kube.add(NS, "jobs", job)
+    assert await backend.sweep(["live"]) == ["old"]  # another installation's task is not this one's to sweep
+    assert [j["metadata"]["name"] for j in fake_kube.list(NS, "jobs")] == ["ktes-live", "ktes-theirs"]
+
+
+async def test_adopt_without_its_job_settles_the_task(backend: KubernetesBackend) -> None:
+    report = Recorder()
+    await backend.adopt(task("gone", ["true"]), report)
+    assert report.ended.state == State.SYSTEM_ERROR
+    assert "was gone when ktes restarted" in (report.ended.reason or "")
+
+
+async def test_one_leader_at_a_time_and_a_release_hands_over(fake_kube: FakeKube) -> None:
+    first = LeaseLeadership(settings(fake_kube), holder="replica-a")
+    second = LeaseLeadership(settings(fake_kube), holder="replica-b")
+    try:
+        await asyncio.wait_for(first.acquire(), 10)
+        waiting = asyncio.create_task(second.acquire())
+        holding = asyncio.create_task(first.hold())
+        renewals = fake_kube.revision + 3  # the holder renews; the other replica only watches
+        await asyncio.to_thread(fake_kube.wait_until, lambda: fake_kube.revision >= renewals)
+        assert not waiting.done()
+        assert fake_kube.list(NS, "leases")[0]["spec"]["holderIdentity"] == "replica-a"
+        holding.cancel()
+        await first.release()
+        await asyncio.wait_for(waiting, 10)
+        assert fake_kube.list(NS, "leases")[0]["spec"]["holderIdentity"] == "replica-b"
+    finally:
+        await first.close()
+        await second.close()
