@@ -6,5 +6,7 @@ pytest_plugins = [
     "tests.fixtures.images",
     "tests.fixtures.ktes_server",
     "tests.fixtures.k8s",
+    "tests.fixtures.browser",
+    "tests.fixtures.helm",
     "tests.fixtures.oidc",
 ]

@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     port: int = 8000
     backend: Literal["local", "kubernetes"] = "local"
     log_level: str = "info"
+    log_format: Literal["plain", "json"] = Field(default="plain", description="plain lines, or one JSON object a line")
+    shutdown_seconds: float = Field(
+        default=20.0, description="On SIGTERM: how long requests in flight may take before ktes stops anyway"
+    )
+    metrics_enabled: bool = Field(default=True, description="Serve /metrics and count HTTP requests")
+    retention_days: float | None = Field(
+        default=None, description="Purge finished tasks created more than this many days ago (default: keep all)"
+    )
     engine_enabled: bool = Field(default=True, description="Run the engine in this process (API-only replicas: false)")
     engine_poll_seconds: float = Field(default=2.0, description="Seconds between the engine's own looks for work")
     entrypoint_path: Path | None = Field(
@@ -81,6 +89,11 @@ class Settings(BaseSettings):
         default=8 * 1024 * 1024,
         description="ListTasks pages (BASIC, FULL) stop before this many bytes of tasks (at least one task each)",
     )
+    tes_states: Literal["1.1", "1.0"] = Field(
+        default="1.1",
+        description="1.0: show TES 1.1's CANCELING as CANCELED and PREEMPTED as SYSTEM_ERROR (clients that know only "
+        "TES 1.0's states, e.g. pydantic-tes / Galaxy)",
+    )
     backend_parameters_strict: bool = Field(
         default=Limits.backend_parameters_strict,
         description="Reject unsupported backend_parameters keys even when the task does not ask",
@@ -115,9 +128,15 @@ class Settings(BaseSettings):
     local_runtime: str | None = Field(default=None, description="Container CLI: podman or docker (auto-detected)")
     local_global_args: list[str] | None = Field(default=None, description="Arguments before the subcommand (auto)")
     local_run_args: list[str] | None = Field(default=None, description="Extra arguments to every run (auto)")
-    local_network: str = Field(default="none", description="Container network: none, host, or default")
+    local_network: str = Field(
+        default="default",
+        description="Task containers' network: default (the runtime's own, checked at start), none, host, or a name",
+    )
     local_max_cpus: float | None = Field(default=None, description="CPU cores tasks may use at once (default: all)")
     local_max_ram_gb: float | None = Field(default=None, description="RAM tasks may use at once (default: 80%)")
+    local_max_staging: int = Field(
+        default=4, ge=1, description="Tasks staging inputs (or staged and waiting for CPU/RAM) at once"
+    )
     local_keep_workdirs: bool = False
     local_log_tail_bytes: int = Field(default=64 * 1024, description="stdout/stderr kept in executor logs")
     local_pull: Literal["never", "missing"] = Field(
@@ -199,6 +218,10 @@ class Settings(BaseSettings):
     ftp_password: SecretStr | None = None
     transfer_retry_backoff_seconds: float = Field(
         default=1.0, description="First delay before retrying a transient transfer failure (doubles, at most 30 s)"
+    )
+    transfer_retry_max_seconds: float = Field(
+        default=10.0,
+        description="Stop retrying a transient transfer failure once this much time has gone on the transfer",
     )
     s3_multipart_threshold_mb: int = Field(default=64, description="Files at least this big are uploaded in parts")
     s3_multipart_chunk_mb: int = Field(default=16, description="Part size of multipart uploads")

@@ -41,6 +41,10 @@ class TemporaryTransferError(TransferError):
     """A transient failure (timeout, 5xx, connection reset): worth retrying."""
 
 
+class StoreUnavailable(KtesError):
+    """The database cannot be opened (unreachable, refused, bad URL). The message names it, without secrets."""
+
+
 class BackendError(KtesError):
     """The backend could not do what was asked."""
 

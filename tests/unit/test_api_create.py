@@ -34,9 +34,9 @@ async def test_create_returns_a_kubernetes_friendly_id_and_the_task_is_queued(ap
     full = await api.get(task_id, "FULL")
     assert full["state"] == "QUEUED"
     assert full["name"] == "first"
-    assert full["executors"] == [{"image": "alpine:3", "command": ["echo", "hello"]}]
+    assert full["executors"] == [{"image": "alpine:3", "command": ["echo", "hello"], "env": {}}]
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$", full["creation_time"])
-    assert "logs" not in full
+    assert full["logs"] == []
 
 
 async def test_ids_sort_by_creation(api: Api) -> None:
@@ -65,7 +65,7 @@ async def test_read_only_and_unknown_fields_are_ignored(api: Api) -> None:
     assert full["id"] == created["id"] != "mine"
     assert full["state"] == "QUEUED"
     assert not full["creation_time"].startswith("2000")
-    assert "logs" not in full and "something_new" not in full
+    assert full["logs"] == [] and "something_new" not in full
     assert "future_field" not in full["executors"][0]
 
 
@@ -83,7 +83,7 @@ async def test_explicit_nulls_are_accepted(api: Api) -> None:
     status, created = await post(api, body)
     assert status == 200
     full = await api.get(created["id"], "FULL")
-    assert full["executors"] == [{"image": "alpine:3", "command": ["echo", "hello"]}]
+    assert full["executors"] == [{"image": "alpine:3", "command": ["echo", "hello"], "env": {}}]
 
 
 async def test_a_full_task_round_trips(api: Api) -> None:
@@ -92,8 +92,8 @@ async def test_a_full_task_round_trips(api: Api) -> None:
         description="every field",
         inputs=[
             {"name": "in", "url": "s3://bucket/key", "path": "/data/in.txt", "type": "FILE", "streamable": True},
-            {"path": "/data/literal.txt", "content": "hello"},
-            {"url": "/home/me/plain.txt", "path": "/data/plain.txt"},
+            {"path": "/data/literal.txt", "content": "hello", "type": "FILE"},
+            {"url": "/home/me/plain.txt", "path": "/data/plain.txt", "type": "FILE"},
         ],
         outputs=[
             {"url": "s3://bucket/out/", "path": "/data/out/*.txt", "path_prefix": "/data/", "type": "FILE"},
@@ -105,7 +105,7 @@ async def test_a_full_task_round_trips(api: Api) -> None:
     )
     body["executors"] = [
         executor(workdir="/data", stdin="/data/in.txt", stdout="/data/out.txt", stderr="/data/err.txt", env={"A": "1"}),
-        executor(ignore_error=True),
+        executor(ignore_error=True, env={}),
     ]
     status, created = await post(api, body)
     assert status == 200
@@ -196,8 +196,8 @@ async def test_content_wins_over_url(api: Api) -> None:
 
 
 async def test_empty_content_is_an_empty_file(api: Api) -> None:
-    task_id = await api.create(inputs=[{"path": "/data/empty", "content": ""}])
-    assert (await api.get(task_id, "FULL"))["inputs"][0] == {"path": "/data/empty", "content": ""}
+    task_id = await api.create(inputs=[{"path": "/data/empty", "type": "FILE", "content": ""}])
+    assert (await api.get(task_id, "FULL"))["inputs"][0] == {"path": "/data/empty", "type": "FILE", "content": ""}
 
 
 async def test_a_body_over_the_limit_gets_413(tmp_path: Path) -> None:
@@ -235,7 +235,7 @@ async def test_supported_backend_parameters_leave_no_warning(api: Api) -> None:
     task_id = await api.create(resources={"backend_parameters": {"ZONE": "a"}, "backend_parameters_strict": True})
     full = await api.get(task_id, "FULL")
     assert full["resources"]["backend_parameters"] == {"zone": "a"}
-    assert "logs" not in full
+    assert full["logs"] == []
 
 
 async def test_strict_backend_parameters_reject_unsupported_keys(api: Api) -> None:

@@ -58,7 +58,10 @@ async def test_full_has_everything(api: Api, ran: str) -> None:
 async def test_basic_leaves_out_only_the_large_strings(api: Api, ran: str) -> None:
     full = await api.get(ran, "FULL")
     basic = await api.get(ran, "BASIC")
-    assert basic["inputs"] == [{"path": "/data/a"}, {"path": "/data/b", "url": "s3://b/k"}]
+    assert basic["inputs"] == [
+        {"path": "/data/a", "type": "FILE"},
+        {"path": "/data/b", "url": "s3://b/k", "type": "FILE"},
+    ]
     (log,) = basic["logs"]
     assert "system_logs" not in log
     assert log["logs"] == [{"exit_code": 0, "start_time": "2024-01-01T00:00:01Z"}]

@@ -47,9 +47,9 @@ async def test_newest_first_minimal_by_default(api: Api) -> None:
 async def test_views_apply_to_every_listed_task(api: Api) -> None:
     task_id = await api.create(name="n", inputs=[{"path": "/d/x", "content": "c"}])
     (basic,) = (await list_body(api, {"view": "BASIC"}))["tasks"]
-    assert basic["name"] == "n" and basic["inputs"] == [{"path": "/d/x"}]
+    assert basic["name"] == "n" and basic["inputs"] == [{"path": "/d/x", "type": "FILE"}]
     (full,) = (await list_body(api, {"view": "FULL"}))["tasks"]
-    assert full["inputs"] == [{"path": "/d/x", "content": "c"}] and full["id"] == task_id
+    assert full["inputs"] == [{"path": "/d/x", "content": "c", "type": "FILE"}] and full["id"] == task_id
     response = await api.client.get(f"{BASE}/tasks", params={"view": "EVERYTHING"})
     assert response.status_code == 400 and response.json()["field"] == "view"
 

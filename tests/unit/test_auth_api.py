@@ -111,7 +111,7 @@ async def test_admins_see_everyone_with_the_owner_and_filter_by_owner(api: Api) 
     before_auth = api.store.create(api.store.get(alices).model_copy(update={"owner": None, "tags": None}))
     everyone = await listed(api, "root", view="BASIC")
     assert [t["id"] for t in everyone] == [before_auth, bobs, alices]
-    assert [t.get("tags") for t in everyone] == [None, {"ktes.owner": "bob"}, {"k": "v", "ktes.owner": "alice"}]
+    assert [t.get("tags") or {} for t in everyone] == [{}, {"ktes.owner": "bob"}, {"k": "v", "ktes.owner": "alice"}]
     assert [t["id"] for t in await listed(api, "root", owner="bob")] == [bobs]
     got = await api.client.get(f"{BASE}/tasks/{alices}", params={"view": "FULL"}, auth=as_("root"))
     assert got.json()["tags"] == {"k": "v", "ktes.owner": "alice"}
@@ -196,9 +196,10 @@ def test_no_auth_on_a_public_address_warns_loudly(caplog: pytest.LogCaptureFixtu
 
 async def test_every_route_but_the_public_ones_needs_credentials(api: Api) -> None:
     """Routes other helpers add later (dashboard data, live logs) are protected without doing anything."""
-    for path in ["/ui/api/tasks", "/ktes/v1/tasks/t1/logs", "/anything", f"{BASE}/tasks/t1/logs"]:
+    for path in ["/ktes/v1/tasks/t1/logs", "/ktes/v1/summary", "/anything", f"{BASE}/tasks/t1/logs"]:
         assert (await api.client.get(path)).status_code == 401, path
-    for path in ["/ui", "/ui/static/app.js", "/ui/assets/x.css", "/metrics", "/readyz", f"{BASE}/service-info"]:
+    assert (await api.client.post("/ui/tasks/t1", json={})).status_code == 401  # only reads are public
+    for path in ["/ui", "/ui/", "/ui/tasks/t1", "/ui/assets/app.js", "/readyz", f"{BASE}/service-info"]:
         assert (await api.client.get(path)).status_code != 401, path
 
 

@@ -48,7 +48,7 @@ def test_create_get_and_cancel(server: str) -> None:
     task = json.loads(ktes(server, "task", "get", task_id, "--json").stdout)
     assert task["id"] == task_id
     assert task["state"] == "QUEUED"
-    assert task["executors"] == [{"image": "busybox", "command": ["echo", "hi"]}]
+    assert task["executors"] == [{"image": "busybox", "command": ["echo", "hi"], "env": {}}]
     result = ktes(server, "task", "cancel", task_id)
     assert (result.exit_code, result.stdout) == (0, f"task {task_id} CANCELED\n")
     result = ktes(server, "task", "wait", task_id)

@@ -126,3 +126,12 @@ def test_the_runtime_or_helper_error_is_the_telling_line() -> None:
     )
     assert runtime_failure("something else\n") == "something else"
     assert runtime_failure("") is None
+
+
+def test_a_cancel_removes_a_tasks_podman_containers_in_one_call() -> None:
+    command = argv.remove_task_argv(PODMAN, "abc123", "t1")
+    assert command is not None and command[-9:] == [
+        *("rm", "--force", "--ignore", "--time", "0"),
+        *("--filter", "label=ktes.instance=abc123", "--filter", "label=ktes.task-id=t1"),
+    ]
+    assert argv.remove_task_argv(DOCKER, "abc123", "t1") is None  # docker: list, then remove by name

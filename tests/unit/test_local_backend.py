@@ -6,7 +6,9 @@ import asyncio
 import os
 import sys
 import textwrap
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +28,9 @@ FAKE_CLI = textwrap.dedent(
         print("Error: initializing source docker://" + args[1] + ": no registry here", file=sys.stderr)
         sys.exit(125)
     if args[0] in ("ps", "rm"):
+        sys.exit(0)
+    if args[0] == "info":
+        print("{}")
         sys.exit(0)
     if args[0] in ("wait", "logs"):
         print("Error: no container with name or ID " + args[1] + " found", file=sys.stderr)
@@ -182,12 +187,67 @@ async def test_too_big_fails_at_once_naming_the_limit(backend: LocalBackend) -> 
     assert report.ended.state == State.SYSTEM_ERROR and "local_max_cpus" in (report.ended.reason or "")
 
 
-async def test_admission_reserves_until_the_run_ends(backend: LocalBackend) -> None:
+class BlockingStaging(FakeStaging):
+    """Staging whose inputs of one task take until ``release`` is set (a download that does not come)."""
+
+    def __init__(self, slow_task_id: str) -> None:
+        super().__init__()
+        self.slow_task_id = slow_task_id
+        self.release = threading.Event()
+        self.slow_started = threading.Event()
+
+    def stage_inputs(self, task: Task, workspace: Path) -> None:
+        if task.id == self.slow_task_id:
+            self.slow_started.set()
+            assert self.release.wait(60)
+
+
+def backend_with(tmp_path: Path, staging: FakeStaging, **settings: Any) -> LocalBackend:
+    cli = tmp_path / "fakepodman"
+    cli.write_text(f"#!{sys.executable}\n{FAKE_CLI}")
+    cli.chmod(0o755)
+    values: dict[str, Any] = {"local_global_args": [], "local_run_args": [], "local_max_ram_gb": 4, **settings}
+    return LocalBackend(Settings(data_dir=tmp_path / "data", local_runtime=str(cli), **values), staging=staging)
+
+
+async def test_a_task_waiting_on_its_download_holds_no_cpu(tmp_path: Path) -> None:
+    """One CPU: a task stuck staging its inputs must not keep the task behind it from running."""
+    slow, quick = task(["true"], image="present:slow"), task(["true"], image="present:quick")
+    assert slow.id is not None
+    staging = BlockingStaging(slow.id)
+    backend = backend_with(tmp_path, staging, local_max_cpus=1)
+    await backend.start()
+    assert backend.admit(slow) and backend.admit(quick)
+    slow_run = asyncio.create_task(backend.run(slow, Recorder()))
+    await asyncio.to_thread(staging.slow_started.wait, 30)
+    assert backend._admission.used.cpus == 0  # staging reserves nothing
+    quick_report = Recorder()
+    await asyncio.wait_for(backend.run(quick, quick_report), 60)
+    assert quick_report.ended.state == State.COMPLETE
+    staging.release.set()
+    await asyncio.wait_for(slow_run, 60)
+
+
+async def test_staging_is_bounded_and_cpu_is_reserved_for_running_containers(tmp_path: Path) -> None:
     first, second, third = task(["true"], image="present:a"), task(["true"], image="present:b"), task(["x"])
+    backend = backend_with(tmp_path, FakeStaging(), local_max_cpus=1, local_max_staging=2)
+    await backend.start()
     assert backend.admit(first) and backend.admit(second)
-    assert not backend.admit(third)
+    assert not backend.admit(third)  # two tasks staging (or waiting for the CPU) at once, no more
     await backend.run(first, Recorder())
     assert backend.admit(third)
+    # the CPU is reserved while containers run; a task staged meanwhile waits for it, then runs
+    blocker = task(["sleep", "30"], image="present:blocker")
+    blocker_report, second_report = Recorder(), Recorder()
+    running = asyncio.create_task(backend.run(blocker, blocker_report))
+    await asyncio.wait_for(blocker_report.started.wait(), 30)
+    assert backend._admission.used.cpus == 1
+    waiting = asyncio.create_task(backend.run(second, second_report))
+    assert blocker.id is not None
+    await backend.cancel(blocker.id)
+    await asyncio.wait_for(running, 30)
+    await asyncio.wait_for(waiting, 30)
+    assert second_report.ended.state == State.COMPLETE
 
 
 async def test_adopt_picks_up_recorded_exits_and_runs_the_rest(backend: LocalBackend, tmp_path: Path) -> None:

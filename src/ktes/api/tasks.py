@@ -6,8 +6,8 @@ half as much per request as FastAPI's dependency injection on the hot read path.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import replace
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +27,7 @@ from ktes.config import Settings
 from ktes.engine.commands import request_cancel
 from ktes.store.base import Store, TaskFilter
 from ktes.store.json_reads import JsonReads
+from ktes.tes import tes10
 from ktes.tes.models import View
 from ktes.tes.validation import Limits, validate_submission
 from ktes.tes.views import parse_view
@@ -70,6 +71,7 @@ def task_routes(
     prefix: str, settings: Settings, store: Store, capabilities: Capabilities, wake: Callable[[], None]
 ) -> list[BaseRoute]:
     limits = limits_from(settings)
+    as_tes_1_0 = settings.tes_states == "1.0"
     # Reads run on the event loop: they are single indexed statements, and a thread hop would cost more.
     # Writes (which may wait for a lock) run in the thread pool.
     reads = store if isinstance(store, JsonReads) else _DictReads(store)
@@ -97,25 +99,31 @@ def task_routes(
         flt = task_filter(query)
         owner = access.list_owner(principal, query.get(access.OWNER_PARAM))
         if owner is not None:
-            flt = replace(flt, owner=owner)
+            flt = dataclasses.replace(flt, owner=owner)
+        if as_tes_1_0 and flt.state is not None:
+            flt = dataclasses.replace(flt, also_states=tes10.filter_states(flt.state))
         size = page_size(query, settings.page_size_default, settings.page_size_max)
         view = parse_view(query.get("view"))
         body = reads.list_tasks_json(flt, size, query.get("page_token") or None, view, settings.list_page_max_bytes)
-        if view is View.MINIMAL:
-            return Response(body, media_type=JSON)
-        if access.shows_owner(principal):
-            body = access.list_with_owner(body, store.owners)
-        return Response(redact_list_json(body), media_type=JSON)
+        if view is not View.MINIMAL:
+            if access.shows_owner(principal):
+                body = access.list_with_owner(body, store.owners)
+            body = redact_list_json(body)
+        if as_tes_1_0:
+            body = tes10.present_list_json(body, view)
+        return Response(body, media_type=JSON)
 
     async def get_task(request: Request) -> Response:
         principal = principal_of(request)
         view = parse_view(request.query_params.get("view"))
         body = reads.get_view_json(request.path_params["task_id"], view, access.owner_scope(principal))
-        if view is View.MINIMAL:
-            return Response(body, media_type=JSON)
-        if access.shows_owner(principal):
-            body = access.task_with_owner(body, store.owners)
-        return Response(redact_task_json(body), media_type=JSON)
+        if view is not View.MINIMAL:
+            if access.shows_owner(principal):
+                body = access.task_with_owner(body, store.owners)
+            body = redact_task_json(body)
+        if as_tes_1_0:
+            body = tes10.present_task_json(body, view)
+        return Response(body, media_type=JSON)
 
     async def cancel_task(request: Request) -> Response:
         task_id = request.path_params["task_id"]

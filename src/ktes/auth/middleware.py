@@ -1,9 +1,9 @@
 """The ASGI middleware that guards every route but the public ones, and how routes learn who is asking.
 
-Everything is protected unless listed in :data:`PUBLIC_PATHS` / :data:`PUBLIC_PREFIXES`, so a route added
-later (the dashboard's data, live logs, ...) is protected without doing anything. Public: service-info, the
-health and readiness probes, metrics, and the dashboard's static pages (its data comes from protected
-endpoints). CORS preflight requests (OPTIONS) pass: browsers send them without credentials.
+Everything is protected unless listed in :data:`PUBLIC_PATHS` / :data:`PUBLIC_PREFIXES` (reads only), so a
+route added later (live logs, ...) is protected without doing anything. Public: service-info, the health and
+readiness probes, metrics, and the dashboard's pages and assets under ``/ui/`` (shells: what they show comes
+from the protected API). CORS preflight requests (OPTIONS) pass: browsers send them without credentials.
 
 Routes read the caller with :func:`principal_of` (None when auth is off), or, in FastAPI routes, depend on
 :func:`require_principal`.
@@ -19,16 +19,15 @@ from ktes.auth.authenticator import Authenticator
 from ktes.auth.principal import AuthFailed, Principal
 
 TES_PREFIX = "/ga4gh/tes/v1"
-PUBLIC_PATHS = frozenset(
-    {TES_PREFIX + "/service-info", "/healthz", "/readyz", "/metrics", "/ui", "/ui/", "/ui/index.html"}
-)
-#: The dashboard's static files only: anything else under /ui (data, actions) needs credentials.
-PUBLIC_PREFIXES = ("/ui/static/", "/ui/assets/")
+PUBLIC_PATHS = frozenset({TES_PREFIX + "/service-info", "/", "/healthz", "/readyz", "/metrics", "/ui"})
+#: The dashboard's pages and assets (read-only shells: what they show comes from the protected API).
+PUBLIC_PREFIXES = ("/ui/",)
+_READS = frozenset({"GET", "HEAD"})
 _STATE_KEY = "ktes_principal"
 
 
-def is_public(path: str) -> bool:
-    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+def is_public(path: str, method: str = "GET") -> bool:
+    return method in _READS and (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES))
 
 
 class AuthMiddleware:
@@ -43,7 +42,8 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if is_public(path) or scope.get("method") == "OPTIONS":
+        method = scope.get("method", "GET")
+        if is_public(path, method) or method == "OPTIONS":
             await self.app(scope, receive, send)
             return
         authorization = None

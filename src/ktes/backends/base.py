@@ -7,11 +7,14 @@ restart the engine can rebuild the picture from the database plus a label search
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from collections.abc import AsyncGenerator, Iterable
+from typing import Literal, Protocol, runtime_checkable
 
 from ktes.run.observations import Reporter
 from ktes.tes.models import Task
+
+#: An executor's output stream.
+Stream = Literal["stdout", "stderr"]
 
 
 class Leadership(Protocol):
@@ -55,6 +58,10 @@ class Backend(Protocol):
         """Stop watches and background work. Running tasks keep running (a restart re-adopts them)."""
         ...
 
+    def capacity(self) -> dict[str, str]:
+        """What this backend can run at once and where, in a few labelled values (for the service page)."""
+        ...
+
     def admit(self, task: Task) -> bool:
         """Reserve room for ``task`` if there is some now. The reservation ends when run/adopt returns."""
         ...
@@ -78,6 +85,19 @@ class Backend(Protocol):
 
     async def sweep(self, active_task_ids: Iterable[str]) -> list[str]:
         """Delete what belongs to tasks not in ``active_task_ids``; return the task ids cleaned."""
+        ...
+
+    def executor_output(
+        self, task: Task, index: int, stream: Stream, offset: int, follow: bool
+    ) -> AsyncGenerator[bytes, None]:
+        """Executor ``index``'s ``stream`` bytes from byte ``offset`` while the backend still holds them.
+
+        The one place that knows where those bytes are. With ``follow``, new bytes are yielded as they are
+        written until the executor has ended; without, up to the current end. Yields nothing when the
+        backend holds none (the executor has not started, or the task's files are gone: the tail stored in
+        the task's logs is then what is left). Files a task could have made are opened beneath their
+        directory without following links.
+        """
         ...
 
 

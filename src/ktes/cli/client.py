@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -26,6 +26,8 @@ from ktes.tes.states import TERMINAL
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 API_PATH = "/ga4gh/tes/v1"
+#: ktes's own extension (live executor output, the dashboard's summary).
+KTES_PATH = "/ktes/v1"
 SERVER_ENV = "KTES_SERVER"
 
 #: Seconds between polls while waiting: quick at first (short tasks end fast), then every ``poll_interval``.
@@ -250,6 +252,31 @@ class TesClient:
                 delay = min(delay, left)
             time.sleep(delay)
 
+    # --- ktes's own extension ------------------------------------------------------------------------
+
+    def executor_output(
+        self, task_id: str, index: int, stream: str = "stdout", *, offset: int = 0, follow: bool = False
+    ) -> Iterator[bytes]:
+        """Executor ``index``'s ``stream`` bytes from ``offset`` (``GET /ktes/v1/tasks/{id}/logs``); with
+        ``follow``, as they are written until the executor has ended. A ktes server only."""
+        params: dict[str, str | int] = {"executor": index, "stream": stream, "offset": offset}
+        if follow:
+            params["follow"] = "true"
+        url = f"{self.server}{KTES_PATH}/tasks/{task_id}/logs"
+        timeout = httpx.Timeout(self._timeout, read=None) if follow else self._timeout
+        try:
+            with self._http.stream("GET", url, params=params, timeout=timeout) as response:
+                if not response.is_success:
+                    response.read()
+                    self._raise_for(response, task_id)
+                yield from response.iter_raw()
+        except httpx.ConnectError as exc:
+            raise ServerUnreachable(f"no ktes server at {self.server} (start one with `ktes serve`)") from exc
+        except httpx.TimeoutException as exc:
+            raise ClientError(f"the server at {self.server} did not answer within {self._timeout:g} s") from exc
+        except httpx.TransportError as exc:
+            raise ClientError(f"reading executor output from {self.server} failed: {exc}") from exc
+
     # --- the one place httpx is translated -------------------------------------------------------------
 
     def _request(self, method: str, path: str, *, task_id: str | None = None, **kwargs: Any) -> httpx.Response:
@@ -263,6 +290,9 @@ class TesClient:
             raise ClientError(f"talking to the server at {self.server} failed: {exc}") from exc
         if response.is_success:
             return response
+        self._raise_for(response, task_id)
+
+    def _raise_for(self, response: httpx.Response, task_id: str | None) -> NoReturn:
         message = _error_message(response)
         if response.status_code == 404:
             if task_id is not None:

@@ -20,6 +20,7 @@ import typer
 from rich.text import Text
 
 from ktes.cli.client import Document, TesClient, state_of
+from ktes.cli.follow import follow_task
 from ktes.cli.run_spec import BadOption, key_values, run_task
 from ktes.cli.task_output import (
     end_line,
@@ -278,12 +279,30 @@ def cancel(
 
 def logs(
     task_id: Annotated[str, typer.Argument(metavar="ID", help="The task's id", show_default=False)],
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Print executors' stdout and stderr as they are written, until the task ends "
+            "(a ktes server only); exit 0 only if it ends COMPLETE",
+        ),
+    ] = False,
     json_: JsonOption = False,
     server: ServerOption = None,
     token: TokenOption = None,
     user: UserOption = None,
 ) -> None:
     """Each executor's stdout then stderr, labelled, then the system logs."""
+    if follow:
+        with reporting_errors(), open_client(server, token, user) as client:
+            try:
+                task = follow_task(client, task_id, sys.stdout.buffer, sys.stderr.buffer, announce=sys.stderr.buffer)
+            except KeyboardInterrupt:
+                err.print(f"stopped following; task {task_id} keeps running")
+                raise typer.Exit(130) from None
+        exit_for(task)
+        return
     with reporting_errors(), open_client(server, token, user) as client:
         task = client.get(task_id, View.FULL)
     if json_:

@@ -15,10 +15,12 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from ktes import metrics
 from ktes.backends.base import Backend, ReportsReadiness
 from ktes.config import Settings
 from ktes.engine import recording
 from ktes.engine.fair_shares import FairShares
+from ktes.logs import TASK_ID
 from ktes.run import clock
 from ktes.run.observations import Ended, ExecutorStarted, Observation
 from ktes.store.base import Store
@@ -52,6 +54,8 @@ class Engine:
         #: tasks whose backend reported Ended (so a run that returns without it is noticed).
         self._ended: set[str] = set()
         self._fair = FairShares()
+        #: for readiness: "stopped", "starting", "running" or "stopping".
+        self.status = "stopped"
 
     # --- lifetime --------------------------------------------------------------------------------
 
@@ -60,13 +64,20 @@ class Engine:
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
         self._stopping = False
-        await self._backend.start()
-        await self._recover()
+        self.status = "starting"
+        try:
+            await self._backend.start()
+            await self._recover()
+        except BaseException:
+            self.status = "stopped"
+            raise
         self._main = asyncio.create_task(self._loop_forever(), name="ktes-engine")
+        self.status = "running"
 
     async def stop(self) -> None:
         """Stop dispatching and watching. Tasks keep running in their containers; a restart re-adopts them."""
         self._stopping = True
+        self.status = "stopping"
         self.wake()
         if self._main is not None:
             await self._main
@@ -79,6 +90,7 @@ class Engine:
         self._running.clear()
         self._canceling.clear()
         await self._backend.close()
+        self.status = "stopped"
 
     def wake(self) -> None:
         """Ask the engine to look for work now. Cheap, and safe to call from any thread."""
@@ -128,6 +140,7 @@ class Engine:
                 if task.id is None or task.id in self._running:
                     continue
                 if not self._backend.admit(task):
+                    metrics.dispatch_lag(task.creation_time)
                     if isinstance(self._backend, ReportsReadiness):
                         why = self._backend.not_ready_reason()
                         if why is not None:
@@ -137,9 +150,14 @@ class Engine:
                 if started is None:  # canceled meanwhile: give the room back
                     await self._backend.cancel(task.id)
                     continue
+                metrics.task_dispatched(self._backend.name, started)
+                log.info(
+                    "engine: task %s handed to the %s backend", task.id, self._backend.name, extra={"task_id": task.id}
+                )
                 self._launch(started, adopt=False)
                 self._fair.served(task.owner)
             if len(queued) < DISPATCH_BATCH:
+                metrics.dispatch_lag(None)
                 return
 
     def _launch(self, task: Task, *, adopt: bool) -> None:
@@ -149,11 +167,13 @@ class Engine:
         self._running[task.id] = job
 
     async def _drive(self, task_id: str, work: Coroutine[Any, Any, None]) -> None:
+        TASK_ID.set(task_id)  # this asyncio task's own context: every log line below names the task
         try:
             await work
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            metrics.backend_error("run_raised")
             log.exception("engine: the backend failed running task %s", task_id)
             if task_id not in self._ended:
                 await self._finish(task_id, State.SYSTEM_ERROR, f"ktes failed while running the task: {exc}")
@@ -176,10 +196,14 @@ class Engine:
         """The :class:`~ktes.run.observations.Reporter` given to the backend."""
         if isinstance(obs, ExecutorStarted):
             await self._db(self._store.transition, task_id, State.RUNNING)
+            self.wake()  # a task that starts running may leave room for the next one to stage
             return
         if isinstance(obs, Ended):
             self._ended.add(task_id)
-            await self._db(self._store.transition, task_id, obs.state, recording.ended(obs))
+            ended = await self._db(self._store.transition, task_id, obs.state, recording.ended(obs))
+            if ended is not None:
+                metrics.task_ended(self._backend.name, ended)
+                log.info("engine: task %s ended %s", task_id, obs.state.value)
             return
         edit = recording.edit_for(obs)
         if edit is not None:
@@ -204,6 +228,7 @@ class Engine:
                 self._canceling[task.id] = asyncio.create_task(self._cancel(task.id), name=f"ktes-cancel-{task.id}")
 
     async def _cancel(self, task_id: str) -> None:
+        TASK_ID.set(task_id)
         try:
             await self._backend.cancel(task_id)
             running = self._running.get(task_id)

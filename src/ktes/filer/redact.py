@@ -30,3 +30,14 @@ def redact(url: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode([(k, v) for k, v in pairs if not _SECRET_PARAM.search(k)], safe="/:")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+#: A URL inside free text: a scheme, ``://``, and everything up to white space or a quote.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def redact_text(text: str) -> str:
+    """``text`` (a log line, a message) with every URL in it passed through :func:`redact`."""
+    if "://" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda match: redact(match.group(0)), text)

@@ -29,6 +29,7 @@ class Filer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.delays = backoff_delays(settings.transfer_retries, settings.transfer_retry_backoff_seconds)
+        self.retry_budget_seconds = settings.transfer_retry_max_seconds
         self.http = HttpPlugin.from_settings(settings)  # cheap, and DRS resolves through it
         self._lock = threading.Lock()
         self._plugins: dict[str, FilerPlugin] = {}
@@ -48,7 +49,7 @@ class Filer:
 
     def for_url(self, url: str) -> FilerPlugin:
         """The plugin for ``url`` (a plain absolute path is a file), retrying transient failures."""
-        return RetryingPlugin(self._plugin(url), self.delays)
+        return RetryingPlugin(self._plugin(url), self.delays, self.retry_budget_seconds)
 
     def _plugin(self, url: str) -> FilerPlugin:
         scheme = scheme_of(url)

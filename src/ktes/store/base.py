@@ -20,6 +20,8 @@ Edit = Callable[[Task], None]
 class TaskFilter:
     name_prefix: str | None = None
     state: State | None = None
+    #: Further states that ``state`` stands for (TES 1.0 presentation: CANCELED also finds CANCELING).
+    also_states: tuple[State, ...] = ()
     #: zipped tag_key/tag_value; "" means "has the key".
     tags: dict[str, str] = field(default_factory=dict)
     #: only this user's tasks (None: everyone's, for admins and with auth off).
@@ -80,8 +82,25 @@ class Store(Protocol):
         """Apply ``edit`` to the task document without changing its state (one transaction)."""
         ...
 
+    def count_by_state(self) -> dict[State, int]:
+        """How many tasks are in each state (states without tasks left out): one grouped read of the
+        indexed state column."""
+        ...
+
     def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
         """Tasks in any of ``states``, oldest first."""
+        ...
+
+    def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query now (readiness)."""
+        ...
+
+    def finished_before(self, creation_time: str, limit: int) -> list[str]:
+        """Ids of up to ``limit`` tasks in a final state created before ``creation_time`` (RFC 3339), oldest first."""
+        ...
+
+    def delete_finished(self, task_ids: Collection[str]) -> int:
+        """Delete these tasks, documents and tags, if they are in a final state; return how many went."""
         ...
 
     def close(self) -> None: ...

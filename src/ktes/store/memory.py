@@ -13,19 +13,20 @@ from typing import Any
 
 import orjson
 
+from ktes import metrics
 from ktes.errors import TaskNotFound
 from ktes.store import pagination
 from ktes.store.base import Edit, TaskFilter, TaskPage
 from ktes.tes import views
 from ktes.tes.ids import new_id, rfc3339
-from ktes.tes.models import State, Task, View, dump
+from ktes.tes.models import State, Task, View
 from ktes.tes.states import ALLOWED_FROM, TERMINAL
 
 
 def _matches(task: Task, flt: TaskFilter) -> bool:
     if flt.owner is not None and task.owner != flt.owner:
         return False
-    if flt.state is not None and task.state != flt.state:
+    if flt.state is not None and task.state != flt.state and task.state not in flt.also_states:
         return False
     if flt.name_prefix is not None and not (task.name or "").startswith(flt.name_prefix):
         return False
@@ -65,7 +66,7 @@ class MemoryStore:
             task = self._find(task_id)
             if owner is not None and task.owner != owner:
                 raise TaskNotFound(task_id)
-            return views.shape(dump(task), view)
+            return views.shape(views.document(task), view)
 
     def owners(self, task_ids: Collection[str]) -> dict[str, str | None]:
         with self._lock:
@@ -103,7 +104,7 @@ class MemoryStore:
                     more = True
                     break
                 chosen.append(task)
-            docs = [views.shape(dump(task), view) for task in chosen]
+            docs = [views.shape(views.document(task), view) for task in chosen]
         if view is not View.MINIMAL:
             pairs, cut = pagination.take_page(
                 zip(chosen, docs, strict=True), page_size, max_bytes, lambda pair: len(orjson.dumps(pair[1]))
@@ -118,6 +119,7 @@ class MemoryStore:
             current = self._find(task_id)
             if current.state not in ALLOWED_FROM[target]:
                 return None
+            metrics.transition(current.state or State.UNKNOWN, target)
             changed = current.model_copy(deep=True)
             changed.state = target
             if edit is not None:
@@ -134,12 +136,39 @@ class MemoryStore:
             self._tasks[task_id] = changed
             return changed.model_copy(deep=True)
 
+    def count_by_state(self) -> dict[State, int]:
+        with self._lock:
+            counts: dict[State, int] = {}
+            for task in self._tasks.values():
+                if task.state is not None:
+                    counts[task.state] = counts.get(task.state, 0) + 1
+            return counts
+
     def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
         with self._lock:
             found = [task for _, task in sorted(self._tasks.items()) if task.state in states]
             if limit is not None:
                 found = found[:limit]
             return [task.model_copy(deep=True) for task in found]
+
+    def ping(self) -> None:
+        """Always reachable."""
+
+    def finished_before(self, creation_time: str, limit: int) -> list[str]:
+        with self._lock:
+            found = [
+                task_id
+                for task_id, task in sorted(self._tasks.items())
+                if task.state in TERMINAL and (task.creation_time or "") < creation_time
+            ]
+        return found[:limit]
+
+    def delete_finished(self, task_ids: Collection[str]) -> int:
+        with self._lock:
+            gone = [i for i in task_ids if i in self._tasks and self._tasks[i].state in TERMINAL]
+            for task_id in gone:
+                del self._tasks[task_id]
+        return len(gone)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -19,14 +19,15 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from ktes.errors import TaskNotFound
+from ktes import metrics
+from ktes.errors import StoreUnavailable, TaskNotFound
 from ktes.store import pagination
 from ktes.store.base import Edit, TaskFilter, TaskPage
 from ktes.store.migrate import upgrade
 from ktes.store.tables import task_docs, task_tags, tasks
 from ktes.tes import views
 from ktes.tes.ids import is_id, new_id, rfc3339
-from ktes.tes.models import State, Task, View, dump
+from ktes.tes.models import State, Task, View
 from ktes.tes.states import ALLOWED_FROM, TERMINAL
 
 _SQLITE_PRAGMAS = (
@@ -45,9 +46,24 @@ _ANALYZE_AFTER_ROWS = 1000
 def open_store(url: str, *, pool_size: int = 8) -> SqlStore:
     """Connect to ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``), bring the schema up to date
     (Alembic migrations), and return the store."""
-    engine = make_engine(url, pool_size=pool_size)
-    upgrade(engine)
+    try:
+        engine = make_engine(url, pool_size=pool_size)
+        upgrade(engine)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise StoreUnavailable(f"the database URL {_safe_url(url)} is not one ktes can use ({exc})") from exc
+    except (sa.exc.DBAPIError, OSError) as exc:
+        cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+        reason = " ".join(line.strip() for line in str(cause).splitlines() if line.strip())
+        raise StoreUnavailable(f"could not open the database {_safe_url(url)} ({reason})") from exc
     return SqlStore(engine)
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without its password, for messages."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(unparsable)"
 
 
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
@@ -113,7 +129,7 @@ def _prefix_upper_bound(prefix: str) -> str | None:
 
 def _documents(task: Task) -> dict[str, Any]:
     """The ``task_docs`` values of ``task``: its document, and its BASIC view if that differs."""
-    doc = orjson.dumps(dump(task))
+    doc = orjson.dumps(views.document(task))
     basic = views.basic_json(doc)
     return {"doc": doc.decode(), "basic": None if basic is doc else basic.decode()}
 
@@ -238,7 +254,8 @@ class SqlStore:
                 return None
             conn.execute(task_docs.update().where(task_docs.c.task_id == task_id).values(**_documents(task)))
             self._sync_tags(conn, task, before_tags)
-            return task
+        metrics.transition(current, target)
+        return task
 
     def edit(self, task_id: str, edit: Edit) -> Task:
         with self._write() as conn:
@@ -439,7 +456,11 @@ class SqlStore:
             # ix_tasks_owner_id_state holds one owner's ids in order: the page is read without a sort.
             conditions.append(f"tasks.owner = {mark}")
             params.append(flt.owner)
-        if flt.state is not None:
+        if flt.state is not None and flt.also_states:
+            states = [flt.state.value, *(s.value for s in flt.also_states)]
+            conditions.append(f"tasks.state IN ({', '.join([mark] * len(states))})")
+            params.extend(states)
+        elif flt.state is not None:
             conditions.append(f"tasks.state = {mark}")
             params.append(flt.state.value)
         for key, value in tag_filters:
@@ -512,6 +533,12 @@ class SqlStore:
         common = cursor.fetchone() is not None
         return "(tasks.name || '')" if common else "tasks.name"
 
+    def count_by_state(self) -> dict[State, int]:
+        # Answered from ix_tasks_state_id alone (a covering index scan), never the documents.
+        with self._reader.connect() as conn:
+            rows = conn.execute(sa.select(tasks.c.state, sa.func.count()).group_by(tasks.c.state)).all()
+        return {State(state): int(count) for state, count in rows}
+
     def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
         query = (
             sa.select(task_docs.c.doc, tasks.c.owner)
@@ -524,6 +551,36 @@ class SqlStore:
         with self._reader.connect() as conn:
             rows = conn.execute(query).all()
         return [_task(row.doc, row.owner) for row in rows]
+
+    # --- operations ---------------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        with self._reader.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def finished_before(self, creation_time: str, limit: int) -> list[str]:
+        query = (
+            sa.select(tasks.c.id)
+            .where(tasks.c.state.in_([s.value for s in TERMINAL]), tasks.c.creation_time < creation_time)
+            .order_by(tasks.c.id.asc())
+            .limit(limit)
+        )
+        with self._reader.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def delete_finished(self, task_ids: Collection[str]) -> int:
+        ids = [task_id for task_id in task_ids if is_id(task_id)]
+        if not ids:
+            return 0
+        finished = [s.value for s in TERMINAL]
+        with self._write() as conn:
+            doomed = sa.select(tasks.c.id).where(tasks.c.id.in_(ids), tasks.c.state.in_(finished))
+            gone = list(conn.execute(doomed.with_for_update()).scalars())
+            if gone:
+                conn.execute(task_tags.delete().where(task_tags.c.task_id.in_(gone)))
+                conn.execute(task_docs.delete().where(task_docs.c.task_id.in_(gone)))
+                conn.execute(tasks.delete().where(tasks.c.id.in_(gone)))
+            return len(gone)
 
     def close(self) -> None:
         self.engine.dispose()

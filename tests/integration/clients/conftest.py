@@ -45,9 +45,9 @@ def snakemake_image(client_venvs: dict[str, Path]) -> str:
 
 @pytest.fixture
 def ktes_for_clients(ktes_server: StartServer, storage_env: dict[str, str]) -> KtesServer:
-    """``ktes serve`` (local backend) with the S3/FTP settings of the test servers, and task containers on the
-    host's network: Snakemake's jobs talk to S3 themselves."""
-    return ktes_server(env={**storage_env, "KTES_LOCAL_NETWORK": "host"})
+    """``ktes serve`` (local backend) with the S3/FTP settings of the test servers and otherwise the shipped
+    defaults (so task containers are on the runtime's default network: Snakemake's jobs talk to S3 themselves)."""
+    return ktes_server(env=storage_env)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from pydantictes.api import TesClient
 from pydantictes.models import TesExecutor, TesFileType, TesInput, TesResources, TesState, TesTask
 
-from tests.fixtures.ktes_server import KtesServer
+from tests.fixtures.ktes_server import KtesServer, StartServer
 
 pytestmark = pytest.mark.containers
 
@@ -86,6 +86,25 @@ def test_cancel(ktes_for_clients: KtesServer, busybox_image: str) -> None:
     poll(client, created.id, {TesState.RUNNING})
     client.cancel_task(created)
     assert poll(client, created.id, {TesState.CANCELED}, timeout=60).state == TesState.CANCELED
+
+
+def test_cancel_and_list_during_cancel_with_tes_1_0_states(ktes_server: StartServer, busybox_image: str) -> None:
+    """With ``KTES_TES_STATES=1.0`` pydantic-tes reads every answer: the cancel is accepted with the task
+    CANCELING on the server, and a get and a list made at once show it CANCELED, as TES 1.0 has it."""
+    server = ktes_server(env={"KTES_TES_STATES": "1.0"})
+    client = client_for(server)
+    created = client.create_task(
+        TesTask(description="cancel, 1.0", executors=[TesExecutor(image=busybox_image, command=["sleep", "300"])])
+    )
+    other = client.create_task(TesTask(executors=[TesExecutor(image=busybox_image, command=["true"])]))
+    poll(client, created.id, {TesState.RUNNING})
+    client.cancel_task(created)
+    assert client.get_task(created, "BASIC").state == TesState.CANCELED
+    assert client.get_task(created, "FULL").state == TesState.CANCELED
+    listed = {task.id: task.state for task in client.list_tasks().tasks}
+    assert listed[created.id] == TesState.CANCELED and other.id in listed
+    assert poll(client, created.id, {TesState.CANCELED}).state == TesState.CANCELED
+    assert poll(client, other.id, TERMINAL).state == TesState.COMPLETE
 
 
 def test_service_info(ktes_for_clients: KtesServer) -> None:

@@ -3,9 +3,9 @@
 What Snakemake does (and so what ktes must carry): for each job it makes one TES task whose only input is the job
 script (given as ``content``), run as ``/bin/bash /tmp/run_snakemake.sh`` in ``--container-image``; the job
 itself fetches the workflow sources and its input files from S3 and puts its outputs there (the S3 storage
-plugin inside the image). So the task's container needs network access to S3: ktes runs it with
-``KTES_LOCAL_NETWORK=host``. The public ``snakemake/snakemake`` image cannot be pulled here; the test builds
-an equivalent one from the client venv (see snakemake_image.py).
+plugin inside the image). So the task's container needs network access to S3: the local backend's default
+network (the runtime's own) gives it, with no setting. The public ``snakemake/snakemake`` image cannot be
+pulled here; the test builds an equivalent one from the client venv (see snakemake_image.py).
 """
 
 from __future__ import annotations

@@ -49,3 +49,29 @@ def test_permanent_failures_are_not_retried() -> None:
     with pytest.raises(PermanentTransferError):
         call_with_retries(action, (0.1, 0.2), sleep=slept.append)
     assert slept == []
+
+
+def test_retrying_stops_within_the_time_budget_and_says_how_often() -> None:
+    """A store that refuses every attempt is reported within the budget, not after every delay."""
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    def action() -> None:
+        now[0] += 0.1  # each attempt takes a little time
+        raise TemporaryTransferError("s3://b/k: cannot connect to the S3 endpoint")
+
+    with pytest.raises(TemporaryTransferError, match=r"cannot connect .*\(tried 4 times in 7\.4 s\)"):
+        call_with_retries(action, backoff_delays(5, 1.0), budget_seconds=10.0, sleep=sleep, clock=lambda: now[0])
+    assert slept == [1.0, 2.0, 4.0]
+
+
+def test_a_single_attempt_keeps_its_own_message() -> None:
+    def action() -> None:
+        raise TemporaryTransferError("503")
+
+    with pytest.raises(TemporaryTransferError, match=r"^503$"):
+        call_with_retries(action, (5.0,), budget_seconds=1.0, sleep=lambda _: None)

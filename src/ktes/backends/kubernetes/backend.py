@@ -15,10 +15,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from ktes.backends.base import Stream
 from ktes.backends.kubernetes import podspec, status, waiting
 from ktes.backends.kubernetes.client import NO_ANSWER, AlreadyExists, Kind, Kube, KubeError, Watcher, WatchEvent
 from ktes.backends.kubernetes.installation import with_installation
@@ -141,6 +142,21 @@ class KubernetesBackend:
             self._cache.apply(kind, what, payload)
 
     # --- admission -------------------------------------------------------------------------------
+
+    def capacity(self) -> dict[str, str]:
+        return {
+            "namespace": self._settings.k8s_namespace,
+            "tasks running at most": str(self._settings.k8s_max_running_tasks),
+            "tasks admitted now": str(len(self._reserved)),
+        }
+
+    async def executor_output(
+        self, task: Task, index: int, stream: Stream, offset: int, follow: bool
+    ) -> AsyncGenerator[bytes, None]:
+        """Nothing live yet: the executor's output stays in a file inside the Pod until the helper's result
+        line brings its tail, which the task's logs then hold (see docs/dashboard.md)."""
+        return
+        yield b""  # an async generator that yields nothing
 
     def admit(self, task: Task) -> bool:
         if task.id is None:

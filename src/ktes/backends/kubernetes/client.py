@@ -22,6 +22,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
+from ktes import metrics
 from ktes.config import Settings
 from ktes.errors import BackendError
 
@@ -115,8 +116,12 @@ class Kube:
         try:
             resp = call(*args, _preload_content=False, _request_timeout=(10, 60), **kwargs)
         except ApiException as exc:
-            raise _translate(exc, what) from None
+            error = _translate(exc, what)
+            if not isinstance(error, (NotFound, AlreadyExists, Conflict, Expired)):  # those are answers
+                metrics.backend_error("kubernetes_api")
+            raise error from None
         except Exception as exc:  # urllib3 connection errors and the like
+            metrics.backend_error("kubernetes_unreachable")
             raise KubeError(f"{what}: {exc}") from exc
         data = resp.data
         if not data:
@@ -137,6 +142,10 @@ class Kube:
             f"creating ConfigMap {name}", self.core.create_namespaced_config_map, self.namespace, body
         )
         return result
+
+    async def delete_config_map(self, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            await self._call(f"deleting ConfigMap {name}", self.core.delete_namespaced_config_map, name, self.namespace)
 
     async def create_secret(self, body: dict[str, Any]) -> dict[str, Any]:
         name = body["metadata"]["name"]
@@ -193,11 +202,14 @@ class Kube:
                     grace_period_seconds=grace_seconds,
                 )
 
-    async def list_objects(self, kind: Literal["pods", "jobs", "secrets"], selector: str) -> list[dict[str, Any]]:
+    async def list_objects(
+        self, kind: Literal["pods", "jobs", "secrets", "configmaps"], selector: str
+    ) -> list[dict[str, Any]]:
         calls = {
             "pods": self.core.list_namespaced_pod,
             "jobs": self.batch.list_namespaced_job,
             "secrets": self.core.list_namespaced_secret,
+            "configmaps": self.core.list_namespaced_config_map,
         }
         result = await self._call(f"listing {kind}", calls[kind], self.namespace, label_selector=selector)
         items: list[dict[str, Any]] = result.get("items") or []
@@ -256,6 +268,10 @@ class Kube:
             f"creating Lease {name}", self.coordination.create_namespaced_lease, self.namespace, body
         )
         return result
+
+    async def delete_lease(self, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            await self._call(f"deleting Lease {name}", self.coordination.delete_namespaced_lease, name, self.namespace)
 
     async def replace_lease(self, body: dict[str, Any]) -> dict[str, Any]:
         """Replace a Lease; raises :class:`Conflict` if it changed since ``body``'s resourceVersion."""

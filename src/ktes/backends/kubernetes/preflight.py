@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 
 from ktes.backends.kubernetes import filevolume, podspec
 from ktes.backends.kubernetes.backend import read_entrypoint
@@ -42,9 +43,11 @@ def _unreachable(kube: Kube, exc: KubeError) -> StartupError:
             f"the Kubernetes API at {kube.host} refused ktes's credentials ({exc}): check the kubeconfig "
             "(k8s_kubeconfig or KUBECONFIG) or the ServiceAccount"
         )
+    found = re.search(r"\[Errno -?\d+\] [^\"')]+", str(exc))
+    reason = found.group(0).strip() if found else str(exc)
     return StartupError(
-        f"the Kubernetes API at {kube.host} does not answer ({exc}): check that the cluster is up and the "
-        "kubeconfig (k8s_kubeconfig or KUBECONFIG) points at it"
+        f"could not reach the Kubernetes API server at {kube.host} ({reason}): check that the cluster is up and "
+        "that KTES_K8S_KUBECONFIG (or KUBECONFIG) points at it"
     )
 
 

@@ -130,6 +130,15 @@ def list_argv(runtime: Runtime, instance: str, task_id: str | None = None) -> li
     )
 
 
+def remove_task_argv(runtime: Runtime, instance: str, task_id: str) -> list[str] | None:
+    """Kill and remove every container of one task of this server in one call (podman), or None where the
+    runtime cannot select containers to remove by label (docker: list, then remove by name)."""
+    if runtime.kind != "podman":
+        return None
+    labels = [f"label={INSTANCE_LABEL}={instance}", f"label={TASK_LABEL}={task_id}"]
+    return runtime.command("rm", "--force", "--ignore", "--time", "0", *(a for lb in labels for a in ("--filter", lb)))
+
+
 def remove_argv(runtime: Runtime, names: Sequence[str]) -> list[str]:
     """Kill and remove ``names`` now (no grace period); missing ones are not an error."""
     if runtime.kind == "podman":

@@ -22,18 +22,21 @@ import contextlib
 import hashlib
 import logging
 import os
+import posixpath
 import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable, Coroutine, Iterable
-from pathlib import Path
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ktes.backends.local import argv, executions
+from ktes.backends.base import Stream
+from ktes.backends.local import argv, executions, output
 from ktes.backends.local.admission import Admission
 from ktes.backends.local.images import ImageCheck
 from ktes.backends.local.invoke import invoke
+from ktes.backends.local.network import describe as describe_network
 from ktes.backends.local.runtime import Runtime, detect_runtime
 from ktes.backends.local.staging import FilerStaging, Staging
 from ktes.config import Settings
@@ -104,6 +107,10 @@ class LocalBackend:
         self._run_root = settings.data_dir / "run"
         self._instance = instance_id(settings.data_dir)
         self._admission = Admission.from_settings(settings)
+        #: tasks admitted that hold no CPU/RAM yet: they stage their inputs, or wait for room to run.
+        self._staging_tasks: set[str] = set()
+        #: set (and replaced) whenever CPU/RAM is released, so tasks waiting for room try again.
+        self._room = asyncio.Event()
         self._host = socket.gethostname()
         self._runtime: Runtime | None = None
         self._images: ImageCheck | None = None
@@ -113,6 +120,8 @@ class LocalBackend:
         #: task id -> staging running in a worker thread (a cancel waits for it before removing the workspace).
         self._staging_now: dict[str, asyncio.Future[Any]] = {}
         self._canceled: set[str] = set()
+        #: directory removals scheduled for after a canceled task's staging thread ends.
+        self._cleanups: set[asyncio.Future[None]] = set()
         #: task id -> the pid of the container CLI running its current executor (our child).
         self._clis: dict[str, int] = {}
         #: finished containers waiting for the reaper (removed in batches).
@@ -141,7 +150,13 @@ class LocalBackend:
         )
         self._work_root.mkdir(parents=True, exist_ok=True)
         self._run_root.mkdir(parents=True, exist_ok=True)
-        log.info("local backend: %s (at most %g CPUs)", runtime.describe(), self._admission.max_cpus)
+        network = describe_network(self._settings.local_network, runtime.kind)
+        log.info(
+            "local backend: %s (at most %g CPUs); task containers on %s",
+            runtime.describe(),
+            self._admission.max_cpus,
+            network,
+        )
 
     async def close(self) -> None:
         """Running containers keep running, and a restart re-adopts them; finished ones are removed."""
@@ -155,9 +170,37 @@ class LocalBackend:
             raise BackendError("the local backend was not started")
         return self._runtime
 
+    def capacity(self) -> dict[str, str]:
+        runtime = self._runtime.describe() if self._runtime is not None else "not started"
+        return {
+            "runtime": runtime,
+            "CPU cores for tasks": f"{self._admission.max_cpus:g}",
+            "RAM for tasks (GB)": f"{self._admission.max_ram_gb:.1f}",
+            "network": self._settings.local_network,
+        }
+
     def admit(self, task: Task) -> bool:
+        """Room to start: at most ``local_max_staging`` tasks stage (or wait for CPU/RAM) at once. CPU and RAM
+        are reserved only for running containers (:meth:`_wait_for_room`), so a slow download holds none."""
         assert task.id is not None
-        return self._admission.reserve(task.id, task)
+        if task.id not in self._staging_tasks:
+            if len(self._staging_tasks) >= self._settings.local_max_staging:
+                return False
+            self._staging_tasks.add(task.id)
+        return True
+
+    async def _wait_for_room(self, task: Task) -> None:
+        """Reserve the task's CPU and RAM, waiting (oldest waiter first) until a run releases enough."""
+        assert task.id is not None
+        while not self._admission.reserve(task.id, task):
+            await self._room.wait()
+        self._staging_tasks.discard(task.id)
+
+    def _release(self, task_id: str) -> None:
+        self._staging_tasks.discard(task_id)
+        self._admission.release(task_id)
+        self._room.set()
+        self._room = asyncio.Event()
 
     async def run(self, task: Task, report: Reporter) -> None:
         await self._supervise(task, self._from_start(task, report))
@@ -174,8 +217,8 @@ class LocalBackend:
             work.cancel()
             await asyncio.wait({work})
         staging = self._staging_now.get(task_id)
-        if staging is not None:  # a thread cannot be stopped: let it finish before its directory goes
-            await asyncio.wait({staging})
+        if staging is not None:  # a thread cannot be stopped: its directories go again once it has finished,
+            staging.add_done_callback(lambda _: self._remove_dirs_soon(task_id))  # and the cancel waits for none
         deadline = time.monotonic() + CANCEL_DEADLINE_SECONDS
         await self._remove_containers(task_id, deadline)
         cli = self._clis.pop(task_id, None)
@@ -184,7 +227,7 @@ class LocalBackend:
                 os.killpg(cli, signal.SIGKILL)
             await self._remove_containers(task_id, deadline)
         await asyncio.to_thread(self._remove_dirs, task_id, keep_workspace=False)
-        self._admission.release(task_id)
+        self._release(task_id)
 
     async def sweep(self, active_task_ids: Iterable[str]) -> list[str]:
         active = set(active_task_ids)
@@ -209,6 +252,28 @@ class LocalBackend:
                     cleaned.add(path.name)
         return sorted(cleaned)
 
+    def executor_output(
+        self, task: Task, index: int, stream: Stream, offset: int, follow: bool
+    ) -> AsyncGenerator[bytes, None]:
+        """The file the helper writes the stream to: the executor's own path in the workspace when it names
+        one, else the helper's default in the executor's state directory. Both are places a task can plant
+        links in, so the file is opened beneath its root without following any (:mod:`.output`). Followed
+        until the helper's result line is there (it comes after the last byte) or the run directory is gone."""
+        assert task.id is not None
+        workspace, run_dir = self._dirs(task.id)
+        files = executions.ExecutorFiles(run_dir, index)
+        executor = task.executors[index]
+        named = executor.stdout if stream == "stdout" else executor.stderr
+        if named:
+            root, relative = workspace, PurePosixPath(posixpath.normpath(named).lstrip("/"))
+        else:
+            root, relative = files.state_dir, PurePosixPath(f"{index}.{stream}")
+
+        def ended() -> bool:
+            return not run_dir.is_dir() or files.result() is not None
+
+        return output.read_file(root, relative, offset, follow, ended)
+
     # --- supervision -----------------------------------------------------------------------------
 
     async def _supervise(self, task: Task, work: Coroutine[Any, Any, None]) -> None:
@@ -217,7 +282,7 @@ class LocalBackend:
         task_id = task.id
         if task_id in self._canceled:
             work.close()
-            self._admission.release(task_id)
+            self._release(task_id)
             return
         job = asyncio.ensure_future(work)
         self._work[task_id] = job
@@ -230,7 +295,7 @@ class LocalBackend:
             raise
         finally:
             self._work.pop(task_id, None)
-            self._admission.release(task_id)
+            self._release(task_id)
         if job.cancelled():
             return
         error = job.exception()
@@ -274,6 +339,7 @@ class LocalBackend:
         except (KtesError, OSError) as exc:
             await self._fail(task, report, State.SYSTEM_ERROR, transfer_reason("staging the inputs failed", exc))
             return
+        await self._wait_for_room(task)
         await self._execute(task, report, first=0, results=[])
 
     async def _in_thread(self, task_id: str, call: Callable[..., T], *args: Any) -> T:
@@ -377,6 +443,12 @@ class LocalBackend:
         self._remove_later([argv.container_name(task.id, i) for i in started])
         await asyncio.to_thread(self._remove_dirs, task.id, keep_workspace=self._settings.local_keep_workdirs)
 
+    def _remove_dirs_soon(self, task_id: str) -> None:
+        """Remove the task's directories in a worker thread, from a callback (the task is kept until done)."""
+        job = asyncio.ensure_future(asyncio.to_thread(self._remove_dirs, task_id, keep_workspace=False))
+        self._cleanups.add(job)
+        job.add_done_callback(self._cleanups.discard)
+
     def _remove_dirs(self, task_id: str, *, keep_workspace: bool) -> None:
         workspace, run_dir = self._dirs(task_id)
         if not keep_workspace:
@@ -447,6 +519,9 @@ class LocalBackend:
     async def _remove_containers(self, task_id: str, deadline: float) -> None:
         """Remove the task's containers and return once none is left (BackendError past ``deadline``)."""
         runtime = self.runtime
+        by_label = argv.remove_task_argv(runtime, self._instance, task_id)
+        if by_label is not None and (await invoke(by_label, REMOVE_TIMEOUT_SECONDS)).ok:
+            return  # one call (a cancel's CANCELING window is mostly these calls); else list and remove
         while True:
             listed = await invoke(argv.list_argv(runtime, self._instance, task_id), REMOVE_TIMEOUT_SECONDS)
             names = [line.split()[0] for line in listed.stdout.splitlines() if line.strip()] if listed.ok else []

@@ -1,6 +1,7 @@
 """Which container CLI to use and with which arguments: detected once per process, overridable by settings.
 
-podman is preferred (no daemon); docker is used when podman is missing and its daemon answers. Without
+A runtime is used only if it answers: podman when ``podman info`` works (preferred: no daemon), else docker
+when its daemon answers; with neither, start-up fails saying what was tried (:func:`choose`). Without
 ``local_global_args``, podman gets ``--runtime <runc> --cgroup-manager=cgroupfs`` when its default runtime
 is crun on cgroup v1 (crun fails on such hosts) or when systemd is not running. Without ``local_run_args``,
 podman gets ``--ulimit nofile=N:N --ulimit nproc=M:M`` within this process's hard limits, because podman's
@@ -53,7 +54,13 @@ def _kind_of(binary: str) -> str:
     return "docker" if Path(binary).name.startswith("docker") else "podman"
 
 
-def _docker_answers(binary: str) -> bool:
+def _last_line(output: bytes) -> str:
+    lines = [line.strip() for line in output.decode(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+def docker_answers(binary: str) -> str | None:
+    """None when the docker daemon answers, else why not (its own last line)."""
     try:
         done = subprocess.run(
             [binary, "version", "--format", "{{.Server.Version}}"],
@@ -61,29 +68,14 @@ def _docker_answers(binary: str) -> bool:
             timeout=15,
             check=False,
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    return None if done.returncode == 0 else _last_line(done.stderr or done.stdout)
 
 
-def find_binary(wanted: str | None) -> str:
-    """The CLI to use: ``wanted`` (a name or a path), else podman, else a docker whose daemon answers."""
-    if wanted:
-        found = shutil.which(wanted)
-        if found is None:
-            raise BackendError(f"the container runtime {wanted!r} (local_runtime) was not found on PATH")
-        return found
-    podman = shutil.which("podman")
-    if podman is not None:
-        return podman
-    docker = shutil.which("docker")
-    if docker is not None and _docker_answers(docker):
-        return docker
-    raise BackendError("the local backend needs podman or docker, and neither was found (set local_runtime)")
-
-
-def podman_info(binary: str, attempts: int = 2) -> dict[str, Any]:
-    """``podman info`` as JSON ({} if it fails twice: the caller then falls back to safe choices)."""
+def podman_info(binary: str, attempts: int = 2) -> tuple[dict[str, Any], str | None]:
+    """``podman info`` as JSON and None, or ({}, why it failed) when it fails ``attempts`` times."""
+    why = "podman info failed"
     for _ in range(attempts):
         try:
             done = subprocess.run(
@@ -93,18 +85,58 @@ def podman_info(binary: str, attempts: int = 2) -> dict[str, Any]:
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            log.warning("podman info failed: %s", exc)
+            why = str(exc)
             continue
         if done.returncode != 0:
-            log.warning("podman info failed: %s", done.stderr.decode(errors="replace").strip()[-500:])
+            why = _last_line(done.stderr)
             continue
         try:
             info = json.loads(done.stdout)
         except ValueError:
+            why = "podman info did not print JSON"
             continue
         if isinstance(info, dict):
-            return info
-    return {}
+            return info, None
+    return {}, why
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The container CLI that answers, and ``podman info`` (empty for docker)."""
+
+    binary: str
+    kind: str
+    info: dict[str, Any]
+
+
+def choose(wanted: str | None, path: str | None = None) -> Choice:
+    """The container CLI to use: ``wanted`` (a name or a path) if it answers, else podman if ``podman info``
+    works, else docker if its daemon answers. :class:`BackendError` says what was tried and what to do.
+
+    ``scripts/setup`` makes the same decision (``python -m ktes.backends.local.runtime``) to know whether to
+    install podman.
+    """
+    candidates = [wanted] if wanted else ["podman", "docker"]
+    tried: list[str] = []
+    for name in candidates:
+        binary = shutil.which(name, path=path)
+        if binary is None:
+            tried.append(f"{name} is not installed")
+            continue
+        kind = _kind_of(binary)
+        if kind == "podman":
+            info, why = podman_info(binary)
+        else:
+            info, why = {}, docker_answers(binary)
+        if why is None:
+            return Choice(binary, kind, info)
+        tried.append(f"{binary} does not answer ({why})")
+    fix = (
+        "install podman and runc (scripts/setup does), start the Docker daemon, or set KTES_LOCAL_RUNTIME"
+        if not wanted
+        else "fix it, or unset KTES_LOCAL_RUNTIME to let ktes look for podman and docker"
+    )
+    raise BackendError(f"the local backend found no container runtime that answers ({'; '.join(tried)}): {fix}")
 
 
 def podman_global_args(info: dict[str, Any], runc: str | None, systemd_running: bool) -> list[str]:
@@ -119,6 +151,12 @@ def podman_global_args(info: dict[str, Any], runc: str | None, systemd_running: 
     elif cgroup_manager == "systemd" and not systemd_running:
         args.append("--cgroup-manager=cgroupfs")
     return args
+
+
+def crun_fails(info: dict[str, Any]) -> bool:
+    """Whether podman's default OCI runtime is crun on cgroup v1 (where crun fails: runc is needed)."""
+    host = info.get("host") or {}
+    return (host.get("ociRuntime") or {}).get("name") == "crun" and host.get("cgroupVersion") == "v1"
 
 
 def _pid_max() -> int | None:
@@ -145,17 +183,19 @@ def limits_supported(info: dict[str, Any]) -> bool:
 
 @functools.cache
 def _detect(wanted: str | None, global_args: tuple[str, ...] | None, run_args: tuple[str, ...] | None) -> Runtime:
-    binary = find_binary(wanted)
-    kind = _kind_of(binary)
-    info: dict[str, Any] = {}
-    if kind == "podman" and (global_args is None or run_args is None):
-        info = podman_info(binary)
+    chosen = choose(wanted)
+    binary, kind, info = chosen.binary, chosen.kind, chosen.info
     if global_args is None:
         global_args = ()
         if kind == "podman":
             runc = shutil.which("runc") or next(
                 (p for p in ("/usr/sbin/runc", "/usr/bin/runc") if os.path.exists(p)), None
             )
+            if runc is None and crun_fails(info):
+                raise BackendError(
+                    f"{binary} runs containers with crun, which fails on this host's cgroup v1, and runc is not "
+                    "installed: install runc (scripts/setup does), or set KTES_LOCAL_GLOBAL_ARGS"
+                )
             global_args = tuple(podman_global_args(info, runc, Path("/run/systemd/system").is_dir()))
     if run_args is None:
         run_args = ()
@@ -177,3 +217,21 @@ def detect_runtime(settings: Settings) -> Runtime:
     global_args = tuple(settings.local_global_args) if settings.local_global_args is not None else None
     run_args = tuple(settings.local_run_args) if settings.local_run_args is not None else None
     return _detect(settings.local_runtime, global_args, run_args)
+
+
+def main() -> int:
+    """``python -m ktes.backends.local.runtime``: print the runtime ``ktes serve`` would use (exit 0), or why
+    there is none (exit 1). ``scripts/setup`` asks this before deciding to install podman."""
+    import sys
+
+    try:
+        runtime = _detect(os.environ.get("KTES_LOCAL_RUNTIME") or None, None, None)
+    except BackendError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{runtime.kind} {runtime.binary}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

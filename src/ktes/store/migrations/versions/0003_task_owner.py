@@ -1,8 +1,8 @@
 """Each task's owner (NULL for tasks stored while auth was off), indexed for a user's own listing, the
 per-user count and fair dispatch.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003_owner
+Revises: 0002_complete
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003_owner"
+down_revision = "0002_complete"
 branch_labels = None
 depends_on = None
 
