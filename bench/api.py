@@ -7,6 +7,7 @@ prefix, FULL view, a deep page), printing requests/s, p50 and p99 latency, and t
 runs. Not a test: it prints figures.
 
     python bench/api.py [--seconds 3] [--sizes 1000,10000,100000] [--databases sqlite,postgresql]
+    python bench/api.py --auth [--seconds 3]     # GET throughput with auth off, basic and OIDC, side by side
 
 Needs ``wrk`` (Debian package) and, for PostgreSQL, Debian's postgresql 15 (started in a temp directory).
 """
@@ -83,13 +84,16 @@ def synthetic_task(i: int, rng: random.Random) -> Task:
     )
 
 
-def fill(url: str, start: int, stop: int) -> float:
-    """Add tasks ``start..stop-1``; return the seconds it took."""
+def fill(url: str, start: int, stop: int, owner: str | None = None) -> float:
+    """Add tasks ``start..stop-1`` (owned by ``owner``); return the seconds it took."""
     store = open_store(url)
     rng = random.Random(start)
     began = time.perf_counter()
     for batch in range(start, stop, 5000):
-        store.import_tasks([synthetic_task(i, rng) for i in range(batch, min(batch + 5000, stop))])
+        chunk = [synthetic_task(i, rng) for i in range(batch, min(batch + 5000, stop))]
+        for task in chunk:
+            task.owner = owner
+        store.import_tasks(chunk)
     store.close()
     return time.perf_counter() - began
 
@@ -110,8 +114,12 @@ def _ms(text: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def wrk(name: str, url: str, seconds: float, script: Path | None = None) -> Figures:
+def wrk(
+    name: str, url: str, seconds: float, script: Path | None = None, headers: dict[str, str] | None = None
+) -> Figures:
     argv = ["wrk", "-t2", "-c16", f"-d{seconds:g}s", "--latency"]
+    for key, value in (headers or {}).items():
+        argv += ["-H", f"{key}: {value}"]
     if script is not None:
         argv += ["-s", str(script)]
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
@@ -122,8 +130,8 @@ def wrk(name: str, url: str, seconds: float, script: Path | None = None) -> Figu
     return Figures(name, rps, p50, p99, int(errors.group(1)) if errors else 0)
 
 
-def get_json(url: str) -> dict:  # type: ignore[type-arg]
-    with urllib.request.urlopen(url, timeout=30) as response:
+def get_json(url: str, headers: dict[str, str] | None = None) -> dict:  # type: ignore[type-arg]
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30) as response:
         return json.loads(response.read())  # type: ignore[no-any-return]
 
 
@@ -231,12 +239,76 @@ def run_database(label: str, url: str, sizes: list[int], seconds: float) -> None
         shutil.rmtree(work, ignore_errors=True)
 
 
+def auth_comparison(seconds: float, stored: int = 10_000, rounds: int = 3) -> None:
+    """The same GETs with auth off, with basic auth and with OIDC (a real provider process), in one run: the
+    modes take turns ``rounds`` times and the best of each counts, so a busy moment of the machine does not
+    land on one mode only."""
+    import base64
+
+    from tests.fixtures.oidc import OidcProvider
+
+    from ktes.auth.users_file import add_user
+
+    work = Path(tempfile.mkdtemp(prefix="ktes-bench-auth-"))
+    url = f"sqlite:///{work / 'ktes.db'}"
+    took = fill(url, 0, stored, owner="bench")
+    print(f"\n## auth on vs off: SQLite, {stored:,} tasks of user 'bench' (filled in {took:.1f}s)", flush=True)
+    users = work / "users"
+    add_user(users, "bench", "bench-password")  # bcrypt cost 12: ktes verifies once, then remembers
+    provider = OidcProvider(port=free_port(), key_file=work / "key.json", log=work / "provider.log")
+    provider.start()
+    basic = "Basic " + base64.b64encode(b"bench:bench-password").decode()
+    modes: list[tuple[str, dict[str, str], dict[str, str]]] = [
+        ("off", {}, {}),
+        ("basic", {"KTES_AUTH": "basic", "KTES_AUTH_USERS_FILE": str(users)}, {"Authorization": basic}),
+        (
+            "oidc",
+            {"KTES_AUTH": "oidc", "KTES_OIDC_ISSUER": provider.issuer, "KTES_OIDC_AUDIENCE": "ktes"},
+            {"Authorization": "Bearer " + provider.token("bench")},
+        ),
+    ]
+    results: dict[str, list[Figures]] = {}
+    try:
+        for _ in range(rounds):
+            for mode, env, headers in modes:
+                with ktes_serve(url, work, env) as (base, _pid):
+                    newest = get_json(f"{base}{BASE}/tasks?page_size=1", headers)["tasks"][0]["id"]
+                    runs = [
+                        ("get MINIMAL", f"/tasks/{newest}"),
+                        ("get FULL", f"/tasks/{newest}?view=FULL"),
+                        ("list first page (256, MINIMAL)", "/tasks"),
+                        ("list BASIC page of 256", "/tasks?view=BASIC"),
+                    ]
+                    figures = [wrk(name, f"{base}{BASE}{path}", seconds, headers=headers) for name, path in runs]
+                best = results.setdefault(mode, figures)
+                results[mode] = [max(a, b, key=lambda f: f.rps) for a, b in zip(best, figures, strict=True)]
+    finally:
+        provider.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{'operation':34} {'off req/s':>10} {'basic req/s':>12} {'oidc req/s':>11} {'basic':>7} {'oidc':>7}")
+    for i, off in enumerate(results["off"]):
+        on_basic, on_oidc = results["basic"][i], results["oidc"][i]
+        errors = sum(f.errors for f in (off, on_basic, on_oidc))
+        bad = f"  ({errors} non-2xx)" if errors else ""
+        print(
+            f"{off.name:34} {off.rps:10.0f} {on_basic.rps:12.0f} {on_oidc.rps:11.0f}"
+            f" {on_basic.rps / off.rps - 1:+7.1%} {on_oidc.rps / off.rps - 1:+7.1%}{bad}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each wrk run")
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--auth", action="store_true", help="only compare GET throughput with auth off and on")
+    parser.add_argument("--rounds", type=int, default=3, help="with --auth: turns of the three modes (best counts)")
     args = parser.parse_args()
+    if args.auth:
+        print(f"ktes API benchmark: wrk -t2 -c16, {args.seconds:g}s per run, {os.cpu_count()} CPUs", flush=True)
+        auth_comparison(args.seconds, rounds=args.rounds)
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"ktes API benchmark: wrk -t2 -c16, {args.seconds:g}s per run, {os.cpu_count()} CPUs", flush=True)
     for database in args.databases.split(","):

@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.k8s",
     "tests.fixtures.browser",
     "tests.fixtures.helm",
+    "tests.fixtures.oidc",
 ]

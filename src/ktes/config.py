@@ -99,6 +99,31 @@ class Settings(BaseSettings):
         description="Reject unsupported backend_parameters keys even when the task does not ask",
     )
 
+    # --- who is asking (see docs/auth.md) ---------------------------------------------------------
+    auth: str = Field(default="none", description="none, basic, oidc, or basic,oidc")
+    auth_users_file: Path | None = Field(default=None, description="htpasswd-style file of bcrypt users (basic)")
+    admins: list[str] = Field(default_factory=list, description="User names that see and cancel every task")
+    oidc_issuer: str | None = Field(default=None, description="OpenID provider; its discovery document is read")
+    oidc_audience: str | None = Field(default=None, description="A token's aud must contain this")
+    oidc_user_claim: str = Field(default="sub", description="The claim that names the user")
+    oidc_groups_claim: str = Field(default="groups", description="The claim listing the user's groups")
+    oidc_admin_groups: list[str] = Field(default_factory=list, description="Members of these groups are admins")
+    oidc_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"],
+        description="Signature algorithms accepted (asymmetric only: none and HMAC are always refused)",
+    )
+    oidc_leeway_seconds: float = Field(default=30.0, description="Clock skew allowed on exp and nbf")
+    oidc_jwks_refresh_seconds: float = Field(
+        default=10.0, description="At most one JWKS fetch per this many seconds (an unknown kid triggers one)"
+    )
+    user_max_active_tasks: int | None = Field(
+        default=None, description="Per-user limit on tasks not yet ended (over it: 429 with Retry-After)"
+    )
+    file_user_roots: list[str] = Field(
+        default_factory=list,
+        description="With auth on, file:// is allowed only under these roots, '{user}' replaced by the owner",
+    )
+
     # --- local backend ----------------------------------------------------------------------------
     local_runtime: str | None = Field(default=None, description="Container CLI: podman or docker (auto-detected)")
     local_global_args: list[str] | None = Field(default=None, description="Arguments before the subcommand (auto)")
@@ -135,6 +160,9 @@ class Settings(BaseSettings):
     k8s_preemptible_tolerations: list[dict[str, Any]] = Field(default_factory=list)
     k8s_zone_label: str = "topology.kubernetes.io/zone"
     k8s_queue_label: str = Field(default="kueue.x-k8s.io/queue-name", description="Label the 'queue' parameter sets")
+    k8s_user_queues: dict[str, str] = Field(
+        default_factory=dict, description="Owner -> Kueue LocalQueue name ('*' for everyone else)"
+    )
     k8s_lease_name: str | None = Field(default=None, description="The engine's Lease (default: ktes-engine-<id>)")
     k8s_log_tail_bytes: int = 64 * 1024
     k8s_entrypoint_path: Path | None = Field(

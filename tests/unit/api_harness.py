@@ -48,8 +48,8 @@ class Api:
 
 
 @asynccontextmanager
-async def running_api(tmp_path: Path, **settings: Any) -> AsyncIterator[Api]:
-    store = open_store(f"sqlite:///{tmp_path / 'ktes.db'}")
+async def running_api(tmp_path: Path, store_url: str | None = None, **settings: Any) -> AsyncIterator[Api]:
+    store = open_store(store_url or f"sqlite:///{tmp_path / 'ktes.db'}")
     wakes: list[int] = []
     app = create_app(Settings(data_dir=tmp_path, **settings), store, CAPABILITIES, lambda: wakes.append(1))
     transport = httpx.ASGITransport(app=app)

@@ -21,6 +21,8 @@ from ktes.api.health import EngineStatus, health_routes
 from ktes.api.metrics_http import HttpMetrics, metrics_route
 from ktes.api.service_info import service_info
 from ktes.api.tasks import JSON, task_routes
+from ktes.auth.authenticator import Authenticator
+from ktes.auth.middleware import AuthMiddleware
 from ktes.backends.base import Backend
 from ktes.capabilities import Capabilities
 from ktes.config import Settings
@@ -37,13 +39,17 @@ def create_app(
     wake: Callable[[], None] = lambda: None,
     backend: Backend | None = None,
     engine_status: EngineStatus = lambda: None,
+    authenticator: Authenticator | None = None,
 ) -> FastAPI:
     """The API over ``store``. ``capabilities`` feeds both service-info and validation; ``wake`` is called
     after a task is created or cancelled, so the engine looks at it at once. ``backend`` (when this process
     has one) serves executors' live output under ``/ktes/v1`` and its capacity to the dashboard;
-    ``engine_status`` tells ``/readyz`` how this process's engine is (None: no engine here)."""
+    ``engine_status`` tells ``/readyz`` how this process's engine is (None: no engine here).
+    ``authenticator`` (default: from ``settings``) guards every route but the public ones
+    (``ktes.auth.middleware``)."""
     app = FastAPI(title="ktes", version=ktes.__version__, openapi_url=None, docs_url=None, redoc_url=None)
     errors.install(app)
+    app.add_middleware(AuthMiddleware, authenticator=authenticator or Authenticator(settings))
     guards.install(app, settings)
     if settings.metrics_enabled:
         app.add_middleware(HttpMetrics, routes=app.router.routes)

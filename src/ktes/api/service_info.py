@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import ktes
+from ktes.auth.principal import BASIC, OIDC, parse_schemes
 from ktes.capabilities import Capabilities
 from ktes.config import Settings
 
@@ -24,4 +25,30 @@ def service_info(settings: Settings, capabilities: Capabilities) -> dict[str, An
     }
     if settings.service_environment:
         info["environment"] = settings.service_environment
+    schemes = security_schemes(settings)
+    if schemes:
+        info["securitySchemes"] = schemes
     return info
+
+
+def security_schemes(settings: Settings) -> dict[str, Any]:
+    """The schemes this server accepts, shaped as the TES development draft declares them (OpenAPI
+    ``components.securitySchemes``: ``bearerAuth`` a JWT bearer token, ``basicAuth`` HTTP basic), with where
+    a token comes from. Empty with auth off."""
+    on = parse_schemes(settings.auth)
+    schemes: dict[str, Any] = {}
+    if OIDC in on and settings.oidc_issuer:
+        issuer = settings.oidc_issuer.rstrip("/")
+        bearer: dict[str, Any] = {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": f"A JWT from the OpenID provider {issuer}",
+            "x-openIdConnectUrl": issuer + "/.well-known/openid-configuration",
+        }
+        if settings.oidc_audience:
+            bearer["x-audience"] = settings.oidc_audience
+        schemes["bearerAuth"] = bearer
+    if BASIC in on:
+        schemes["basicAuth"] = {"type": "http", "scheme": "basic", "description": "A user name and password"}
+    return schemes

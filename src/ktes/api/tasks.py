@@ -19,8 +19,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ktes.api.body import json_response, read_json
+from ktes.api.errors import error_response
 from ktes.api.params import page_size, task_filter
 from ktes.api.redaction import redact_list_json, redact_task_json
+from ktes.auth import access
+from ktes.auth.file_access import check_file_urls
+from ktes.auth.middleware import principal_of
 from ktes.capabilities import Capabilities
 from ktes.config import Settings
 from ktes.engine.commands import request_cancel
@@ -34,6 +38,8 @@ from ktes.tes.views import parse_view
 JSON = "application/json"
 #: FULL reads in worker threads at once: more only fight over the interpreter lock with the event loop
 LARGE_READS_AT_ONCE = 2
+#: Retry-After of a 429 (per-user limit): about the time a short task takes.
+_RETRY_AFTER_SECONDS = 30
 
 
 class OffLoop:
@@ -56,8 +62,8 @@ class _DictReads:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def get_view_json(self, task_id: str, view: View) -> bytes:
-        return orjson.dumps(self._store.get_view(task_id, view))
+    def get_view_json(self, task_id: str, view: View, owner: str | None = None) -> bytes:
+        return orjson.dumps(self._store.get_view(task_id, view, owner))
 
     def list_tasks_json(
         self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
@@ -91,53 +97,78 @@ def task_routes(
     off_loop = OffLoop(LARGE_READS_AT_ONCE)
 
     async def create_task(request: Request) -> Response:
+        principal = principal_of(request)
         raw = await read_json(request, settings.max_body_bytes)
         task = validate_submission(raw, capabilities, limits)
+        access.refuse_owner_tag(task)
+        task.owner = principal.name if principal is not None else None  # never what the request says
+        if principal is not None:
+            check_file_urls(task, principal.name, settings)
+            limit = settings.user_max_active_tasks
+            if limit is not None and await run_in_threadpool(store.count_active, principal.name) >= limit:
+                refused = error_response(429, f"you have {limit} tasks not yet ended, the most this server allows")
+                refused.headers["Retry-After"] = str(_RETRY_AFTER_SECONDS)
+                return refused
         task_id = await run_in_threadpool(store.create, task)
         wake()
         return json_response({"id": task_id})
 
-    def list_page(flt: TaskFilter, size: int, token: str | None, view: View) -> bytes:
+    def list_page(flt: TaskFilter, size: int, token: str | None, view: View, show_owner: bool) -> bytes:
         body = reads.list_tasks_json(flt, size, token, view, settings.list_page_max_bytes)
         if view is not View.MINIMAL:
+            if show_owner:
+                body = access.list_with_owner(body, store.owners)
             body = redact_list_json(body)
         if as_tes_1_0:
             body = tes10.present_list_json(body, view)
         return body
 
     async def list_tasks(request: Request) -> Response:
+        principal = principal_of(request)
         query = request.query_params
         flt = task_filter(query)
+        owner = access.list_owner(principal, query.get(access.OWNER_PARAM))
+        if owner is not None:
+            flt = dataclasses.replace(flt, owner=owner)
         if as_tes_1_0 and flt.state is not None:
             flt = dataclasses.replace(flt, also_states=tes10.filter_states(flt.state))
         size = page_size(query, settings.page_size_default, settings.page_size_max)
         view = parse_view(query.get("view"))
         token = query.get("page_token") or None
+        show_owner = access.shows_owner(principal)
         if view is View.FULL:  # a page of FULL documents may be large (input content can be MiBs): off the loop
-            body = await off_loop.run(list_page, flt, size, token, view)
+            body = await off_loop.run(list_page, flt, size, token, view, show_owner)
         else:  # MINIMAL and BASIC leave the large fields out; a thread hop would halve their throughput
-            body = list_page(flt, size, token, view)
+            body = list_page(flt, size, token, view, show_owner)
         return Response(body, media_type=JSON)
 
-    def one_task(task_id: str, view: View) -> bytes:
-        body = reads.get_view_json(task_id, view)
+    def one_task(task_id: str, view: View, owner: str | None, show_owner: bool) -> bytes:
+        body = reads.get_view_json(task_id, view, owner)
         if view is not View.MINIMAL:
+            if show_owner:
+                body = access.task_with_owner(body, store.owners)
             body = redact_task_json(body)
         if as_tes_1_0:
             body = tes10.present_task_json(body, view)
         return body
 
     async def get_task(request: Request) -> Response:
+        principal = principal_of(request)
         view = parse_view(request.query_params.get("view"))
         task_id = request.path_params["task_id"]
+        scope, show_owner = access.owner_scope(principal), access.shows_owner(principal)
         if view is View.FULL:  # a FULL document holds the inputs' content, which may be large
-            body = await off_loop.run(one_task, task_id, view)
+            body = await off_loop.run(one_task, task_id, view, scope, show_owner)
         else:
-            body = one_task(task_id, view)
+            body = one_task(task_id, view, scope, show_owner)
         return Response(body, media_type=JSON)
 
     async def cancel_task(request: Request) -> Response:
-        await run_in_threadpool(request_cancel, store, request.path_params["task_id"])
+        task_id = request.path_params["task_id"]
+        owner = access.owner_scope(principal_of(request))
+        if owner is not None:
+            reads.get_view_json(task_id, View.MINIMAL, owner)  # another user's task: 404, like an unknown one
+        await run_in_threadpool(request_cancel, store, task_id)
         wake()
         return Response(b"{}", media_type=JSON)
 

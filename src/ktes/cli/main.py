@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ktes.cli import admin_cmd, config_cmd, filer_cmd, pod_cmd, serve_cmd, task_cmd
+from ktes.cli import admin_cmd, config_cmd, filer_cmd, pod_cmd, serve_cmd, task_cmd, users_cmd
 
 app = typer.Typer(
     name="ktes",
@@ -19,3 +19,4 @@ task_cmd.register(app)
 filer_cmd.register(app)
 pod_cmd.register(app)
 admin_cmd.register(app)
+users_cmd.register(app)

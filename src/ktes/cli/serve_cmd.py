@@ -58,12 +58,15 @@ async def serve(settings: Settings) -> None:
     from fastapi import FastAPI
 
     from ktes.api.app import create_app
+    from ktes.auth.authenticator import Authenticator, warn_if_open
     from ktes.backends.registry import create_backend, create_leadership, preflight, refused_schemes
     from ktes.capabilities import Capabilities
     from ktes.filer.registry import Filer
     from ktes.filer.roots import AllowedRoots
     from ktes.store.sql import open_store
 
+    authenticator = Authenticator(settings)  # bad auth settings stop the start, before anything is opened
+    warn_if_open(settings)
     sock = startup.listening_socket(settings.host, settings.port)
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -100,6 +103,7 @@ async def serve(settings: Settings) -> None:
         engine.wake if engine is not None else lambda: None,
         backend,
         (lambda: engine.status) if engine is not None else lambda: None,
+        authenticator=authenticator,
     )
 
     @contextlib.asynccontextmanager
@@ -159,12 +163,18 @@ def register(app: typer.Typer) -> None:
         debug: bool = typer.Option(False, "--debug", help="Show the traceback when start-up fails"),
     ) -> None:
         """Serve the TES API and run tasks."""
+        from ktes.auth.authenticator import check_settings
+
         try:
             startup.check_config_file(config)
             try:
                 settings = load(config, host=host, port=port, data_dir=data_dir, backend=backend)
             except ValidationError as exc:
                 raise startup.settings_problem(exc) from exc
+            try:
+                check_settings(settings)
+            except ValueError as exc:
+                raise startup.StartupError(str(exc)) from exc
             run(settings)
         except startup.StartupError as exc:
             if debug:

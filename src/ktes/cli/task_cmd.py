@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,6 +49,20 @@ ServerOption = Annotated[
         show_default=False,
     ),
 ]
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--token", envvar="KTES_TOKEN", metavar="TOKEN", help="A bearer token (OIDC)", show_default=False),
+]
+UserOption = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        envvar="KTES_USER",
+        metavar="NAME",
+        help="User name for HTTP basic auth (password from KTES_PASSWORD, else a prompt)",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout")]
 TimeoutOption = Annotated[
     float | None,
@@ -56,6 +71,17 @@ TimeoutOption = Annotated[
 
 #: Listing pages asked for (the spec's default page size, which every TES server accepts).
 _PAGE_SIZE = 256
+
+
+def open_client(server: str | None, token: str | None = None, user: str | None = None) -> TesClient:
+    """A client for ``server``, with a bearer token or basic credentials when given."""
+    basic = None
+    if user:
+        password = os.environ.get("KTES_PASSWORD")
+        if password is None:
+            password = typer.prompt(f"password for {user}", hide_input=True, err=True)
+        basic = (user, password)
+    return TesClient(server, token=token, basic=basic)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -117,10 +143,12 @@ def create(
     timeout: TimeoutOption = None,
     json_: JsonOption = False,
     server: ServerOption = None,
+    token: TokenOption = None,
+    user: UserOption = None,
 ) -> None:
     """Submit a task and print its id."""
     document = read_task_file(file)
-    with reporting_errors(), TesClient(server) as client:
+    with reporting_errors(), open_client(server, token, user) as client:
         task_id = client.create(document)
         if not wait:
             if json_:
@@ -143,9 +171,11 @@ def get(
     view: Annotated[View, typer.Option("--view", case_sensitive=False, help="How much of the task")] = View.FULL,
     json_: JsonOption = False,
     server: ServerOption = None,
+    token: TokenOption = None,
+    user: UserOption = None,
 ) -> None:
     """Show one task (FULL view by default: everything but the executors' output, see `ktes task logs`)."""
-    with reporting_errors(), TesClient(server) as client:
+    with reporting_errors(), open_client(server, token, user) as client:
         task = client.get(task_id, view)
     if json_:
         print_json(task)
@@ -175,21 +205,32 @@ def list_(
     view: Annotated[
         View, typer.Option("--view", case_sensitive=False, help="How much of each task (for --json)")
     ] = View.BASIC,
+    all_users: Annotated[
+        bool,
+        typer.Option("--all-users", help="Show each task's owner (admins see everyone's tasks; others only their own)"),
+    ] = False,
+    owner: Annotated[
+        str | None, typer.Option("--owner", metavar="NAME", help="Only this user's tasks (admins only)")
+    ] = None,
     json_: JsonOption = False,
     server: ServerOption = None,
+    token: TokenOption = None,
+    user: UserOption = None,
 ) -> None:
-    """List tasks, newest first."""
-    with reporting_errors(), TesClient(server) as client:
+    """List your tasks, newest first (admins: --all-users or --owner NAME)."""
+    with reporting_errors(), open_client(server, token, user) as client:
         tags = key_values("--tag", tag or [], bare_keys=True)
         page_size = min(limit + 1, _PAGE_SIZE) if limit else None
-        found = client.iter_tasks(state=state, name_prefix=name_prefix, tags=tags, view=view, page_size=page_size)
+        found = client.iter_tasks(
+            state=state, name_prefix=name_prefix, tags=tags, view=view, page_size=page_size, owner=owner
+        )
         tasks = list(itertools.islice(found, limit + 1 if limit else None))
     more = bool(limit) and len(tasks) > limit
     tasks = tasks[:limit] if limit else tasks
     if json_:
         print_json(tasks)
     elif tasks:
-        out.print(task_table(tasks))
+        out.print(task_table(tasks, owners=all_users or owner is not None))
     else:
         err.print("no tasks")
     if more:
@@ -201,9 +242,11 @@ def wait(
     timeout: TimeoutOption = None,
     json_: JsonOption = False,
     server: ServerOption = None,
+    token: TokenOption = None,
+    user: UserOption = None,
 ) -> None:
     """Wait for a task to end; exit 0 only if it ended COMPLETE."""
-    with reporting_errors(), TesClient(server) as client:
+    with reporting_errors(), open_client(server, token, user) as client:
         task = wait_with_progress(client, task_id, quiet=json_, timeout=timeout)
     if json_:
         print_json(task)
@@ -217,9 +260,11 @@ def cancel(
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the task has stopped")] = False,
     json_: JsonOption = False,
     server: ServerOption = None,
+    token: TokenOption = None,
+    user: UserOption = None,
 ) -> None:
     """Cancel a task (a task that has already ended is left as it is)."""
-    with reporting_errors(), TesClient(server) as client:
+    with reporting_errors(), open_client(server, token, user) as client:
         before = state_of(client.get(task_id))
         client.cancel(task_id)
         task = wait_with_progress(client, task_id, quiet=True, timeout=None) if wait else client.get(task_id)
@@ -245,10 +290,12 @@ def logs(
     ] = False,
     json_: JsonOption = False,
     server: ServerOption = None,
+    token: TokenOption = None,
+    user: UserOption = None,
 ) -> None:
     """Each executor's stdout then stderr, labelled, then the system logs."""
     if follow:
-        with reporting_errors(), TesClient(server) as client:
+        with reporting_errors(), open_client(server, token, user) as client:
             try:
                 task = follow_task(client, task_id, sys.stdout.buffer, sys.stderr.buffer, announce=sys.stderr.buffer)
             except KeyboardInterrupt:
@@ -256,7 +303,7 @@ def logs(
                 raise typer.Exit(130) from None
         exit_for(task)
         return
-    with reporting_errors(), TesClient(server) as client:
+    with reporting_errors(), open_client(server, token, user) as client:
         task = client.get(task_id, View.FULL)
     if json_:
         print_json({"id": task.get("id", task_id), "state": state_of(task).value, "logs": task.get("logs") or []})
@@ -290,13 +337,15 @@ def run(
     timeout: TimeoutOption = None,
     json_: JsonOption = False,
     server: ServerOption = None,
+    token: TokenOption = None,
+    user: UserOption = None,
 ) -> None:
     """Run one command in a container as a TES task, wait, and print its output.
 
     The executor's stdout goes to stdout, its stderr to stderr, and ktes exits with its exit code.
 
     A task that fails for another reason exits 1 with the reason. Ctrl-C cancels the task."""
-    with reporting_errors(), TesClient(server) as client:
+    with reporting_errors(), open_client(server, token, user) as client:
         document = run_task(
             image,
             command or [],

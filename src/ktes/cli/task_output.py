@@ -78,16 +78,25 @@ def duration(start: str | None, end: str | None) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def task_table(tasks: Sequence[Mapping[str, Any]]) -> Table:
+#: The tag a ktes server with auth on adds for admins: the task's owner.
+OWNER_TAG = "ktes.owner"
+
+
+def task_table(tasks: Sequence[Mapping[str, Any]], *, owners: bool = False) -> Table:
+    """The tasks as a table; with ``owners``, an OWNER column (from the tag ktes adds for admins)."""
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("ID", no_wrap=True)
     table.add_column("STATE", no_wrap=True)
+    if owners:
+        table.add_column("OWNER", no_wrap=True)
     table.add_column("NAME", overflow="fold")
     table.add_column("CREATED", no_wrap=True)
     for task in tasks:
+        owner = [Text(str((task.get("tags") or {}).get(OWNER_TAG) or "-"))] if owners else []
         table.add_row(
             Text(str(task.get("id", ""))),
             state_text(state_of(task)),
+            *owner,
             Text(str(task.get("name") or "")),
             Text(local_time(task.get("creation_time"))),
         )

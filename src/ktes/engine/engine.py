@@ -1,9 +1,10 @@
 """The engine: the only writer of task state.
 
-It hands QUEUED tasks, oldest first, to the backend while the backend has room; turns what the backend
-reports into state and logs; tears down tasks the API marked CANCELING; and after a restart re-adopts the
-tasks that were in flight. It wakes on :meth:`Engine.wake` (the API calls it after a create or a cancel) and
-also looks for work every ``settings.engine_poll_seconds``, because the API may run in another process.
+It hands QUEUED tasks to the backend while the backend has room, owners taking turns (oldest first within a
+turn); turns what the backend reports into state and logs; tears down tasks the API marked CANCELING; and
+after a restart re-adopts the tasks that were in flight. It wakes on :meth:`Engine.wake` (the API calls it
+after a create or a cancel) and also looks for work every ``settings.engine_poll_seconds``, because the API
+may run in another process.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ktes import metrics
 from ktes.backends.base import Backend, ReportsReadiness
 from ktes.config import Settings
 from ktes.engine import recording
+from ktes.engine.fair_shares import FairShares
 from ktes.errors import StoreUnavailable
 from ktes.logs import TASK_ID
 from ktes.run import clock
@@ -55,6 +57,7 @@ class Engine:
         self._canceling: dict[str, asyncio.Task[None]] = {}
         #: tasks whose backend reported Ended (so a run that returns without it is noticed).
         self._ended: set[str] = set()
+        self._fair = FairShares()
         #: for readiness: "stopped", "starting", "running" or "stopping".
         self.status = "stopped"
 
@@ -170,8 +173,8 @@ class Engine:
 
     async def _dispatch(self) -> None:
         while not self._stopping:
-            queued = await self._db(self._store.tasks_in, {State.QUEUED}, DISPATCH_BATCH)
-            for task in queued:
+            queued = await self._db(self._store.queued_in_turns, DISPATCH_BATCH)
+            for task in self._fair.order(queued):
                 if task.id is None or task.id in self._running:
                     continue
                 if not self._backend.admit(task):
@@ -190,6 +193,7 @@ class Engine:
                     "engine: task %s handed to the %s backend", task.id, self._backend.name, extra={"task_id": task.id}
                 )
                 self._launch(started, adopt=False)
+                self._fair.served(task.owner)
             if len(queued) < DISPATCH_BATCH:
                 metrics.dispatch_lag(None)
                 return

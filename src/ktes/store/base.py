@@ -24,6 +24,8 @@ class TaskFilter:
     also_states: tuple[State, ...] = ()
     #: zipped tag_key/tag_value; "" means "has the key".
     tags: dict[str, str] = field(default_factory=dict)
+    #: only this user's tasks (None: everyone's, for admins and with auth off).
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,23 @@ class Store(Protocol):
         """The whole task. Raises :class:`ktes.errors.TaskNotFound`."""
         ...
 
-    def get_view(self, task_id: str, view: View) -> dict[str, Any]:
-        """The task's JSON document shaped by ``view``. Raises TaskNotFound."""
+    def get_view(self, task_id: str, view: View, owner: str | None = None) -> dict[str, Any]:
+        """The task's JSON document shaped by ``view``. Raises TaskNotFound, also when ``owner`` is given and
+        the task is not that user's (another user's task answers exactly like an unknown one)."""
+        ...
+
+    def owners(self, task_ids: Collection[str]) -> dict[str, str | None]:
+        """The owner of each of ``task_ids`` that exists (None: stored while auth was off)."""
+        ...
+
+    def count_active(self, owner: str) -> int:
+        """How many of ``owner``'s tasks have not ended yet (QUEUED up to CANCELING)."""
+        ...
+
+    def queued_in_turns(self, limit: int) -> list[Task]:
+        """Up to ``limit`` QUEUED tasks, owners taking turns: each owner's oldest first, then each owner's
+        second oldest, and so on (oldest first within a turn). The engine dispatches in this order, so one
+        user's thousands of queued tasks never starve another user's one."""
         ...
 
     def list_tasks(

@@ -15,8 +15,8 @@ from ktes.tes.models import View
 
 @runtime_checkable
 class JsonReads(Protocol):
-    def get_view_json(self, task_id: str, view: View) -> bytes:
-        """The task shaped by ``view`` as a JSON body. Raises TaskNotFound."""
+    def get_view_json(self, task_id: str, view: View, owner: str | None = None) -> bytes:
+        """The task shaped by ``view`` as a JSON body. Raises TaskNotFound (also for another ``owner``'s)."""
         ...
 
     def list_tasks_json(

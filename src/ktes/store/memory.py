@@ -24,6 +24,8 @@ from ktes.tes.states import ALLOWED_FROM, TERMINAL
 
 
 def _matches(task: Task, flt: TaskFilter) -> bool:
+    if flt.owner is not None and task.owner != flt.owner:
+        return False
     if flt.state is not None and task.state != flt.state and task.state not in flt.also_states:
         return False
     if flt.name_prefix is not None and not (task.name or "").startswith(flt.name_prefix):
@@ -59,9 +61,31 @@ class MemoryStore:
         with self._lock:
             return self._find(task_id).model_copy(deep=True)
 
-    def get_view(self, task_id: str, view: View) -> dict[str, Any]:
+    def get_view(self, task_id: str, view: View, owner: str | None = None) -> dict[str, Any]:
         with self._lock:
-            return views.shape(views.document(self._find(task_id)), view)
+            task = self._find(task_id)
+            if owner is not None and task.owner != owner:
+                raise TaskNotFound(task_id)
+            return views.shape(views.document(task), view)
+
+    def owners(self, task_ids: Collection[str]) -> dict[str, str | None]:
+        with self._lock:
+            return {i: self._tasks[i].owner for i in task_ids if i in self._tasks}
+
+    def count_active(self, owner: str) -> int:
+        with self._lock:
+            return sum(1 for t in self._tasks.values() if t.owner == owner and t.state not in TERMINAL)
+
+    def queued_in_turns(self, limit: int) -> list[Task]:
+        with self._lock:
+            turns: dict[str | None, int] = {}
+            ranked: list[tuple[int, str, Task]] = []
+            for task_id, task in sorted(self._tasks.items()):
+                if task.state == State.QUEUED:
+                    turn = turns[task.owner] = turns.get(task.owner, 0) + 1
+                    ranked.append((turn, task_id, task))
+            ranked.sort(key=lambda item: (item[0], item[1]))
+            return [task.model_copy(deep=True) for _, _, task in ranked[:limit]]
 
     def list_tasks(
         self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None

@@ -162,6 +162,12 @@ def _fetchone(cursor: Any, sql: str, params: tuple[Any, ...]) -> Any:
     return cursor.fetchone()
 
 
+def _task(doc: str, owner: str | None) -> Task:
+    task = Task.model_validate_json(doc)
+    task.owner = owner
+    return task
+
+
 def _doc_size(row: Sequence[Any]) -> int:
     """A listed document's size: its length in characters, as good as bytes for a budget (mostly ASCII)."""
     return len(row[1])
@@ -194,6 +200,15 @@ class SqlStore:
         self._sql_minimal = f"SELECT id, state FROM tasks WHERE id = {mark}"
         self._sql_doc = f"SELECT doc FROM task_docs WHERE task_id = {mark}"
         self._sql_basic = f"SELECT coalesce(basic, doc) FROM task_docs WHERE task_id = {mark}"
+        self._sql_doc_owner = (
+            f"SELECT task_docs.doc, tasks.owner FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id "
+            f"WHERE tasks.id = {mark}"
+        )
+        # The same reads limited to one owner's tasks: another user's id is not found, like an unknown one.
+        self._sql_minimal_of = f"SELECT id, state FROM tasks WHERE id = {mark} AND owner = {mark}"
+        joined = f"FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id WHERE tasks.id = {mark} AND tasks.owner"
+        self._sql_doc_of = f"SELECT task_docs.doc {joined} = {mark}"
+        self._sql_basic_of = f"SELECT coalesce(task_docs.basic, task_docs.doc) {joined} = {mark}"
 
     # --- writes -------------------------------------------------------------------------------------
 
@@ -233,6 +248,7 @@ class SqlStore:
                     "state": task.state.value,
                     "name": task.name,
                     "creation_time": task.creation_time,
+                    "owner": task.owner,
                 }
             )
             doc_rows.append({"task_id": task.id, **_documents(task)})
@@ -291,7 +307,7 @@ class SqlStore:
         if not is_id(task_id):
             raise TaskNotFound(task_id)
         query = (
-            sa.select(tasks.c.state, task_docs.c.doc)
+            sa.select(tasks.c.state, task_docs.c.doc, tasks.c.owner)
             .join_from(tasks, task_docs, task_docs.c.task_id == tasks.c.id)
             .where(tasks.c.id == task_id)
             .with_for_update()
@@ -299,7 +315,7 @@ class SqlStore:
         row = conn.execute(query).first()
         if row is None:
             raise TaskNotFound(task_id)
-        return State(row.state), Task.model_validate_json(row.doc)
+        return State(row.state), _task(row.doc, row.owner)
 
     def _sync_tags(self, conn: Connection, task: Task, before: dict[str, str]) -> None:
         after = task.tags or {}
@@ -311,10 +327,10 @@ class SqlStore:
 
     # --- reads --------------------------------------------------------------------------------------
 
-    def _fetch_one(self, sql: str, task_id: str) -> Any:
+    def _fetch_one(self, sql: str, task_id: str, *more: str) -> Any:
         if not is_id(task_id):  # not one of ours: no need to ask the database
             raise TaskNotFound(task_id)
-        row = self._raw_read(lambda cursor: _fetchone(cursor, sql, (task_id,)))
+        row = self._raw_read(lambda cursor: _fetchone(cursor, sql, (task_id, *more)))
         if row is None:
             raise TaskNotFound(task_id)
         return row
@@ -350,18 +366,91 @@ class SqlStore:
 
     @_outage_is_unavailable
     def get(self, task_id: str) -> Task:
-        return Task.model_validate_json(self._fetch_one(self._sql_doc, task_id)[0])
+        doc, owner = self._fetch_one(self._sql_doc_owner, task_id)
+        return _task(doc, owner)
 
-    def get_view(self, task_id: str, view: View) -> dict[str, Any]:
-        return dict(orjson.loads(self.get_view_json(task_id, view)))
+    def get_view(self, task_id: str, view: View, owner: str | None = None) -> dict[str, Any]:
+        return dict(orjson.loads(self.get_view_json(task_id, view, owner)))
 
     @_outage_is_unavailable
-    def get_view_json(self, task_id: str, view: View) -> bytes:
+    def get_view_json(self, task_id: str, view: View, owner: str | None = None) -> bytes:
+        if owner is not None:
+            if view is View.MINIMAL:
+                row = self._fetch_one(self._sql_minimal_of, task_id, owner)
+                return orjson.dumps({"id": row[0], "state": row[1]})
+            sql = self._sql_doc_of if view is View.FULL else self._sql_basic_of
+            return str(self._fetch_one(sql, task_id, owner)[0]).encode()
         if view is View.MINIMAL:
             row = self._fetch_one(self._sql_minimal, task_id)
             return orjson.dumps({"id": row[0], "state": row[1]})
         doc: str = self._fetch_one(self._sql_doc if view is View.FULL else self._sql_basic, task_id)[0]
         return doc.encode()
+
+    @_outage_is_unavailable
+    def owners(self, task_ids: Collection[str]) -> dict[str, str | None]:
+        ids = [task_id for task_id in task_ids if is_id(task_id)]
+        if not ids:
+            return {}
+        with self._reader.connect() as conn:
+            rows = conn.execute(sa.select(tasks.c.id, tasks.c.owner).where(tasks.c.id.in_(ids))).all()
+        return {row.id: row.owner for row in rows}
+
+    @_outage_is_unavailable
+    def count_active(self, owner: str) -> int:
+        active = [s.value for s in State if s not in TERMINAL and s is not State.UNKNOWN]
+        query = sa.select(sa.func.count()).select_from(tasks).where(tasks.c.owner == owner, tasks.c.state.in_(active))
+        with self._reader.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    @_outage_is_unavailable
+    def queued_in_turns(self, limit: int) -> list[Task]:
+        # The owners with QUEUED tasks, by a skip scan of ix_tasks_state_owner_id (one index seek per owner,
+        # however many tasks each has queued), then each owner's oldest few: a look costs about the same with
+        # 100 or 100,000 queued tasks.
+        queued = State.QUEUED.value
+        owners_sql = sa.text(
+            "WITH RECURSIVE o(owner) AS ("
+            " SELECT min(owner) FROM tasks WHERE state = :q"
+            " UNION ALL"
+            " SELECT (SELECT min(owner) FROM tasks WHERE state = :q AND owner > o.owner) FROM o"
+            " WHERE o.owner IS NOT NULL"
+            ") SELECT owner FROM o WHERE owner IS NOT NULL"
+        )
+        oldest_sql = sa.text(
+            "SELECT id FROM tasks WHERE state = :q AND owner = :o AND id > :after ORDER BY id LIMIT :k"
+        )
+        unowned_sql = sa.text(
+            "SELECT id FROM tasks WHERE state = :q AND owner IS NULL AND id > :after ORDER BY id LIMIT :k"
+        )
+        with self._reader.connect() as conn:
+            owners: list[str | None] = [row[0] for row in conn.execute(owners_sql, {"q": queued})]
+            owners.append(None)  # tasks stored while auth was off
+            got: dict[str | None, list[str]] = {owner: [] for owner in owners}
+            active = list(owners)
+            # Rounds: each owner still with tasks fetches its share of what is missing, until the batch is
+            # full or every owner has given all it has (so a full batch means more may be waiting).
+            while active and sum(len(ids) for ids in got.values()) < limit:
+                share = -(-(limit - sum(len(ids) for ids in got.values())) // len(active))
+                still = []
+                for owner in active:
+                    params = {"q": queued, "o": owner, "k": share, "after": got[owner][-1] if got[owner] else ""}
+                    rows = [row[0] for row in conn.execute(unowned_sql if owner is None else oldest_sql, params)]
+                    got[owner].extend(rows)
+                    if len(rows) == share:
+                        still.append(owner)
+                active = still
+            ranked = [(turn, task_id) for ids in got.values() for turn, task_id in enumerate(ids, start=1)]
+            ranked.sort()
+            chosen = [task_id for _, task_id in ranked[:limit]]
+            if not chosen:
+                return []
+            query = (
+                sa.select(tasks.c.id, task_docs.c.doc, tasks.c.owner)
+                .join_from(tasks, task_docs, task_docs.c.task_id == tasks.c.id)
+                .where(tasks.c.id.in_(chosen))
+            )
+            found = {row.id: _task(row.doc, row.owner) for row in conn.execute(query)}
+        return [found[task_id] for task_id in chosen if task_id in found]
 
     @_outage_is_unavailable
     def list_tasks(
@@ -427,6 +516,10 @@ class SqlStore:
         if after is not None:
             conditions.append(f"{order} < {mark}")
             params.append(after)
+        if flt.owner is not None:
+            # ix_tasks_owner_id_state holds one owner's ids in order: the page is read without a sort.
+            conditions.append(f"tasks.owner = {mark}")
+            params.append(flt.owner)
         if flt.state is not None and flt.also_states:
             states = [flt.state.value, *(s.value for s in flt.also_states)]
             conditions.append(f"tasks.state IN ({', '.join([mark] * len(states))})")
@@ -512,7 +605,7 @@ class SqlStore:
     @_outage_is_unavailable
     def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
         query = (
-            sa.select(task_docs.c.doc)
+            sa.select(task_docs.c.doc, tasks.c.owner)
             .join_from(tasks, task_docs, task_docs.c.task_id == tasks.c.id)
             .where(tasks.c.state.in_([s.value for s in states]))
             .order_by(tasks.c.id.asc())
@@ -520,8 +613,8 @@ class SqlStore:
         if limit is not None:
             query = query.limit(limit)
         with self._reader.connect() as conn:
-            docs = conn.execute(query).scalars().all()
-        return [Task.model_validate_json(doc) for doc in docs]
+            rows = conn.execute(query).all()
+        return [_task(row.doc, row.owner) for row in rows]
 
     # --- operations ---------------------------------------------------------------------------------
 

@@ -21,7 +21,13 @@ tasks = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("name", NameText, nullable=True),
     sa.Column("creation_time", sa.String(40), nullable=False),
+    # Who created the task (NULL: stored while auth was off; such tasks are the admins' only).
+    sa.Column("owner", sa.Text, nullable=True),
     sa.Index("ix_tasks_state_id", "state", "id"),
+    # A user's own tasks in id order (keyset paging), state too so a MINIMAL page is read from the index alone
+    sa.Index("ix_tasks_owner_id_state", "owner", "id", "state"),
+    # The owners with QUEUED tasks and each one's oldest (fair dispatch), and a user's active tasks (limit)
+    sa.Index("ix_tasks_state_owner_id", "state", "owner", "id"),
     # state too, so a MINIMAL page filtered by name is read from the index alone
     sa.Index("ix_tasks_name_id_state", "name", "id", "state"),
     # SQLite: rows clustered by id, so an id lookup is one b-tree search and a scan in id order reads rows

@@ -118,6 +118,9 @@ class Task(_Model):
     tags: dict[str, str] | None = None
     logs: list[TaskLog] | None = None
     creation_time: str | None = None
+    #: ktes's own: the user who created the task (None: auth was off). Never serialised (``exclude``), never
+    #: taken from a request (the API sets it), kept by the store in its own column.
+    owner: str | None = Field(default=None, exclude=True)
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

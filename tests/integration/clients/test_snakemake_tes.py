@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.ktes_server import KtesServer
+from tests.fixtures.ktes_server import KtesServer, StartServer
+from tests.fixtures.oidc import OidcProvider
 from tests.fixtures.servers import S3Server
 
 pytestmark = pytest.mark.containers
@@ -44,9 +45,10 @@ rule summarize:
 """
 
 
-def task_logs(server: KtesServer) -> str:
+def task_logs(server: KtesServer, token: str | None = None) -> str:
     """What ktes says about each task (Snakemake only says "see the cluster/cloud log")."""
-    tasks = httpx.get(f"{server.tes_url}/tasks", params={"view": "FULL"}, timeout=30).json()["tasks"]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    tasks = httpx.get(f"{server.tes_url}/tasks", params={"view": "FULL"}, headers=headers, timeout=30).json()["tasks"]
     lines = []
     for task in tasks:
         lines.append(f"task {task['id']} {task.get('name')}: {task['state']}")
@@ -57,13 +59,27 @@ def task_logs(server: KtesServer) -> str:
     return "\n".join(lines)
 
 
+@pytest.fixture(params=["open", "oidc-token"])
+def target(
+    request: pytest.FixtureRequest, ktes_server: StartServer, storage_env: dict[str, str]
+) -> tuple[KtesServer, str | None]:
+    """``ktes serve`` as ``ktes_for_clients`` makes it, open or with OIDC on (then a token from the provider)."""
+    env = {**storage_env, "KTES_LOCAL_NETWORK": "host"}
+    if request.param == "open":
+        return ktes_server(env=env), None
+    provider: OidcProvider = request.getfixturevalue("oidc_provider")
+    env.update(KTES_AUTH="oidc", KTES_OIDC_ISSUER=provider.issuer, KTES_OIDC_AUDIENCE="ktes")
+    return ktes_server(env=env), provider.token("snakemake-user")
+
+
 def test_two_rule_workflow_with_data_in_s3(
     client_venvs: dict[str, Path],
     snakemake_image: str,
-    ktes_for_clients: KtesServer,
+    target: tuple[KtesServer, str | None],
     s3_server: S3Server,
     tmp_path: Path,
 ) -> None:
+    ktes_for_clients, token = target
     workdir = tmp_path / "workflow"
     workdir.mkdir()
     (workdir / "Snakefile").write_text(SNAKEFILE)
@@ -97,10 +113,11 @@ def test_two_rule_workflow_with_data_in_s3(
         "1",
         "--directory",
         str(workdir),
+        *(["--tes-token", token] if token else []),
     ]
     env = {**os.environ, "GITHUB_WORKSPACE": str(tmp_path), "HOME": str(tmp_path)}
     result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=540, check=False)
-    assert result.returncode == 0, f"snakemake failed:\n{result.stderr[-6000:]}\n{task_logs(ktes_for_clients)}"
+    assert result.returncode == 0, f"snakemake failed:\n{result.stderr[-6000:]}\n{task_logs(ktes_for_clients, token)}"
 
     s3 = s3_server.client()
     greeting = s3.get_object(Bucket=s3_server.bucket, Key=f"{prefix}/results/greeting.txt")["Body"].read()

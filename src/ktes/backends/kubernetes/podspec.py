@@ -34,6 +34,7 @@ from pydantic import SecretStr
 
 from ktes.backends.kubernetes import filevolume
 from ktes.backends.kubernetes.installation import INSTALLATION_LABEL
+from ktes.backends.kubernetes.owner_labels import owner_labels, user_queue
 from ktes.config import Settings
 from ktes.errors import BackendError
 from ktes.run.result import STAGE_IN_DONE, result_file
@@ -471,15 +472,16 @@ def job(task: Task, settings: Settings, entrypoint_config_map: str) -> dict[str,
         ],
         **_scheduling(task, settings, given),
     }
-    job_labels = labels(task.id, settings)
-    if given.get("queue"):
-        job_labels[settings.k8s_queue_label] = given["queue"]
+    job_labels = labels(task.id, settings) | owner_labels(task)
+    queue = user_queue(task, settings) or given.get("queue")  # the operator's mapping wins over the task's
+    if queue:
+        job_labels[settings.k8s_queue_label] = queue
     spec: dict[str, Any] = {
         "backoffLimit": 0,
         "completions": 1,
         "parallelism": 1,
         "ttlSecondsAfterFinished": settings.k8s_ttl_seconds_after_finished,
-        "template": {"metadata": {"labels": labels(task.id, settings)}, "spec": pod_spec},
+        "template": {"metadata": {"labels": labels(task.id, settings) | owner_labels(task)}, "spec": pod_spec},
     }
     if deadline:
         spec["activeDeadlineSeconds"] = deadline

@@ -1,0 +1,81 @@
+"""The owner column on both stores: migration of an existing database, owner-limited reads, and fair turns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+
+from ktes.errors import TaskNotFound
+from ktes.store.base import TaskFilter
+from ktes.store.migrate import alembic_config
+from ktes.store.sql import make_engine, open_store
+from ktes.tes.models import Executor, State, Task, View
+from tests.fixtures.postgres import new_database
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ktes.db'}"
+    return new_database(request.getfixturevalue("postgres_url"))
+
+
+def owned(owner: str | None, name: str = "t") -> Task:
+    return Task(name=name, executors=[Executor(image="a", command=["b"])], owner=owner)
+
+
+def test_tasks_stored_before_the_owner_column_belong_to_no_one(url: str) -> None:
+    engine = make_engine(url)
+    config = alembic_config()
+    with engine.execution_options(ktes_write=True).begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(
+            sa.text("INSERT INTO tasks (id, state, name, creation_time) VALUES (:i, 'QUEUED', 'old', 'x')"),
+            {"i": "t" + "1" * 26},
+        )
+        conn.execute(
+            sa.text("INSERT INTO task_docs (task_id, doc) VALUES (:i, :d)"),
+            {"i": "t" + "1" * 26, "d": '{"id":"t' + "1" * 26 + '","state":"QUEUED","name":"old","executors":[]}'},
+        )
+    engine.dispose()
+    store = open_store(url)  # migrates to the newest revision
+    try:
+        old = "t" + "1" * 26
+        assert store.get(old).owner is None
+        assert store.owners([old]) == {old: None}
+        with pytest.raises(TaskNotFound):
+            store.get_view_json(old, View.BASIC, owner="alice")
+        assert [t["id"] for t in store.list_tasks(TaskFilter(), 10, None, View.MINIMAL).tasks] == [old]
+        assert store.list_tasks(TaskFilter(owner="alice"), 10, None, View.MINIMAL).tasks == []
+    finally:
+        store.close()
+
+
+def test_owner_limited_reads_pages_counts_and_turns(url: str) -> None:
+    store = open_store(url)
+    try:
+        alices = [store.create(owned("alice", f"a{i}")) for i in range(5)]
+        bobs = store.create(owned("bob"))
+        assert store.get(bobs).owner == "bob"
+        for view in View:
+            assert store.get_view_json(bobs, view, owner="bob")
+            with pytest.raises(TaskNotFound):
+                store.get_view_json(bobs, view, owner="alice")
+        first = store.list_tasks(TaskFilter(owner="alice"), 2, None, View.MINIMAL)
+        second = store.list_tasks(TaskFilter(owner="alice"), 2, first.next_page_token, View.MINIMAL)
+        assert [t["id"] for t in first.tasks + second.tasks] == alices[::-1][:4]
+        assert store.count_active("alice") == 5 and store.count_active("carol") == 0
+        assert store.transition(alices[0], State.CANCELING) is not None
+        assert store.transition(alices[0], State.CANCELED) is not None
+        assert store.count_active("alice") == 4
+        turns = [t.id for t in store.queued_in_turns(3)]
+        assert turns == [alices[1], bobs, alices[2]]
+        started = store.transition(alices[1], State.INITIALIZING)
+        assert started is not None and started.owner == "alice"
+        assert {t.owner for t in store.tasks_in({State.QUEUED})} == {"alice", "bob"}
+    finally:
+        store.close()
