@@ -20,6 +20,7 @@ from ktes.store.base import Store, TaskFilter
 from ktes.store.memory import MemoryStore
 from ktes.store.migrate import alembic_config
 from ktes.store.sql import SqlStore, make_engine, open_store
+from ktes.tes import views
 from ktes.tes.ids import new_id, rfc3339
 from ktes.tes.models import Executor, ExecutorLog, Input, State, Task, TaskLog, View, dump
 from ktes.tes.validation import Limits
@@ -266,10 +267,29 @@ def test_tasks_stored_before_an_upgrade_read_the_same_after_it(url: str) -> None
     with engine.execution_options(ktes_write=True).begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0001")
-    old = SqlStore(engine)
-    rich = old.create(task(name="rich", inputs=[Input(path="/a", content="x" * 100_000)], tags={"k": "v"}))
-    full, basic = old.get_view_json(rich, View.FULL), old.get_view_json(rich, View.BASIC)
-    old.close()
+    # Written as the first schema holds them (today's store writes columns that schema does not have).
+    rich, ms = new_id()
+    stored = task(
+        id=rich,
+        state=State.QUEUED,
+        creation_time=rfc3339(ms),
+        name="rich",
+        inputs=[Input(path="/a", content="x" * 100_000)],
+        tags={"k": "v"},
+    )
+    doc = orjson.dumps(document(stored))
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO tasks (id, state, name, creation_time) VALUES (:id, 'QUEUED', 'rich', :t)"),
+            {"id": rich, "t": stored.creation_time},
+        )
+        conn.execute(
+            sa.text("INSERT INTO task_docs (task_id, doc, basic) VALUES (:id, :doc, :basic)"),
+            {"id": rich, "doc": doc.decode(), "basic": views.basic_json(doc).decode()},
+        )
+        conn.execute(sa.text("INSERT INTO task_tags (task_id, key, value) VALUES (:id, 'k', 'v')"), {"id": rich})
+    engine.dispose()
+    full, basic = doc, views.basic_json(doc)
     store = open_store(url)
     assert store.get_view_json(rich, View.FULL) == full
     assert store.get_view_json(rich, View.BASIC) == basic
