@@ -11,7 +11,7 @@ import pytest
 from ktes.backends.kubernetes.backend import KubernetesBackend
 from ktes.backends.kubernetes.lease import LeaseLeadership
 from ktes.config import Settings
-from ktes.run.observations import Ended, ExecutorFinished, Observation
+from ktes.run.observations import Ended, ExecutorFinished, Observation, SystemLog
 from ktes.run.result import RESULT_MARKER, ExecutorReport
 from ktes.tes.models import Executor, State, Task
 from tests.fixtures.fake_kube import FakeKube, fake_kube
@@ -150,9 +150,21 @@ async def test_sweep_removes_only_what_no_active_task_owns(backend: KubernetesBa
 
 async def test_adopt_without_its_job_settles_the_task(backend: KubernetesBackend) -> None:
     report = Recorder()
-    await backend.adopt(task("gone", ["true"]), report)
+    await backend.adopt(task("gone", ["true"]).model_copy(update={"state": State.RUNNING}), report)
     assert report.ended.state == State.SYSTEM_ERROR
     assert "was gone when ktes restarted" in (report.ended.reason or "")
+
+
+async def test_adopt_of_a_task_whose_job_was_never_made_starts_it(
+    backend: KubernetesBackend, fake_kube: FakeKube
+) -> None:
+    report = Recorder()
+    taken = task("taken", ["echo", "hi"]).model_copy(update={"state": State.INITIALIZING})
+    adopting = asyncio.create_task(backend.adopt(taken, report))
+    await kubelet(fake_kube, "taken", {"executor-0": result_line(0, 0, "hi\n")})
+    await asyncio.wait_for(adopting, 30)
+    assert report.ended.state == State.COMPLETE
+    assert any(isinstance(o, SystemLog) and "restarted before the task's Job" in o.line for o in report.seen)
 
 
 async def test_one_leader_at_a_time_and_a_release_hands_over(fake_kube: FakeKube) -> None:

@@ -242,6 +242,12 @@ class KubernetesBackend:
     async def adopt(self, task: Task, report: Reporter) -> None:
         assert task.id is not None
         task_id = task.id
+        if task.state == State.INITIALIZING and await self.kube.read_job(job_name(task_id)) is None:
+            # The last engine stopped (a rolling upgrade, a crash) after taking the task and before its Job
+            # existed: nothing of it ran, so it starts now.
+            await report(task_id, SystemLog("ktes restarted before the task's Job was made; making it now"))
+            await self.run(task, report)
+            return
         self._reserved.add(task_id)
         self._following.add(task_id)
         entry = self._cache.follow(task_id)
