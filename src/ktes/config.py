@@ -116,6 +116,13 @@ class Settings(BaseSettings):
     oidc_jwks_refresh_seconds: float = Field(
         default=10.0, description="At most one JWKS fetch per this many seconds (an unknown kid triggers one)"
     )
+    oidc_client_id: str | None = Field(
+        default=None, description="The dashboard's client id at the provider: turns on its Sign in (code + PKCE)"
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="That client's secret, when the provider makes it a confidential client"
+    )
+    oidc_scope: str = Field(default="openid", description="Scopes the dashboard's sign-in asks for")
     user_max_active_tasks: int | None = Field(
         default=None, description="Per-user limit on tasks not yet ended (over it: 429 with Retry-After)"
     )

@@ -19,7 +19,7 @@ from ktes.api import errors, guards
 from ktes.api.extensions import extension_routes
 from ktes.api.health import EngineStatus, health_routes
 from ktes.api.metrics_http import HttpMetrics, metrics_route
-from ktes.api.service_info import service_info
+from ktes.api.service_info import SECURITY_PATH, security_document, service_info
 from ktes.api.tasks import JSON, task_routes
 from ktes.auth.authenticator import Authenticator
 from ktes.auth.middleware import AuthMiddleware
@@ -28,6 +28,7 @@ from ktes.capabilities import Capabilities
 from ktes.config import Settings
 from ktes.store.base import Store
 from ktes.web.pages import ui_routes
+from ktes.web.signin import SignIn
 
 PREFIX = "/ga4gh/tes/v1"
 
@@ -49,23 +50,29 @@ def create_app(
     (``ktes.auth.middleware``)."""
     app = FastAPI(title="ktes", version=ktes.__version__, openapi_url=None, docs_url=None, redoc_url=None)
     errors.install(app)
-    app.add_middleware(AuthMiddleware, authenticator=authenticator or Authenticator(settings))
+    authenticator = authenticator or Authenticator(settings)
+    app.add_middleware(AuthMiddleware, authenticator=authenticator)
     guards.install(app, settings)
     if settings.metrics_enabled:
         app.add_middleware(HttpMetrics, routes=app.router.routes)
     info = orjson.dumps(service_info(settings, capabilities))
+    security = orjson.dumps(security_document(settings))
 
     async def get_service_info(_request: Request) -> Response:
         return Response(info, media_type=JSON)
+
+    async def get_security(_request: Request) -> Response:
+        return Response(security, media_type=JSON)
 
     app.router.routes.extend(
         [
             *task_routes(PREFIX, settings, store, capabilities, wake),
             Route(PREFIX + "/service-info", get_service_info, methods=["GET"], name="GetServiceInfo"),
+            Route(SECURITY_PATH, get_security, methods=["GET"], name="KtesSecurity"),
             *health_routes(settings, store, engine_status, backend),
             *([metrics_route(store)] if settings.metrics_enabled else []),
             *extension_routes(store, backend),
-            *ui_routes(),
+            *ui_routes(SignIn(settings, authenticator.oidc)),
         ]
     )
     return app

@@ -6,7 +6,9 @@
 - ``GET /ktes/v1/summary``: task counts by state (one grouped read of the state index), the backend and its
   capacity, the queue length, and recent throughput.
 
-They are ordinary routes of the app, so whatever protects the TES routes protects them too.
+They are ordinary routes of the app, so whatever protects the TES routes protects them too, and they see what
+GetTask sees: a user reads only their own tasks' output (another user's task is a 404, like an unknown one)
+and counts only their own tasks (admins: everyone's).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from ktes.api.log_feeds import LogFeeds
+from ktes.auth.access import owner_scope
+from ktes.auth.middleware import principal_of
 from ktes.backends.base import Backend, Stream
-from ktes.errors import InvalidTask
+from ktes.errors import InvalidTask, TaskNotFound
 from ktes.store.base import Store
 from ktes.tes.models import State
 from ktes.tes.states import TERMINAL
@@ -88,11 +92,15 @@ def extension_routes(store: Store, backend: Backend | None) -> list[BaseRoute]:
     feeds = LogFeeds(store, backend) if backend is not None else None
     throughput = Throughput()
 
-    async def summary(_request: Request) -> Response:
+    async def summary(request: Request) -> Response:
+        # Counts are the caller's own tasks (admins: everyone's); queue length and throughput are the
+        # service's (how busy it is), never naming a task or a user.
+        owner = owner_scope(principal_of(request))
         counts = await run_in_threadpool(store.count_by_state)
+        own = counts if owner is None else await run_in_threadpool(store.count_by_state, owner)
         body: dict[str, Any] = {
-            "counts": {state.value: counts.get(state, 0) for state in State if state is not State.UNKNOWN},
-            "total": sum(counts.values()),
+            "counts": {state.value: own.get(state, 0) for state in State if state is not State.UNKNOWN},
+            "total": sum(own.values()),
             "queue_length": counts.get(State.QUEUED, 0),
             "throughput": throughput.observe(sum(n for s, n in counts.items() if s in TERMINAL)),
         }
@@ -103,6 +111,9 @@ def extension_routes(store: Store, backend: Backend | None) -> list[BaseRoute]:
     async def executor_logs(request: Request) -> Response:
         task_id = request.path_params["task_id"]
         task = await run_in_threadpool(store.get, task_id)  # 404 for an unknown task
+        owner = owner_scope(principal_of(request))
+        if owner is not None and task.owner != owner:
+            raise TaskNotFound(task_id)  # another user's task answers exactly like an unknown one
         index = _int_param(request, "executor", 0)
         if index >= len(task.executors):
             raise InvalidTask("executor", f"task {task_id} has {len(task.executors)} executor(s), numbered from 0")

@@ -1,9 +1,11 @@
 """The ASGI middleware that guards every route but the public ones, and how routes learn who is asking.
 
 Everything is protected unless listed in :data:`PUBLIC_PATHS` / :data:`PUBLIC_PREFIXES` (reads only), so a
-route added later (live logs, ...) is protected without doing anything. Public: service-info, the health and
-readiness probes, metrics, and the dashboard's pages and assets under ``/ui/`` (shells: what they show comes
-from the protected API). CORS preflight requests (OPTIONS) pass: browsers send them without credentials.
+route added later (live logs, ...) is protected without doing anything. Public: service-info, the security
+schemes (``/ktes/v1/security``), the health and readiness probes, metrics, and the dashboard's pages and assets
+under ``/ui/`` (shells: what they show comes from the protected API). One write is public: the dashboard's
+sign-in posts its authorization code to ``/ui/signin/token`` (the user has no token yet). CORS preflight
+requests (OPTIONS) pass: browsers send them without credentials.
 
 Routes read the caller with :func:`principal_of` (None when auth is off), or, in FastAPI routes, depend on
 :func:`require_principal`.
@@ -19,14 +21,20 @@ from ktes.auth.authenticator import Authenticator
 from ktes.auth.principal import AuthFailed, Principal
 
 TES_PREFIX = "/ga4gh/tes/v1"
-PUBLIC_PATHS = frozenset({TES_PREFIX + "/service-info", "/", "/healthz", "/readyz", "/metrics", "/ui"})
+PUBLIC_PATHS = frozenset(
+    {TES_PREFIX + "/service-info", "/ktes/v1/security", "/", "/healthz", "/readyz", "/metrics", "/ui"}
+)
 #: The dashboard's pages and assets (read-only shells: what they show comes from the protected API).
 PUBLIC_PREFIXES = ("/ui/",)
+#: Writes that need no credentials: the dashboard's sign-in hands its code to ktes (the user has no token yet).
+PUBLIC_POSTS = frozenset({"/ui/signin/token"})
 _READS = frozenset({"GET", "HEAD"})
 _STATE_KEY = "ktes_principal"
 
 
 def is_public(path: str, method: str = "GET") -> bool:
+    if method == "POST":
+        return path in PUBLIC_POSTS
     return method in _READS and (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES))
 
 

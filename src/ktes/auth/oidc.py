@@ -100,6 +100,7 @@ class OidcVerifier:
         self.refresh_seconds = refresh_seconds
         self._http = httpx.AsyncClient(timeout=10.0, transport=transport)
         self._jwks_uri: str | None = None
+        self._discovery: dict[str, Any] | None = None
         self._keys: KeySet | None = None
         self._fetched_at = float("-inf")
         self._fetching: asyncio.Lock | None = None
@@ -140,10 +141,19 @@ class OidcVerifier:
                 if not isinstance(jwks_uri, str):
                     raise OidcUnavailable("the identity provider's discovery document has no jwks_uri")
                 self._jwks_uri = jwks_uri
+                self._discovery = discovery
             try:
                 self._keys = KeySet.import_key_set(await self._get_json(self._jwks_uri))  # type: ignore[arg-type]
             except (JoseError, ValueError, TypeError) as exc:
                 raise OidcUnavailable("the identity provider's JWKS cannot be read") from exc
+
+    async def provider_metadata(self) -> dict[str, Any]:
+        """The provider's discovery document (read once, with the keys)."""
+        if self._discovery is None:
+            await self._refresh(force=False)
+        if self._discovery is None:
+            raise OidcUnavailable("the identity provider cannot be reached; try again later")
+        return self._discovery
 
     def _has_key(self, kid: str | None) -> bool:
         if self._keys is None:
@@ -161,6 +171,21 @@ class OidcVerifier:
             if hit[1] > time.time():
                 return hit[0]
             del self._verified[token]
+        claims = await self.verified_claims(token, self.audience)
+        principal = self._principal(claims)
+        expires = float(claims["exp"])
+        if len(self._verified) >= TOKEN_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (principal, min(expires, time.time() + TOKEN_CACHE_SECONDS))
+        return principal
+
+    def user_of(self, claims: dict[str, Any]) -> Principal:
+        """The user the verified ``claims`` name. Raises :class:`AuthFailed`."""
+        return self._principal(claims)
+
+    async def verified_claims(self, token: str, audience: str | None) -> dict[str, Any]:
+        """The claims of a token of this issuer for ``audience`` (e.g. an ID token for the dashboard's client
+        id), checked as :meth:`verify` checks, not remembered. Raises :class:`AuthFailed`."""
         if len(token) > MAX_TOKEN_BYTES:
             raise AuthFailed("token too long")
         header = _header(token)
@@ -178,7 +203,7 @@ class OidcVerifier:
             if not self._has_key(kid):
                 raise AuthFailed("token signed by an unknown key")
         try:
-            claims = self._check(token)
+            return self._check(token, audience)
         except BadSignature:
             # A token without a kid names no key: after a rotation it fails against the old one. Look again.
             cached = self._keys
@@ -187,15 +212,9 @@ class OidcVerifier:
             await self._refresh(force=True)
             if self._keys is cached:
                 raise
-            claims = self._check(token)
-        principal = self._principal(claims)
-        expires = float(claims["exp"])
-        if len(self._verified) >= TOKEN_CACHE_SIZE:
-            self._verified.clear()
-        self._verified[token] = (principal, min(expires, time.time() + TOKEN_CACHE_SECONDS))
-        return principal
+            return self._check(token, audience)
 
-    def _check(self, token: str) -> dict[str, Any]:
+    def _check(self, token: str, audience: str | None) -> dict[str, Any]:
         assert self._keys is not None
         try:
             decoded = jwt.decode(token, self._keys, algorithms=self.algorithms)
@@ -206,8 +225,8 @@ class OidcVerifier:
         except ValueError as exc:
             raise AuthFailed("malformed token") from exc
         options: dict[str, Any] = {"iss": {"essential": True, "value": self.issuer}, "exp": {"essential": True}}
-        if self.audience:
-            options["aud"] = {"essential": True, "value": self.audience}
+        if audience:
+            options["aud"] = {"essential": True, "value": audience}
         registry = jwt.JWTClaimsRegistry(leeway=self.leeway, **options)
         claims = dict(decoded.claims)
         if isinstance(claims.get("iss"), str):

@@ -82,9 +82,9 @@ class Store(Protocol):
         """Apply ``edit`` to the task document without changing its state (one transaction)."""
         ...
 
-    def count_by_state(self) -> dict[State, int]:
-        """How many tasks are in each state (states without tasks left out): one grouped read of the
-        indexed state column."""
+    def count_by_state(self, owner: str | None = None) -> dict[State, int]:
+        """How many tasks (``owner``'s only, when given) are in each state (states without tasks left out):
+        one grouped read of the indexed state column."""
         ...
 
     def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:

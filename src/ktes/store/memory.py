@@ -136,11 +136,11 @@ class MemoryStore:
             self._tasks[task_id] = changed
             return changed.model_copy(deep=True)
 
-    def count_by_state(self) -> dict[State, int]:
+    def count_by_state(self, owner: str | None = None) -> dict[State, int]:
         with self._lock:
             counts: dict[State, int] = {}
             for task in self._tasks.values():
-                if task.state is not None:
+                if task.state is not None and (owner is None or task.owner == owner):
                     counts[task.state] = counts.get(task.state, 0) + 1
             return counts
 

@@ -596,10 +596,13 @@ class SqlStore:
         return "(tasks.name || '')" if common else "tasks.name"
 
     @_outage_is_unavailable
-    def count_by_state(self) -> dict[State, int]:
-        # Answered from ix_tasks_state_id alone (a covering index scan), never the documents.
+    def count_by_state(self, owner: str | None = None) -> dict[State, int]:
+        # Answered from ix_tasks_state_id (one owner's: ix_tasks_owner_id_state) alone, never the documents.
+        query = sa.select(tasks.c.state, sa.func.count()).group_by(tasks.c.state)
+        if owner is not None:
+            query = query.where(tasks.c.owner == owner)
         with self._reader.connect() as conn:
-            rows = conn.execute(sa.select(tasks.c.state, sa.func.count()).group_by(tasks.c.state)).all()
+            rows = conn.execute(query).all()
         return {State(state): int(count) for state, count in rows}
 
     @_outage_is_unavailable

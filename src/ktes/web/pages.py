@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ktes.tes.models import State
+from ktes.web.signin import CALLBACK_PATH, CONFIG_PATH, TOKEN_PATH, SignIn
 
 UI = "/ui"
 _ASSET_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -51,7 +52,7 @@ class Pages:
             body = _asset(name).encode()
             self.assets[name] = (body, hashlib.sha256(body).hexdigest()[:12])
         self._layout = _asset("layout.html")
-        self._bodies = {name: _asset(f"{name}.html") for name in ("list", "task", "service")}
+        self._bodies = {name: _asset(f"{name}.html") for name in ("list", "task", "service", "signin")}
 
     def render(self, page: str, title: str, task_id: str = "") -> bytes:
         body = self._bodies[page].replace("{state_options}", _state_options())
@@ -66,11 +67,13 @@ class Pages:
         return text.encode()
 
 
-def ui_routes() -> list[BaseRoute]:
+def ui_routes(sign_in: SignIn) -> list[BaseRoute]:
+    """The pages; ``sign_in`` serves the OIDC sign-in's config and code exchange (see :mod:`ktes.web.signin`)."""
     pages = Pages()
     rendered = {
         "list": pages.render("list", "Tasks"),
         "service": pages.render("service", "Service"),
+        "signin": pages.render("signin", "Signing in"),
     }
 
     def page(body: bytes) -> Response:
@@ -90,6 +93,9 @@ def ui_routes() -> list[BaseRoute]:
     async def service(_request: Request) -> Response:
         return page(rendered["service"])
 
+    async def signin(_request: Request) -> Response:
+        return page(rendered["signin"])
+
     async def task(request: Request) -> Response:
         task_id = request.path_params["task_id"]
         return page(pages.render("task", f"Task {task_id}", task_id))
@@ -108,6 +114,9 @@ def ui_routes() -> list[BaseRoute]:
         Route(UI, to_list, methods=["GET"], name="ui"),
         Route(UI + "/", task_list, methods=["GET"], name="ui-tasks"),
         Route(UI + "/service", service, methods=["GET"], name="ui-service"),
+        Route(CALLBACK_PATH, signin, methods=["GET"], name="ui-signin"),
+        Route(CONFIG_PATH, sign_in.config, methods=["GET"], name="ui-signin-config"),
+        Route(TOKEN_PATH, sign_in.token, methods=["POST"], name="ui-signin-token"),
         Route(UI + "/tasks/{task_id}", task, methods=["GET"], name="ui-task"),
         Route(UI + "/assets/{name}", asset, methods=["GET"], name="ui-asset"),
     ]

@@ -107,7 +107,10 @@ async def test_a_token_from_the_provider_is_accepted_and_service_info_says_where
     token = oidc_provider.token("alice")
     assert await ktes.ids(token) == []
     info = (await ktes.client.get(f"{BASE}/service-info")).json()
-    assert info["securitySchemes"]["bearerAuth"] == {
+    assert "securitySchemes" not in info and oidc_provider.issuer in info["description"]
+    security = (await ktes.client.get("/ktes/v1/security")).json()
+    assert security["security"] == [{"BearerAuth": []}]
+    assert security["components"]["securitySchemes"]["BearerAuth"] == {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",

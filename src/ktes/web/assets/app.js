@@ -1,7 +1,7 @@
 // The ktes dashboard: fills the server-rendered page shells from the API. Hand-written, no build step, no
 // library (see docs/dashboard.md). Every value from a task is put in the page as text (textContent), never
 // as HTML. The API is called with the browser's own credentials (Basic: the browser asks) and, when the
-// user gave one, a bearer token kept in sessionStorage.
+// user signed in with the identity provider (or pasted one), a bearer token kept in sessionStorage.
 "use strict";
 
 const TES = "/ga4gh/tes/v1";
@@ -11,6 +11,10 @@ const FINAL = new Set(["COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED",
 const STATES = ["QUEUED", "INITIALIZING", "RUNNING", "PAUSED", "CANCELING", "COMPLETE", "EXECUTOR_ERROR",
   "SYSTEM_ERROR", "CANCELED", "PREEMPTED"];
 const TOKEN_KEY = "ktes.token";
+const EXPIRES_KEY = "ktes.token.expires";  // seconds since the epoch, when the token came from the sign-in
+const USER_KEY = "ktes.user";
+const PENDING_KEY = "ktes.signin";  // state, nonce and PKCE verifier of a sign-in under way
+const SIGNIN_PATH = "/ui/signin";
 
 // --- small helpers -------------------------------------------------------------------------------------
 
@@ -75,7 +79,8 @@ function attempt(task) { return (task.logs && task.logs.length) ? task.logs[task
 
 function ownerOf(task) {
   const meta = attempt(task).metadata || {};
-  return meta.owner || (task.tags || {}).owner || "";
+  const tags = task.tags || {};
+  return meta.owner || tags["ktes.owner"] || tags.owner || "";
 }
 
 // --- the API, with the browser's credentials ---------------------------------------------------------
@@ -89,15 +94,36 @@ function authHeaders() {
   return token ? { Authorization: "Bearer " + token } : {};
 }
 
+function forgetToken() {
+  for (const key of [TOKEN_KEY, EXPIRES_KEY, USER_KEY]) sessionStorage.removeItem(key);
+}
+
+// A token from the sign-in that has expired is dropped before it is sent; the user is asked to sign in again.
+function tokenExpired() {
+  const expires = Number(sessionStorage.getItem(EXPIRES_KEY) || "0");
+  return Boolean(sessionStorage.getItem(TOKEN_KEY)) && expires > 0 && Date.now() / 1000 >= expires;
+}
+
 async function api(path, options = {}) {
+  if (tokenExpired()) {
+    forgetToken();
+    showSignIn("Your sign-in has expired. Sign in again.");
+    throw new ApiError(401, "Your sign-in has expired. Sign in again.");
+  }
+  const hadToken = Boolean(sessionStorage.getItem(TOKEN_KEY));
   const response = await fetch(path, {
     credentials: "same-origin",
     ...options,
     headers: { Accept: "application/json", ...authHeaders(), ...(options.headers || {}) },
   });
   if (response.status === 401 || response.status === 403) {
-    showSignIn();
-    throw new ApiError(response.status, "Sign in to see this (the server answered " + response.status + ").");
+    let notice = "";
+    if (response.status === 401 && hadToken) {
+      forgetToken();  // refused (expired, revoked...): of no more use
+      notice = "Your sign-in has expired or was refused. Sign in again.";
+    }
+    showSignIn(notice);
+    throw new ApiError(response.status, notice || "Sign in to see this (the server answered " + response.status + ").");
   }
   if (!response.ok) {
     let message = response.statusText;
@@ -109,22 +135,119 @@ async function api(path, options = {}) {
 
 async function apiJson(path, options) { return (await api(path, options)).json(); }
 
-function showSignIn() {
-  const form = $("#signin");
-  if (form) form.hidden = false;
+// --- sign-in: OIDC authorization code + PKCE (the code is exchanged by ktes; see docs/dashboard.md) ---------
+
+let signInConfig = null;
+
+async function loadSignInConfig() {
+  if (signInConfig === null) {
+    signInConfig = fetch("/ui/signin/config", { headers: { Accept: "application/json" } })
+      .then((response) => (response.ok ? response.json() : { oidc: null }))
+      .then((body) => body.oidc || null)
+      .catch(() => null);
+  }
+  return signInConfig;
+}
+
+function showSignIn(notice) {
+  const noticeEl = $("#signin-notice");
+  if (noticeEl && notice) { noticeEl.textContent = notice; noticeEl.hidden = false; }
+  if ($("#signed-in")) $("#signed-in").hidden = true;
+  if ($("#signout")) $("#signout").hidden = !sessionStorage.getItem(TOKEN_KEY);
+  loadSignInConfig().then((oidc) => {
+    if (oidc) { if ($("#signin-start")) $("#signin-start").hidden = false; }
+    else if ($("#signin")) $("#signin").hidden = false;
+  });
+}
+
+function base64url(bytes) {
+  let text = "";
+  for (const byte of bytes) text += String.fromCharCode(byte);
+  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function randomText() {
+  const bytes = new Uint8Array(32);
+  crypto.getRandomValues(bytes);
+  return base64url(bytes);
+}
+
+function callbackUrl() { return location.origin + SIGNIN_PATH; }
+
+async function startSignIn() {
+  const oidc = await loadSignInConfig();
+  if (!oidc) { setStatus("Sign-in with an identity provider is not set up on this server."); return; }
+  if (!window.crypto || !crypto.subtle) { setStatus("Signing in needs a secure page (https)."); return; }
+  const pending = { state: randomText(), nonce: randomText(), verifier: randomText(), back: location.pathname + location.search };
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(pending.verifier));
+  sessionStorage.setItem(PENDING_KEY, JSON.stringify(pending));
+  const url = new URL(oidc.authorization_endpoint);
+  const params = {
+    response_type: "code", client_id: oidc.client_id, redirect_uri: callbackUrl(), scope: oidc.scope,
+    state: pending.state, nonce: pending.nonce, code_challenge: base64url(new Uint8Array(digest)),
+    code_challenge_method: "S256",
+  };
+  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+  location.assign(url.href);
+}
+
+// The provider sent the browser back to /ui/signin?code=...&state=...
+async function finishSignIn() {
+  const params = new URLSearchParams(location.search);
+  history.replaceState(null, "", location.pathname);  // the code leaves the address bar and the history
+  const message = $("#signin-message");
+  function fail(text) {
+    message.textContent = text;
+    $("#signin-retry").hidden = false;
+  }
+  let pending = null;
+  try { pending = JSON.parse(sessionStorage.getItem(PENDING_KEY) || "null"); } catch (_) { pending = null; }
+  sessionStorage.removeItem(PENDING_KEY);  // one answer per sign-in
+  if (params.get("error")) {
+    fail("The identity provider did not sign you in: " + (params.get("error_description") || params.get("error")));
+    return;
+  }
+  const state = params.get("state") || "";
+  if (!pending || !state || state !== pending.state || !params.get("code")) {
+    fail("Sign-in refused: this answer does not belong to a sign-in started in this tab. Sign in again.");
+    return;
+  }
+  let answer = null;
+  try {
+    const response = await fetch("/ui/signin/token", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ code: params.get("code"), code_verifier: pending.verifier, redirect_uri: callbackUrl(), nonce: pending.nonce }),
+    });
+    answer = await response.json().catch(() => ({}));
+    if (!response.ok) { fail(answer.msg || "Sign-in failed (" + response.status + ")."); return; }
+  } catch (err) { fail("Sign-in failed: " + err.message); return; }
+  sessionStorage.setItem(TOKEN_KEY, answer.token);
+  sessionStorage.setItem(EXPIRES_KEY, String(answer.expires_at));
+  sessionStorage.setItem(USER_KEY, answer.user);
+  const back = typeof pending.back === "string" && pending.back.startsWith("/ui/") && !pending.back.startsWith(SIGNIN_PATH) ? pending.back : "/ui/";
+  location.replace(back);  // the callback page does not stay in the history either
 }
 
 function setUpSignIn() {
   const form = $("#signin"), signout = $("#signout");
   if (!form) return;
-  if (sessionStorage.getItem(TOKEN_KEY)) signout.hidden = false;
+  if (tokenExpired()) { forgetToken(); showSignIn("Your sign-in has expired. Sign in again."); }
+  if (sessionStorage.getItem(TOKEN_KEY)) {
+    signout.hidden = false;
+    const user = sessionStorage.getItem(USER_KEY);
+    if (user) { $("#signed-in-user").textContent = user; $("#signed-in").hidden = false; }
+  }
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const token = $("#token").value.trim();
+    forgetToken();
     if (token) sessionStorage.setItem(TOKEN_KEY, token);
     location.reload();
   });
-  signout.addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); location.reload(); });
+  $("#signin-start").addEventListener("click", () => { startSignIn().catch((err) => setStatus("Could not start the sign-in: " + err.message)); });
+  signout.addEventListener("click", () => { forgetToken(); location.assign("/ui/"); });
 }
 
 // A loop that runs `step` every POLL_MS while the page is visible, never two at once.
@@ -522,8 +645,9 @@ function startService() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  setUpSignIn();
   const page = document.body.dataset.page;
+  if (page === "signin") { finishSignIn(); return; }
+  setUpSignIn();
   const nav = document.querySelector(`[data-nav="${page === "task" ? "list" : page}"]`);
   if (nav) nav.setAttribute("aria-current", "page");
   if (page === "list") startList();
