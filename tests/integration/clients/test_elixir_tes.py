@@ -4,6 +4,10 @@ A user opens the component's list of runs and expands one: the component fetches
 every field it knows, calling ``.map`` on the arrays (``inputs``, ``outputs``, ``volumes``, ``logs``...). A task
 without inputs must expand without a script error.
 
+With OIDC on, a signed-in user (the token from a real OpenID provider over HTTP) creates a task with the
+component's form and sees it, and not another user's, in its list. The components (1.0.1) take no token, so the
+portal page adds it to their calls to the TES server (see docs/clients.md).
+
 The page is served by a small HTTP server of the test on another port of this machine (another origin, as a
 portal embedding the component would be; Chromium lets only a page on this machine call a loopback server at
 all), so the component talks to ktes cross-origin, through ktes's CORS.
@@ -12,8 +16,11 @@ all), so the component talks to ktes cross-origin, through ktes's CORS.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,6 +31,7 @@ from playwright.async_api import ConsoleMessage, Page, Route, expect
 
 from tests.fixtures.browser import page_errors, screenshot
 from tests.fixtures.ktes_server import KtesServer, StartServer
+from tests.fixtures.oidc import OidcProvider
 from tests.integration.clients.elixir_bundle import elixir_tes_bundle
 
 pytestmark = [pytest.mark.browser, pytest.mark.containers]
@@ -36,6 +44,13 @@ const runs = document.createElement("ecc-client-ga4gh-tes-runs");
 runs.baseURL = "%(tes)s";
 document.body.append(runs);
 </script></body></html>"""
+
+
+async def _local_only(route: Route) -> None:
+    if route.request.url.startswith(("http://127.0.0.1:", "http://localhost:")):
+        await route.continue_()
+    else:  # icons from a CDN and the like: nothing leaves this machine
+        await route.abort()
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +95,8 @@ async def elixir_page(
         if message.type == "error":
             console_errors.append(message.text)
 
-    async def route(request_route: Route) -> None:
-        if request_route.request.url.startswith(("http://127.0.0.1:", "http://localhost:")):
-            await request_route.continue_()
-        else:  # icons from a CDN and the like: nothing leaves this machine
-            await request_route.abort()
-
     page.on("console", on_console)
-    await page.route("**/*", route)
+    await page.route("**/*", _local_only)
     yield page, server, f"http://127.0.0.1:{portal.server_address[1]}/", console_errors
     portal.shutdown()
     portal.server_close()
@@ -122,3 +131,102 @@ async def test_expanding_a_task_without_inputs_does_not_throw(
         await screenshot(page, "elixir-tes-expanded")
         errors = page_errors(page) + [text for text in console_errors if "map" in text or "undefined" in text]
         assert errors == [], f"the ELIXIR component failed on a ktes task: {errors}"
+
+
+TOKEN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>ELIXIR TES, signed in</title>
+<script>
+// The portal signed its user in and holds their token (window.portalToken). The components of
+// @elixir-cloud/tes 1.0.1 take no token: they call fetch() on their baseURL with no headers. So the portal adds
+// the user's token to their calls to the TES server, and only to those.
+(() => {
+  const tes = "%(tes)s";
+  const plainFetch = window.fetch.bind(window);
+  window.fetch = (input, init = {}) => {
+    const url = typeof input === "string" ? input : input.url;
+    if (url.startsWith(tes + "/") && window.portalToken) {
+      const headers = new Headers(init.headers || {});
+      headers.set("Authorization", "Bearer " + window.portalToken);
+      init = { ...init, headers };
+    }
+    return plainFetch(input, init);
+  };
+})();
+</script>
+<script type="module" src="/bundle.js"></script></head>
+<body><main id="portal"></main><script type="module">
+const create = location.pathname === "/create";
+const element = document.createElement(create ? "ecc-client-ga4gh-tes-create-run" : "ecc-client-ga4gh-tes-runs");
+element.baseURL = "%(tes)s";
+document.getElementById("portal").append(element);
+</script></body></html>"""
+
+
+async def test_the_component_lists_and_creates_the_signed_in_users_tasks(
+    page: Page,
+    bundle: bytes,
+    ktes_server: StartServer,
+    oidc_provider: OidcProvider,
+    busybox_image: str,
+) -> None:
+    """ktes with OIDC on; the user's token comes from the OpenID provider over HTTP (as the portal's sign-in
+    would get it); the component creates a task with it and lists that user's tasks, not another user's."""
+    files: dict[str, tuple[bytes, str]] = {"/bundle.js": (bundle, "text/javascript")}
+    portal = serve_portal(files)
+    origin = f"http://127.0.0.1:{portal.server_address[1]}"
+    env = {
+        "KTES_LOCAL_PULL": "never",
+        "KTES_AUTH": "oidc",
+        "KTES_OIDC_ISSUER": oidc_provider.issuer,
+        "KTES_OIDC_AUDIENCE": "ktes",
+        "KTES_CORS_WRITE_ORIGINS": json.dumps([origin]),  # the portal may create tasks
+    }
+    server = ktes_server(env=env)
+    files["/"] = files["/create"] = ((TOKEN_PAGE % {"tes": server.tes_url}).encode(), "text/html")
+    alice, bob = oidc_provider.token("alice"), oidc_provider.token("bob")
+    try:
+        async with httpx.AsyncClient(timeout=10, headers={"Authorization": f"Bearer {bob}"}) as client:
+            bobs = (
+                await client.post(
+                    server.tes_url + "/tasks",
+                    json={"name": "bobs", "executors": [{"image": busybox_image, "command": ["true"]}]},
+                )
+            ).json()["id"]
+        await page.add_init_script(f"window.portalToken = {json.dumps(alice)};")
+        await page.route("**/*", _local_only)
+
+        # Alice creates a task with the component's form.
+        name = f"elixir-{uuid.uuid4().hex[:8]}"
+        await page.goto(origin + "/create")
+        form = page.locator("ecc-client-ga4gh-tes-create-run")
+        await form.locator("sl-input", has_text=re.compile(r"^\s*Name\s*$")).locator("input").fill(name)
+        await form.get_by_text("Executors", exact=True).click()
+        await form.locator("sl-input", has_text=re.compile(r"^\s*Command\s*$")).locator("input").fill("true")
+        await form.locator("sl-input", has_text=re.compile(r"^\s*Image\s*\*?\s*$")).locator("input").fill(busybox_image)
+        async with page.expect_response(
+            lambda r: r.url == server.tes_url + "/tasks" and r.request.method == "POST"
+        ) as posted:
+            await form.locator("sl-button", has_text="Submit").click()
+        created = await posted.value
+        assert created.status == 200, await created.text()
+        alices = (await created.json())["id"]
+        await screenshot(page, "elixir-tes-created-with-token")
+
+        async with httpx.AsyncClient(timeout=10) as client:
+            mine = await client.get(
+                f"{server.tes_url}/tasks/{alices}",
+                params={"view": "BASIC"},
+                headers={"Authorization": f"Bearer {alice}"},
+            )
+            assert mine.status_code == 200 and mine.json()["name"] == name
+            theirs = await client.get(f"{server.tes_url}/tasks/{alices}", headers={"Authorization": f"Bearer {bob}"})
+            assert theirs.status_code == 404
+
+        # The list shows Alice's task and not Bob's.
+        await page.goto(origin + "/")
+        await expect(page.locator(f'sl-details[name="{alices}"]')).to_be_visible(timeout=30_000)
+        await expect(page.locator(f'sl-details[name="{bobs}"]')).to_have_count(0)
+        await screenshot(page, "elixir-tes-list-with-token")
+        assert page_errors(page) == []
+    finally:
+        portal.shutdown()
+        portal.server_close()
