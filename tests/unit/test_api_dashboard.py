@@ -70,6 +70,12 @@ def test_count_by_state_is_one_grouped_read(tmp_path: Path) -> None:
             for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN SELECT state, count(*) FROM tasks GROUP BY state")
         )
     assert "ix_tasks_state_id" in plan  # from the state index alone
+    mine = store.create(Task(executors=[Executor(image="a", command=["b"])], owner="alice"))
+    assert store.count_by_state("alice") == {State.QUEUED: 1} and store.get(mine).owner == "alice"
+    with store.engine.connect() as conn:
+        query = "EXPLAIN QUERY PLAN SELECT state, count(*) FROM tasks WHERE owner = 'alice' GROUP BY state"
+        plan = " ".join(str(row) for row in conn.exec_driver_sql(query))
+    assert "USING COVERING INDEX ix_tasks_owner" in plan or "USING COVERING INDEX ix_tasks_state_owner" in plan
     store.close()
 
 
