@@ -1,9 +1,11 @@
-"""The dashboard's routes: ``/`` (a browser is sent to ``/ui/``), the three pages, and their assets.
+"""The dashboard's routes: ``/`` (a browser is sent to ``/ui/``), the three pages, the sign-in's callback page
+and routes (:mod:`ktes.web.signin`), and their assets.
 
 Each page is a server-rendered shell (layout + page body, no task data), and ``assets/app.js`` fills it from
-the API with the browser's own credentials (Basic: the browser's prompt; a bearer token: kept in
-sessionStorage), so the pages need no sign-in of their own and show exactly what the API allows. Assets are
-read from the package once; nothing is fetched from anywhere else (the Content-Security-Policy says so too).
+the API with the browser's own credentials (Basic: the browser's prompt; a bearer token from the OIDC sign-in
+or pasted: kept in sessionStorage), so the pages keep no session of their own and show exactly what the API
+allows. Assets are read from the package once; nothing is fetched from anywhere else (the
+Content-Security-Policy says so too: the sign-in's trip to the provider is a navigation, not a fetch).
 """
 
 from __future__ import annotations
