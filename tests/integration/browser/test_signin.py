@@ -98,7 +98,7 @@ async def sign_in(page: Page, server: KtesServer, provider: OidcProvider, user: 
         await screenshot(page, f"{shot}-provider")
     await page.get_by_role("button", name="Authorize").click()
     await page.wait_for_url(server.url + "/ui/")
-    await expect(page.locator("#signed-in")).to_have_text(f"Signed in as {user}")
+    await expect(page.locator("#signed-in")).to_have_text(f"Signed in as {user}", timeout=15_000)
 
 
 async def test_a_user_signs_in_sees_only_their_tasks_creates_and_cancels_and_signs_out(
@@ -227,7 +227,7 @@ async def test_an_expired_sign_in_asks_to_sign_in_again(
     await page.evaluate("sessionStorage.setItem('ktes.token.expires', String(Math.floor(Date.now() / 1000) - 1))")
     notice = page.get_by_role("alert").filter(has_text="expired")
     await expect(notice).to_contain_text("Your sign-in has expired. Sign in again.", timeout=15_000)
-    await expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
+    await expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible(timeout=15_000)
     assert await page.evaluate("sessionStorage.getItem('ktes.token')") is None
     await screenshot(page, "signin-expired")
 
