@@ -1,34 +1,171 @@
-"""``ktes task logs -f`` on the Kubernetes backend: each executor's stdout and stderr, apart, as each executor
-ends (the Pod's output is not streamed live yet: docs/dashboard.md), and the exit code of the task's end."""
+"""Live executor output on the Kubernetes backend: a running executor's stdout and stderr, apart, through the
+API and through ``ktes task logs -f``, while the executor still runs; the follow ends when the executor ends
+(not when the task does), and what was followed is what the task's logs keep.
+
+Each executor prints a first line, then waits for a file the test makes inside its container (``kubectl
+exec``) before it prints the rest: a line seen before the test makes the file can only have come live.
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO
 
 import httpx
 import pytest
 
+from tests.fixtures.k8s import kubectl
 from tests.fixtures.ktes_server import KtesServer
-from tests.integration.k8s.test_k8s_backend import k8s_env, namespace, server  # noqa: F401 (fixtures)
+from tests.integration.k8s.test_k8s_backend import (  # noqa: F401 (fixtures)
+    TERMINAL,
+    client,
+    k8s_env,
+    namespace,
+    server,
+    wait_state,
+)
 
 pytestmark = pytest.mark.k8s
 
+#: How long a line may take to show (a generous deadline on a shared 2-core machine, not a speed claim).
+SHOWS_WITHIN = 120.0
 
-def test_logs_follow_prints_each_executors_output_apart(server: KtesServer, k8s_busybox_image: str) -> None:  # noqa: F811
-    task = {
-        "executors": [
-            {"image": k8s_busybox_image, "command": ["sh", "-c", "echo one; echo warn >&2; sleep 2; echo two"]},
-            {"image": k8s_busybox_image, "command": ["echo", "three"]},
-        ]
-    }
-    task_id = httpx.post(server.tes_url + "/tasks", json=task, timeout=10).json()["id"]
-    result = subprocess.run(
+
+def wait_for_go_then(first: str, rest: str, go: str = "/tmp/go") -> list[str]:
+    return ["sh", "-c", f"{first}; while [ ! -e {go} ]; do sleep 0.1; done; {rest}"]
+
+
+class Collected:
+    """Bytes read from a source in a thread, as they arrive; a test waits for some to be there."""
+
+    def __init__(self, chunks: Callable[[], Iterable[bytes]]) -> None:
+        self.data = b""
+        self.ended = False
+        self.error: BaseException | None = None
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(chunks,), daemon=True)
+        self._thread.start()
+
+    def _read(self, chunks: Callable[[], Iterable[bytes]]) -> None:
+        try:
+            for chunk in chunks():
+                with self._changed:
+                    self.data += chunk
+                    self._changed.notify_all()
+        except BaseException as exc:  # shown by the waits
+            self.error = exc
+        finally:
+            with self._changed:
+                self.ended = True
+                self._changed.notify_all()
+
+    def wait_for(self, wanted: bytes) -> bytes:
+        """Everything read so far, once it holds ``wanted`` (fails if the source ends first)."""
+        with self._changed:
+            shown = self._changed.wait_for(lambda: wanted in self.data or self.ended, SHOWS_WITHIN)
+            assert shown and wanted in self.data, f"{wanted!r} not read (got {self.data!r}, error {self.error!r})"
+            return self.data
+
+    def wait_end(self) -> bytes:
+        with self._changed:
+            assert self._changed.wait_for(lambda: self.ended, SHOWS_WITHIN * 2), f"still open; got {self.data!r}"
+        assert self.error is None, self.error
+        return self.data
+
+
+def api_output(ktes: KtesServer, task_id: str, stream: str, index: int = 0) -> Callable[[], Iterator[bytes]]:
+    def chunks() -> Iterator[bytes]:
+        params = {"executor": index, "stream": stream, "follow": "true"}
+        url = f"{ktes.url}/ktes/v1/tasks/{task_id}/logs"
+        with httpx.stream("GET", url, params=params, timeout=httpx.Timeout(30, read=None)) as response:
+            response.raise_for_status()
+            yield from response.iter_raw()
+
+    return chunks
+
+
+def lines_of(pipe: IO[bytes]) -> Callable[[], Iterator[bytes]]:
+    def chunks() -> Iterator[bytes]:
+        yield from iter(lambda: pipe.readline(), b"")
+
+    return chunks
+
+
+def touch_in(where: str, task_id: str, container: str, path: str = "/tmp/go") -> None:
+    pod = kubectl("get", "pods", "-n", where, "-l", f"ktes.task-id={task_id}", "-o", "name").split()[0]
+    kubectl("exec", "-n", where, pod, "-c", container, "--", "touch", path)
+
+
+def create(ktes: KtesServer, executors: list[dict[str, object]]) -> str:
+    task_id: str = httpx.post(ktes.tes_url + "/tasks", json={"executors": executors}, timeout=30).json()["id"]
+    return task_id
+
+
+def test_a_running_executors_stdout_and_stderr_come_live_and_apart(
+    server: KtesServer,  # noqa: F811
+    namespace: str,  # noqa: F811
+    k8s_busybox_image: str,
+) -> None:
+    command = wait_for_go_then("echo one; echo warn >&2", "echo two; echo done >&2")
+    task_id = create(server, [{"image": k8s_busybox_image, "command": command}])
+    stdout = Collected(api_output(server, task_id, "stdout"))
+    stdout_too = Collected(api_output(server, task_id, "stdout"))  # a second follower of the same stream
+    stderr = Collected(api_output(server, task_id, "stderr"))
+
+    assert stdout.wait_for(b"one\n") == b"one\n"  # the executor waits for us: this came live
+    assert stdout_too.wait_for(b"one\n") == b"one\n"
+    assert stderr.wait_for(b"warn\n") == b"warn\n"
+
+    touch_in(namespace, task_id, "executor-0")
+    assert stdout.wait_end() == b"one\ntwo\n"
+    assert stdout_too.wait_end() == b"one\ntwo\n"
+    assert stderr.wait_end() == b"warn\ndone\n"
+
+    task = wait_state(client(server), task_id, lambda state: state in TERMINAL)
+    assert task.state == "COMPLETE"
+    stored = task.logs[-1].logs[0]
+    assert (stored.stdout, stored.stderr) == ("one\ntwo\n", "warn\ndone\n")  # what was followed, exactly
+    # once the task has ended, the stored tail is what a new reader gets, from any offset
+    later = httpx.get(
+        f"{server.url}/ktes/v1/tasks/{task_id}/logs", params={"stream": "stdout", "offset": 2}, timeout=30
+    )
+    assert later.content == b"e\ntwo\n"
+
+
+def test_logs_follow_prints_lines_as_each_executor_prints_them(
+    server: KtesServer,  # noqa: F811
+    namespace: str,  # noqa: F811
+    k8s_busybox_image: str,
+) -> None:
+    task_id = create(
+        server,
+        [
+            {"image": k8s_busybox_image, "command": wait_for_go_then("echo one; echo warn >&2", "echo two")},
+            {"image": k8s_busybox_image, "command": wait_for_go_then("echo three", "echo four")},
+        ],
+    )
+    cli = subprocess.Popen(
         [sys.executable, "-c", "from ktes.cli.main import app; app()", "task", "logs", "-f", task_id],
         env={"KTES_SERVER": server.url, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        timeout=300,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    assert result.stdout == b"one\ntwo\nthree\n", result.stderr
-    assert b"warn\n" in result.stderr
-    assert result.returncode == 0
+    try:
+        assert cli.stdout is not None and cli.stderr is not None
+        printed = Collected(lines_of(cli.stdout))
+        complained = Collected(lines_of(cli.stderr))
+        assert printed.wait_for(b"one\n") == b"one\n"  # executor 0 is waiting for us
+        assert b"warn\n" in complained.wait_for(b"warn\n")
+        touch_in(namespace, task_id, "executor-0")
+        # executor 0's follow ended with executor 0 (the task still runs), and executor 1 comes live
+        assert printed.wait_for(b"three\n") == b"one\ntwo\nthree\n"
+        touch_in(namespace, task_id, "executor-1")
+        assert printed.wait_end() == b"one\ntwo\nthree\nfour\n"
+        assert b"one" not in complained.wait_end()
+        assert cli.wait(timeout=SHOWS_WITHIN) == 0
+    finally:
+        cli.kill()
+        cli.wait()

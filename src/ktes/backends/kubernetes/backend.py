@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from ktes.backends.base import Stream
+from ktes.backends.base import END_OF_OUTPUT, EndOfOutput, Stream
 from ktes.backends.kubernetes import podspec, status, waiting
 from ktes.backends.kubernetes.client import NO_ANSWER, AlreadyExists, Kind, Kube, KubeError, Watcher, WatchEvent
 from ktes.backends.kubernetes.installation import with_installation
@@ -69,6 +69,8 @@ class KubernetesBackend:
         self._entrypoint_config_map: dict[str, Any] = {}
         self._entrypoint_ready = False
         self._entrypoint_lock = asyncio.Lock()
+        #: whether pods/exec (live executor output) is allowed; False after the first 403.
+        self._exec_allowed = True
 
     @property
     def kube(self) -> Kube:
@@ -152,11 +154,32 @@ class KubernetesBackend:
 
     async def executor_output(
         self, task: Task, index: int, stream: Stream, offset: int, follow: bool
-    ) -> AsyncGenerator[bytes, None]:
-        """Nothing live yet: the executor's output stays in a file inside the Pod until the helper's result
-        line brings its tail, which the task's logs then hold (see docs/dashboard.md)."""
-        return
-        yield b""  # an async generator that yields nothing
+    ) -> AsyncGenerator[bytes | EndOfOutput, None]:
+        """The executor's own stream, read inside its running container by its helper (``--read``, through
+        pods/exec): the file the helper holds open for the command, so nothing a task did to the path
+        changes what is read, and ktes opens no path at all. A follow that reaches the executor's end says
+        so (:data:`END_OF_OUTPUT`); the helper waits for it before its container ends. Nothing when the
+        container is not running (not started, or ended: the task's logs then hold the tail) or ktes may not
+        exec (see docs/kubernetes.md)."""
+        container = executor_container_name(index)
+        pod = self._cache.pod_running(task.id or "", container)
+        if pod is None or self._kube is None or not self._exec_allowed:
+            return
+        command = [podspec.ENTRYPOINT, "--read", stream, "--index", str(index), "--state-dir", podspec.STATE_DIR]
+        command += ["--offset", str(offset), *(["--follow"] if follow else [])]
+        try:
+            async with contextlib.aclosing(self.kube.exec_output(pod, container, command)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except KubeError as exc:
+            if exc.status == 403:
+                self._exec_allowed = False
+                log.warning("kubernetes: %s; executors' output is shown when each ends (grant pods/exec)", exc)
+            else:  # not running any more, nothing to read yet, or a broken stream: the caller looks again
+                log.debug("kubernetes: live output of %s/%s: %s", pod, container, exc)
+            return
+        if follow:
+            yield END_OF_OUTPUT
 
     def admit(self, task: Task) -> bool:
         if task.id is None:
