@@ -76,10 +76,12 @@ class Collected:
         return self.data
 
 
-def api_output(ktes: KtesServer, task_id: str, stream: str, index: int = 0) -> Callable[[], Iterator[bytes]]:
+def api_output(base_url: str, task_id: str, stream: str, index: int = 0) -> Callable[[], Iterator[bytes]]:
+    """A follow of the executor's stream through ktes's live-logs API at ``base_url``."""
+
     def chunks() -> Iterator[bytes]:
         params = {"executor": index, "stream": stream, "follow": "true"}
-        url = f"{ktes.url}/ktes/v1/tasks/{task_id}/logs"
+        url = f"{base_url}/ktes/v1/tasks/{task_id}/logs"
         with httpx.stream("GET", url, params=params, timeout=httpx.Timeout(30, read=None)) as response:
             response.raise_for_status()
             yield from response.iter_raw()
@@ -111,9 +113,9 @@ def test_a_running_executors_stdout_and_stderr_come_live_and_apart(
 ) -> None:
     command = wait_for_go_then("echo one; echo warn >&2", "echo two; echo done >&2")
     task_id = create(server, [{"image": k8s_busybox_image, "command": command}])
-    stdout = Collected(api_output(server, task_id, "stdout"))
-    stdout_too = Collected(api_output(server, task_id, "stdout"))  # a second follower of the same stream
-    stderr = Collected(api_output(server, task_id, "stderr"))
+    stdout = Collected(api_output(server.url, task_id, "stdout"))
+    stdout_too = Collected(api_output(server.url, task_id, "stdout"))  # a second follower of the same stream
+    stderr = Collected(api_output(server.url, task_id, "stderr"))
 
     assert stdout.wait_for(b"one\n") == b"one\n"  # the executor waits for us: this came live
     assert stdout_too.wait_for(b"one\n") == b"one\n"

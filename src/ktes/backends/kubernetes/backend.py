@@ -21,7 +21,16 @@ from typing import Any, Literal
 
 from ktes.backends.base import END_OF_OUTPUT, EndOfOutput, Stream
 from ktes.backends.kubernetes import podspec, status, waiting
-from ktes.backends.kubernetes.client import NO_ANSWER, AlreadyExists, Kind, Kube, KubeError, Watcher, WatchEvent
+from ktes.backends.kubernetes.client import (
+    NO_ANSWER,
+    AlreadyExists,
+    ExecFailed,
+    Kind,
+    Kube,
+    KubeError,
+    Watcher,
+    WatchEvent,
+)
 from ktes.backends.kubernetes.installation import with_installation
 from ktes.backends.kubernetes.objects import ObjectCache, TaskObjects, task_id_of
 from ktes.backends.kubernetes.podspec import STAGE_OUT, TASK_ID_LABEL, executor_container_name, job_name
@@ -37,6 +46,8 @@ log = logging.getLogger(__name__)
 GRACE_SECONDS = 5
 #: how long start() waits for the first lists before going on (the watches keep trying).
 FIRST_SYNC_SECONDS = 30.0
+#: the helper's reader (``--read``) exit codes for "nothing to read now": not started, or leaving.
+READER_NOTHING_NOW = (3, 4)
 #: how long cancel() waits for the Pod to be gone.
 GONE_TIMEOUT_SECONDS = 120.0
 
@@ -175,8 +186,10 @@ class KubernetesBackend:
             if exc.status == 403:
                 self._exec_allowed = False
                 log.warning("kubernetes: %s; executors' output is shown when each ends (grant pods/exec)", exc)
-            else:  # not running any more, nothing to read yet, or a broken stream: the caller looks again
-                log.debug("kubernetes: live output of %s/%s: %s", pod, container, exc)
+            elif isinstance(exc, ExecFailed) and exc.code in READER_NOTHING_NOW:
+                log.debug("kubernetes: no live output of %s/%s now: %s", pod, container, exc)
+            else:  # it ended meanwhile, or the stream broke: the caller looks again
+                log.info("kubernetes: live output of %s/%s: %s", pod, container, exc)
             return
         if follow:
             yield END_OF_OUTPUT
