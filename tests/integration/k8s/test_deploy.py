@@ -19,7 +19,13 @@ import pytest
 import yaml
 
 from tests.fixtures.k8s import REPO, fresh_namespace, kubectl
-from tests.integration.k8s.test_k8s_logs_follow import Collected, api_output, touch_in, wait_for_go_then
+from tests.integration.k8s.test_k8s_logs_follow import (
+    Collected,
+    api_output,
+    task_story,
+    touch_in,
+    wait_for_go_then,
+)
 
 pytestmark = pytest.mark.k8s
 
@@ -164,8 +170,9 @@ def test_the_in_cluster_ktes_shows_a_running_executors_output_live(
     )
     assert created.status_code == 200, created.text
     task_id = created.json()["id"]
-    stdout = Collected(api_output(base_url, task_id, "stdout"))
-    stderr = Collected(api_output(base_url, task_id, "stderr"))
+    story = task_story(base_url, task_id)
+    stdout = Collected(api_output(base_url, task_id, "stdout"), story)
+    stderr = Collected(api_output(base_url, task_id, "stderr"), story)
     assert stdout.wait_for(b"one\n") == b"one\n"  # the executor waits for us: this came live
     assert stderr.wait_for(b"warn\n") == b"warn\n"
     touch_in(namespace, task_id, "executor-0")

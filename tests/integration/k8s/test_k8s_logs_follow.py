@@ -1,6 +1,7 @@
 """Live executor output on the Kubernetes backend: a running executor's stdout and stderr, apart, through the
-API and through ``ktes task logs -f``, while the executor still runs; the follow ends when the executor ends
-(not when the task does), and what was followed is what the task's logs keep.
+API, through ``ktes task logs -f`` and on the dashboard's task page, while the executor still runs; the
+follow ends when the executor ends (not when the task does), and what was followed is what the task's logs
+keep.
 
 Each executor prints a first line, then waits for a file the test makes inside its container (``kubectl
 exec``) before it prints the rest: a line seen before the test makes the file can only have come live.
@@ -8,6 +9,8 @@ exec``) before it prints the rest: a line seen before the test makes the file ca
 
 from __future__ import annotations
 
+import asyncio
+import re
 import subprocess
 import sys
 import threading
@@ -16,7 +19,9 @@ from typing import IO
 
 import httpx
 import pytest
+from playwright.async_api import Page, expect
 
+from tests.fixtures.browser import page_errors, screenshot
 from tests.fixtures.k8s import kubectl
 from tests.fixtures.ktes_server import KtesServer
 from tests.integration.k8s.test_k8s_backend import (  # noqa: F401 (fixtures)
@@ -41,7 +46,9 @@ def wait_for_go_then(first: str, rest: str, go: str = "/tmp/go") -> list[str]:
 class Collected:
     """Bytes read from a source in a thread, as they arrive; a test waits for some to be there."""
 
-    def __init__(self, chunks: Callable[[], Iterable[bytes]]) -> None:
+    def __init__(self, chunks: Callable[[], Iterable[bytes]], explain: Callable[[], str] = str) -> None:
+        """``explain`` says, when a wait fails, what the task was doing."""
+        self.explain = explain
         self.data = b""
         self.ended = False
         self.error: BaseException | None = None
@@ -66,14 +73,26 @@ class Collected:
         """Everything read so far, once it holds ``wanted`` (fails if the source ends first)."""
         with self._changed:
             shown = self._changed.wait_for(lambda: wanted in self.data or self.ended, SHOWS_WITHIN)
-            assert shown and wanted in self.data, f"{wanted!r} not read (got {self.data!r}, error {self.error!r})"
-            return self.data
+            if shown and wanted in self.data:
+                return self.data
+        raise AssertionError(f"{wanted!r} not read (got {self.data!r}, error {self.error!r}); {self.explain()}")
 
     def wait_end(self) -> bytes:
         with self._changed:
-            assert self._changed.wait_for(lambda: self.ended, SHOWS_WITHIN * 2), f"still open; got {self.data!r}"
+            ended = self._changed.wait_for(lambda: self.ended, SHOWS_WITHIN * 2)
+        assert ended, f"still open; got {self.data!r}; {self.explain()}"
         assert self.error is None, self.error
         return self.data
+
+
+def task_story(base_url: str, task_id: str) -> Callable[[], str]:
+    """The task's state and system logs, for a failed wait's message."""
+
+    def story() -> str:
+        task = httpx.get(f"{base_url}/ga4gh/tes/v1/tasks/{task_id}", params={"view": "FULL"}, timeout=30).json()
+        return f"task {task_id} is {task.get('state')}: {[log.get('system_logs') for log in task.get('logs') or []]}"
+
+    return story
 
 
 def api_output(base_url: str, task_id: str, stream: str, index: int = 0) -> Callable[[], Iterator[bytes]]:
@@ -113,9 +132,10 @@ def test_a_running_executors_stdout_and_stderr_come_live_and_apart(
 ) -> None:
     command = wait_for_go_then("echo one; echo warn >&2", "echo two; echo done >&2")
     task_id = create(server, [{"image": k8s_busybox_image, "command": command}])
-    stdout = Collected(api_output(server.url, task_id, "stdout"))
-    stdout_too = Collected(api_output(server.url, task_id, "stdout"))  # a second follower of the same stream
-    stderr = Collected(api_output(server.url, task_id, "stderr"))
+    story = task_story(server.url, task_id)
+    stdout = Collected(api_output(server.url, task_id, "stdout"), story)
+    stdout_too = Collected(api_output(server.url, task_id, "stdout"), story)  # a second follower of the stream
+    stderr = Collected(api_output(server.url, task_id, "stderr"), story)
 
     assert stdout.wait_for(b"one\n") == b"one\n"  # the executor waits for us: this came live
     assert stdout_too.wait_for(b"one\n") == b"one\n"
@@ -157,8 +177,9 @@ def test_logs_follow_prints_lines_as_each_executor_prints_them(
     )
     try:
         assert cli.stdout is not None and cli.stderr is not None
-        printed = Collected(lines_of(cli.stdout))
-        complained = Collected(lines_of(cli.stderr))
+        story = task_story(server.url, task_id)
+        printed = Collected(lines_of(cli.stdout), story)
+        complained = Collected(lines_of(cli.stderr), story)
         assert printed.wait_for(b"one\n") == b"one\n"  # executor 0 is waiting for us
         assert b"warn\n" in complained.wait_for(b"warn\n")
         touch_in(namespace, task_id, "executor-0")
@@ -171,3 +192,31 @@ def test_logs_follow_prints_lines_as_each_executor_prints_them(
     finally:
         cli.kill()
         cli.wait()
+
+
+@pytest.mark.browser
+async def test_the_dashboard_shows_a_kubernetes_executors_output_as_it_is_printed(
+    page: Page,
+    server: KtesServer,  # noqa: F811
+    namespace: str,  # noqa: F811
+    k8s_busybox_image: str,
+) -> None:
+    command = wait_for_go_then("echo 'first line'; echo 'to stderr' >&2", "echo 'second line'")
+    task_id = await asyncio.to_thread(create, server, [{"image": k8s_busybox_image, "command": command}])
+    await page.goto(f"{server.url}/ui/tasks/{task_id}")
+    stdout = page.get_by_role("log", name="Executor 0 stdout")
+    stderr = page.get_by_role("log", name="Executor 0 stderr")
+    await expect(stdout).to_contain_text("first line", timeout=SHOWS_WITHIN * 1000)  # the executor waits for us
+    await expect(stderr).to_contain_text("to stderr")
+    await expect(stdout).not_to_contain_text("to stderr")
+    await screenshot(page, "k8s-task-running")
+
+    await asyncio.to_thread(touch_in, namespace, task_id, "executor-0")
+    await expect(page.locator("#task-state")).to_have_text("COMPLETE", timeout=SHOWS_WITHIN * 1000)
+    await expect(stdout).to_have_class(re.compile(r"\bended\b"))
+    await expect(stderr).to_have_class(re.compile(r"\bended\b"))
+    # each line once: nothing doubled or lost where the live output met the end
+    assert await stdout.text_content() == "first line\nsecond line\n"
+    assert await stderr.text_content() == "to stderr\n"
+    await screenshot(page, "k8s-task-complete")
+    assert page_errors(page) == []
