@@ -37,7 +37,7 @@ REQUIRED: tuple[tuple[str, str, str], ...] = (
     *(("coordination.k8s.io", "leases", verb) for verb in ("get", "create", "update")),
 )
 #: Wanted, not required: without them executors' output is shown when each ends instead of live. An exec over
-#: a WebSocket is authorized as "get" up to Kubernetes 1.30 and as "create" too since.
+#: a WebSocket is a GET: older API servers (1.20) authorize it as "get", newer ones also want "create".
 LIVE_OUTPUT: tuple[tuple[str, str, str], ...] = (("", "pods/exec", "get"), ("", "pods/exec", "create"))
 
 
