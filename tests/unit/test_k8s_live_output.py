@@ -23,6 +23,12 @@ class ExecStub:
     def __init__(self, chunks: list[bytes], failure: KubeError | None = None) -> None:
         self.chunks, self.failure = chunks, failure
         self.calls: list[tuple[str, str, list[str]]] = []
+        self.pods: list[dict[str, Any]] = []
+        self.lists: list[str] = []
+
+    async def list_objects(self, kind: str, selector: str) -> list[dict[str, Any]]:
+        self.lists.append(selector)
+        return self.pods
 
     async def exec_output(self, pod: str, container: str, command: list[str]) -> AsyncGenerator[bytes, None]:
         self.calls.append((pod, container, command))
@@ -32,14 +38,22 @@ class ExecStub:
             raise self.failure
 
 
-def backend_with(kube: ExecStub, container_states: dict[str, dict[str, Any]]) -> KubernetesBackend:
+def backend_with(
+    kube: ExecStub, container_states: dict[str, dict[str, Any]], engine_here: bool = True
+) -> KubernetesBackend:
+    """A backend whose Pod for task t01 has containers in these states: in its watches' cache when this
+    replica runs the engine, else only in the API (listed on demand)."""
     backend = KubernetesBackend(Settings(backend="kubernetes", k8s_namespace="ns", k8s_installation_id="mine"))
     backend._kube = kube  # type: ignore[assignment]
     pod = {
         "metadata": {"name": "ktes-t01-abcde", "labels": {TASK_ID_LABEL: "t01"}},
         "status": {"containerStatuses": [{"name": n, "state": s} for n, s in container_states.items()]},
     }
-    backend._cache.apply("pods", "ADDED", pod)
+    if engine_here:
+        backend._watchers = [object()]  # type: ignore[list-item]
+        backend._cache.apply("pods", "ADDED", pod)
+    else:
+        kube.pods = [pod]
     return backend
 
 
@@ -79,3 +93,11 @@ async def test_without_the_exec_permission_live_output_stops_being_asked_for() -
     assert await read(backend, 0, "stdout", 0, True) == []
     assert await read(backend, 0, "stdout", 0, True) == []
     assert len(kube.calls) == 1
+
+
+async def test_a_replica_that_does_not_run_the_engine_finds_the_pod_through_the_api() -> None:
+    kube = ExecStub([b"live\n"])
+    backend = backend_with(kube, {"executor-0": {"running": {}}}, engine_here=False)
+    assert await read(backend, 0, "stdout", 0, True) == [b"live\n", END_OF_OUTPUT]
+    assert kube.lists == [f"{backend._selector},{TASK_ID_LABEL}=t01"]
+    assert [call[:2] for call in kube.calls] == [("ktes-t01-abcde", "executor-0")]

@@ -23,7 +23,7 @@ from playwright.async_api import Page, expect
 
 from tests.fixtures.browser import page_errors, screenshot
 from tests.fixtures.k8s import kubectl
-from tests.fixtures.ktes_server import KtesServer
+from tests.fixtures.ktes_server import KtesServer, StartServer
 from tests.integration.k8s.test_k8s_backend import (  # noqa: F401 (fixtures)
     TERMINAL,
     client,
@@ -128,22 +128,30 @@ def create(ktes: KtesServer, executors: list[dict[str, object]]) -> str:
 def test_a_running_executors_stdout_and_stderr_come_live_and_apart(
     server: KtesServer,  # noqa: F811
     namespace: str,  # noqa: F811
+    k8s_env: dict[str, str],  # noqa: F811
+    ktes_server: StartServer,
     k8s_busybox_image: str,
 ) -> None:
+    # a second replica that serves only the API, on the same database (as behind a Service)
+    shared = {"KTES_ENGINE_ENABLED": "false", "KTES_DATABASE_URL": f"sqlite:///{server.data_dir / 'ktes.db'}"}
+    api_only = ktes_server(env={**k8s_env, **shared})
     command = wait_for_go_then("echo one; echo warn >&2", "echo two; echo done >&2")
     task_id = create(server, [{"image": k8s_busybox_image, "command": command}])
     story = task_story(server.url, task_id)
     stdout = Collected(api_output(server.url, task_id, "stdout"), story)
     stdout_too = Collected(api_output(server.url, task_id, "stdout"), story)  # a second follower of the stream
     stderr = Collected(api_output(server.url, task_id, "stderr"), story)
+    elsewhere = Collected(api_output(api_only.url, task_id, "stdout"), story)
 
     assert stdout.wait_for(b"one\n") == b"one\n"  # the executor waits for us: this came live
     assert stdout_too.wait_for(b"one\n") == b"one\n"
     assert stderr.wait_for(b"warn\n") == b"warn\n"
+    assert elsewhere.wait_for(b"one\n") == b"one\n"
 
     touch_in(namespace, task_id, "executor-0")
     assert stdout.wait_end() == b"one\ntwo\n"
     assert stdout_too.wait_end() == b"one\ntwo\n"
+    assert elsewhere.wait_end() == b"one\ntwo\n"
     assert stderr.wait_end() == b"warn\ndone\n"
 
     task = wait_state(client(server), task_id, lambda state: state in TERMINAL)

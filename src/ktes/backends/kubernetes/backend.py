@@ -116,6 +116,8 @@ class KubernetesBackend:
         self._entrypoint_config_map = podspec.entrypoint_config_map(binary)
         self._entrypoint_ready = False
         self._entrypoint_lock = asyncio.Lock()
+        if self._kube is not None:  # made for live output while this replica stood by
+            self._kube.close()
         self._kube = await asyncio.to_thread(Kube, self._settings)
         self._cache = ObjectCache()
         loop = asyncio.get_running_loop()
@@ -173,8 +175,10 @@ class KubernetesBackend:
         container is not running (not started, or ended: the task's logs then hold the tail) or ktes may not
         exec (see docs/kubernetes.md)."""
         container = executor_container_name(index)
-        pod = self._cache.pod_running(task.id or "", container)
-        if pod is None or self._kube is None or not self._exec_allowed:
+        if not self._exec_allowed or task.id is None:
+            return
+        pod = await self._pod_running(task.id, container)
+        if pod is None:
             return
         command = [podspec.ENTRYPOINT, "--read", stream, "--index", str(index), "--state-dir", podspec.STATE_DIR]
         command += ["--offset", str(offset), *(["--follow"] if follow else [])]
@@ -186,13 +190,35 @@ class KubernetesBackend:
             if exc.status == 403:
                 self._exec_allowed = False
                 log.warning("kubernetes: %s; executors' output is shown when each ends (grant pods/exec)", exc)
-            elif isinstance(exc, ExecFailed) and exc.code in READER_NOTHING_NOW:
+            elif exc.status == 400 or (isinstance(exc, ExecFailed) and exc.code in READER_NOTHING_NOW):
                 log.debug("kubernetes: no live output of %s/%s now: %s", pod, container, exc)
             else:  # it ended meanwhile, or the stream broke: the caller looks again
                 log.info("kubernetes: live output of %s/%s: %s", pod, container, exc)
             return
         if follow:
             yield END_OF_OUTPUT
+
+    async def _pod_running(self, task_id: str, container: str) -> str | None:
+        """The task's Pod in which ``container`` runs now: from the watches' cache where this replica runs the
+        engine, else (a replica serving only the API, or standing by for the Lease) from a list of the task's
+        Pods, through a client of its own made on first use."""
+        if self._watchers:
+            return self._cache.pod_running(task_id, container)
+        try:
+            if self._kube is None:
+                made = await asyncio.to_thread(Kube, self._settings)
+                if self._kube is None:
+                    self._kube = made
+                else:  # another reader made one meanwhile
+                    made.close()
+            pods = await self._kube.list_objects("pods", self._task_selector(task_id))
+        except KubeError as exc:
+            log.debug("kubernetes: cannot look for the pod of task %s: %s", task_id, exc)
+            return None
+        listed = ObjectCache()
+        for pod in pods:
+            listed.apply("pods", "ADDED", pod)
+        return listed.pod_running(task_id, container)
 
     def admit(self, task: Task) -> bool:
         if task.id is None:
