@@ -46,8 +46,9 @@
  *   it reads) and changes nothing.
  * - With --follow it first waits for the executor to start (its helper waits for its turn).
  * - Exit 0: copied to the end (with --follow: to the executor's end). 3: nothing to read (the executor has
- *   not started, or will not: the run is over; or its file could not be opened). 4: the executor's helper is leaving (its result line
- *   holds the output) or the stream is not a regular file. 1: error (on stderr); 2: usage error.
+ *   not started, or will not: the run is over; or its file could not be opened). 4: the executor's helper
+ *   is leaving (its result line holds the output) or the stream is not a regular file. 1: error (on
+ *   stderr); 2: usage error.
  *
  * --version prints "ktes-entrypoint SHA256" (the sha256 of the entrypoint.c it was built from, given at build
  * time as KTES_SOURCE_SHA256), so a test can prove that the binaries shipped in the ktes package were built
@@ -292,11 +293,10 @@ static int run(const struct options *o, char *err, size_t errsize) {
     int fds[3];
     if (open_stdio(o, fds, err, errsize) != 0)
         return 127;
-    /* For readers (--read): the files CMD writes to, at fixed descriptors, not inherited by CMD. */
-    if (fds[1] != KEEP_STDOUT_FD)
-        dup3(fds[1], KEEP_STDOUT_FD, O_CLOEXEC);
-    if (fds[2] != KEEP_STDERR_FD)
-        dup3(fds[2], KEEP_STDERR_FD, O_CLOEXEC);
+    /* For readers (--read): copies of the files CMD writes to, put at fixed descriptors once CMD runs. */
+    int kept[2];
+    for (int i = 0; i < 2; i++)
+        kept[i] = fcntl(fds[i + 1], F_DUPFD_CLOEXEC, KEEP_STDERR_FD + 1);
 
     /* The child tells us through this close-on-exec pipe why execvp failed; EOF means it succeeded. */
     int report[2];
@@ -363,6 +363,14 @@ static int run(const struct options *o, char *err, size_t errsize) {
     }
     err[got] = '\0';
     close(report[0]);
+    /* Now nothing of ours can sit at the fixed descriptors (the copies are above them). */
+    int keep_at[2] = {KEEP_STDOUT_FD, KEEP_STDERR_FD};
+    for (int i = 0; i < 2; i++) {
+        if (kept[i] >= 0) {
+            dup3(kept[i], keep_at[i], O_CLOEXEC);
+            close(kept[i]);
+        }
+    }
 
     /* As PID 1 of the container we also reap orphans that CMD leaves behind. */
     int status = 0;
