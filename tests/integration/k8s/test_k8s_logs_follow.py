@@ -29,7 +29,6 @@ from tests.integration.k8s.test_k8s_backend import (  # noqa: F401 (fixtures)
     client,
     k8s_env,
     namespace,
-    server,
     wait_state,
 )
 
@@ -37,6 +36,16 @@ pytestmark = pytest.mark.k8s
 
 #: How long a line may take to show (a generous deadline on a shared 2-core machine, not a speed claim).
 SHOWS_WITHIN = 120.0
+
+
+#: test_k8s_backend's settings time failures to start out quickly; these tests are about output, on a lab
+#: other tests may load heavily, so they keep the defaults' patience for a Pod to start.
+PATIENT = {"KTES_K8S_IMAGE_PULL_TIMEOUT_SECONDS": "120", "KTES_K8S_UNSCHEDULABLE_TIMEOUT_SECONDS": "600"}
+
+
+@pytest.fixture
+def server(ktes_server: StartServer, k8s_env: dict[str, str]) -> KtesServer:  # noqa: F811
+    return ktes_server(env={**k8s_env, **PATIENT})
 
 
 def wait_for_go_then(first: str, rest: str, go: str = "/tmp/go") -> list[str]:
@@ -126,7 +135,7 @@ def create(ktes: KtesServer, executors: list[dict[str, object]]) -> str:
 
 
 def test_a_running_executors_stdout_and_stderr_come_live_and_apart(
-    server: KtesServer,  # noqa: F811
+    server: KtesServer,
     namespace: str,  # noqa: F811
     k8s_env: dict[str, str],  # noqa: F811
     ktes_server: StartServer,
@@ -134,7 +143,7 @@ def test_a_running_executors_stdout_and_stderr_come_live_and_apart(
 ) -> None:
     # a second replica that serves only the API, on the same database (as behind a Service)
     shared = {"KTES_ENGINE_ENABLED": "false", "KTES_DATABASE_URL": f"sqlite:///{server.data_dir / 'ktes.db'}"}
-    api_only = ktes_server(env={**k8s_env, **shared})
+    api_only = ktes_server(env={**k8s_env, **PATIENT, **shared})
     command = wait_for_go_then("echo one; echo warn >&2", "echo two; echo done >&2")
     task_id = create(server, [{"image": k8s_busybox_image, "command": command}])
     story = task_story(server.url, task_id)
@@ -166,7 +175,7 @@ def test_a_running_executors_stdout_and_stderr_come_live_and_apart(
 
 
 def test_logs_follow_prints_lines_as_each_executor_prints_them(
-    server: KtesServer,  # noqa: F811
+    server: KtesServer,
     namespace: str,  # noqa: F811
     k8s_busybox_image: str,
 ) -> None:
@@ -205,7 +214,7 @@ def test_logs_follow_prints_lines_as_each_executor_prints_them(
 @pytest.mark.browser
 async def test_the_dashboard_shows_a_kubernetes_executors_output_as_it_is_printed(
     page: Page,
-    server: KtesServer,  # noqa: F811
+    server: KtesServer,
     namespace: str,  # noqa: F811
     k8s_busybox_image: str,
 ) -> None:
