@@ -331,3 +331,96 @@ def test_tails_come_from_the_users_files(entrypoint_binary: Path, state: Path, t
     assert result_line(proc.stdout).stdout == "to file\n"
     nothing = run_helper(entrypoint_binary, state, 1, ["echo", "x"], "--tail-bytes", "0")
     assert result_line(nothing.stdout).stdout == ""
+
+
+# --- the reader (--read): live output, read inside the executor's container ---------------------------------
+
+
+def read_stream(entrypoint: Path, state: Path, helper: subprocess.Popen[str], stream: str, *options: str) -> list[str]:
+    return [
+        str(entrypoint),
+        "--read",
+        stream,
+        "--index",
+        "0",
+        "--state-dir",
+        str(state),
+        "--pid",
+        str(helper.pid),
+        *options,
+    ]
+
+
+def test_a_reader_follows_the_executors_own_stream_whatever_the_task_does_to_its_path(
+    entrypoint_binary: Path, state: Path, tmp_path: Path
+) -> None:
+    """The task swaps its stdout file for a link to another file: the reader still sends only what the
+    command wrote, live, and ends with the executor."""
+    go = tmp_path / "go"
+    secret = tmp_path / "not-yours"
+    secret.write_text("someone else's\n")
+    code = (
+        "import os, sys, time\n"
+        f"os.rename({str(state / '0.stdout')!r}, {str(state / 'moved')!r})\n"
+        f"os.symlink({str(secret)!r}, {str(state / '0.stdout')!r})\n"
+        "print('one', flush=True); print('warn', file=sys.stderr, flush=True)\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
+        "print('two', flush=True)\n"
+    )
+    helper = start_waiting(entrypoint_binary, state, 0, [PY, "-c", code])
+    reader = subprocess.Popen(
+        read_stream(entrypoint_binary, state, helper, "stdout", "--follow"), stdout=subprocess.PIPE
+    )
+    try:
+        assert reader.stdout is not None
+        assert reader.stdout.readline() == b"one\n"  # the command waits for `go`: this came live
+        errors = subprocess.run(
+            read_stream(entrypoint_binary, state, helper, "stderr"), capture_output=True, timeout=30
+        )
+        assert (errors.returncode, errors.stdout) == (0, b"warn\n")
+        from_two = subprocess.run(
+            read_stream(entrypoint_binary, state, helper, "stdout", "--offset", "2"), capture_output=True, timeout=30
+        )
+        assert (from_two.returncode, from_two.stdout) == (0, b"e\n")
+        go.touch()
+        assert reader.stdout.read() == b"two\n"
+        assert reader.wait(timeout=30) == 0
+        helper.communicate(timeout=30)
+    finally:
+        reader.kill()
+        helper.kill()
+    assert helper.returncode == 0
+    # the helper has gone: a reader now finds nothing (the result line holds the output)
+    after = subprocess.run(read_stream(entrypoint_binary, state, helper, "stdout"), capture_output=True, timeout=30)
+    assert after.returncode in (3, 4) and after.stdout == b""
+
+
+def test_a_reader_waits_for_the_executor_to_start_and_leaves_when_the_run_is_over(
+    entrypoint_binary: Path, state: Path
+) -> None:
+    helper = start_waiting(entrypoint_binary, state, 0, ["echo", "never"], "--wait", "stage-in.done")
+    try:
+        polling(helper)
+        now = subprocess.run(read_stream(entrypoint_binary, state, helper, "stdout"), capture_output=True, timeout=30)
+        assert (now.returncode, now.stdout) == (3, b"")  # not started: nothing to read yet
+        follower = subprocess.Popen(read_stream(entrypoint_binary, state, helper, "stdout", "--follow"))
+        polling_reader = Path(f"/proc/{follower.pid}/wchan")
+        deadline = time.monotonic() + 30
+        while "nanosleep" not in polling_reader.read_text():  # it waits for the executor to start
+            assert follower.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        (state / "stage-in.failed").write_text("no input\n")
+        assert follower.wait(timeout=30) == 3
+        helper.communicate(timeout=30)
+    finally:
+        helper.kill()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--read", "stdin", "--index", "0", "--state-dir", "/tmp"], ["--read", "stdout", "--index", "0"]],
+    ids=["not-a-stream", "no-state-dir"],
+)
+def test_reader_usage_errors(entrypoint_binary: Path, argv: list[str]) -> None:
+    done = subprocess.run([str(entrypoint_binary), *argv], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "usage: entrypoint --read" in done.stderr

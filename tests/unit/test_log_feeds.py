@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncGenerator
 
 from ktes.api.log_feeds import LogFeeds
-from ktes.backends.base import Stream
+from ktes.backends.base import END_OF_OUTPUT, EndOfOutput, Stream
 from ktes.store.memory import MemoryStore
 from ktes.tes.models import Executor, ExecutorLog, State, Task, TaskLog
 
@@ -25,6 +25,8 @@ class GrowingOutput:
         self.followers_now = 0
         self.followers_most = 0
         self.reads = 0
+        #: say when a follow has read to the executor's end (as the Kubernetes backend does)
+        self.says_end = False
 
     def capacity(self) -> dict[str, str]:
         return {"readers": str(self.followers_now)}
@@ -35,7 +37,7 @@ class GrowingOutput:
 
     async def executor_output(
         self, task: Task, index: int, stream: Stream, offset: int, follow: bool
-    ) -> AsyncGenerator[bytes, None]:
+    ) -> AsyncGenerator[bytes | EndOfOutput, None]:
         if self.gone or stream != "stdout":
             return
         self.reads += 1
@@ -51,6 +53,8 @@ class GrowingOutput:
                     yield chunk
                     continue
                 if not follow or self.ended:
+                    if follow and self.says_end:
+                        yield END_OF_OUTPUT
                     return
                 self.written.clear()
                 await self.written.wait()
@@ -160,3 +164,29 @@ async def test_a_follower_that_leaves_early_stops_the_reader() -> None:
     await asyncio.sleep(0.01)
     assert feeds.feed_count() == 0
     assert backend.followers_now == 0
+
+
+async def test_a_follow_ends_when_the_backend_read_to_the_executors_end_before_the_logs_say_so() -> None:
+    """On Kubernetes the Pod knows an executor has ended well before the task's logs do (they are written
+    when the whole Pod has ended): the follow ends then, with every byte once and nothing from the store."""
+    store, backend = MemoryStore(), GrowingOutput()
+    backend.says_end = True
+    task_id = running_task(store)
+    feeds = LogFeeds(store, backend, poll_seconds=0.01)  # type: ignore[arg-type]
+    follower = asyncio.create_task(collect(feeds.read(task_id, 0, "stdout", 0, True)))
+    backend.write(b"one\n")
+    await backend.written.wait()
+    backend.write(b"two\n")
+    backend.ended = True
+    backend.written.set()
+    assert await asyncio.wait_for(follower, 5) == b"one\ntwo\n"
+    assert store.get(task_id).state == State.RUNNING
+    assert feeds.feed_count() == 0
+
+
+async def test_an_executor_that_printed_nothing_ends_its_follow_too() -> None:
+    store, backend = MemoryStore(), GrowingOutput()
+    backend.says_end, backend.ended = True, True
+    task_id = running_task(store)
+    feeds = LogFeeds(store, backend, poll_seconds=0.01)  # type: ignore[arg-type]
+    assert await asyncio.wait_for(collect(feeds.read(task_id, 0, "stdout", 0, True)), 5) == b""

@@ -31,6 +31,25 @@
  * - Exit 0; exit 1 only when the helper itself cannot work (e.g. DIR is not writable), 2 on a usage
  *   error; the reason is on stderr then.
  *
+ * While CMD runs, the helper keeps its stdout and stderr files open at descriptors 20 and 21 (close-on-exec, so
+ * CMD does not inherit them), and at the end, after the result line, it waits (at most 5 s) for the readers
+ * below to finish, so a reader never loses the last bytes to the container's end.
+ *
+ * reader: entrypoint --read stdout|stderr --index I --state-dir DIR [--offset N] [--follow] [--pid P]
+ *
+ * - Copies the executor's own stream from byte N (default 0) to its stdout: the file the helper (process P,
+ *   default 1: the container's first process) holds open at descriptor 20 or 21, reopened through
+ *   /proc/P/fd, so whatever CMD did to the path (a link, a rename) the bytes are those CMD was given.
+ *   Without --follow it stops at the current end; with it, it goes on until the executor has ended
+ *   (DIR/I.json exists) and everything before that is copied. Used by ktes through the Kubernetes exec API
+ *   for live output; it opens nothing else, writes nothing but DIR/.I.readers (the lock it holds while
+ *   it reads) and changes nothing.
+ * - With --follow it first waits for the executor to start (its helper waits for its turn).
+ * - Exit 0: copied to the end (with --follow: to the executor's end). 3: nothing to read (the executor has
+ *   not started, or will not: the run is over; or its file could not be opened). 4: the executor's helper
+ *   is leaving (its result line holds the output) or the stream is not a regular file. 1: error (on
+ *   stderr); 2: usage error.
+ *
  * --version prints "ktes-entrypoint SHA256" (the sha256 of the entrypoint.c it was built from, given at build
  * time as KTES_SOURCE_SHA256), so a test can prove that the binaries shipped in the ktes package were built
  * from the committed source.
@@ -49,6 +68,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -59,6 +79,12 @@
 #define WAIT_MAX 16
 #define POLL_NANOS 10000000L
 #define RESULT_MARKER "KTES-RESULT "
+/* Where the helper keeps the executor's stdout and stderr files open for readers (see --read). */
+#define KEEP_STDOUT_FD 20
+#define KEEP_STDERR_FD 21
+#define READER_POLL_NANOS 100000000L
+#define READERS_WAIT_SECONDS 5
+#define READ_CHUNK 65536
 #ifndef KTES_SOURCE_SHA256
 #define KTES_SOURCE_SHA256 "unknown"
 #endif
@@ -80,7 +106,7 @@ struct options {
     char **command;
 };
 
-static void die(int code, const char *fmt, ...) {
+__attribute__((noreturn, format(printf, 2, 3))) static void die(int code, const char *fmt, ...) {
     va_list ap;
     fputs("ktes-entrypoint: ", stderr);
     va_start(ap, fmt);
@@ -267,6 +293,10 @@ static int run(const struct options *o, char *err, size_t errsize) {
     int fds[3];
     if (open_stdio(o, fds, err, errsize) != 0)
         return 127;
+    /* For readers (--read): copies of the files CMD writes to, put at fixed descriptors once CMD runs. */
+    int kept[2];
+    for (int i = 0; i < 2; i++)
+        kept[i] = fcntl(fds[i + 1], F_DUPFD_CLOEXEC, KEEP_STDERR_FD + 1);
 
     /* The child tells us through this close-on-exec pipe why execvp failed; EOF means it succeeded. */
     int report[2];
@@ -333,6 +363,14 @@ static int run(const struct options *o, char *err, size_t errsize) {
     }
     err[got] = '\0';
     close(report[0]);
+    /* Now nothing of ours can sit at the fixed descriptors (the copies are above them). */
+    int keep_at[2] = {KEEP_STDOUT_FD, KEEP_STDERR_FD};
+    for (int i = 0; i < 2; i++) {
+        if (kept[i] >= 0) {
+            dup3(kept[i], keep_at[i], O_CLOEXEC);
+            close(kept[i]);
+        }
+    }
 
     /* As PID 1 of the container we also reap orphans that CMD leaves behind. */
     int status = 0;
@@ -502,6 +540,143 @@ static int run_is_over(const struct options *o) {
     return exists_in(o->state_dir, "stop") || exists_in(o->state_dir, "stage-in.failed");
 }
 
+/* DIR/.I.readers: readers hold it shared while they read; the helper takes it exclusively at its end. */
+static int open_readers_lock(const char *dir, int index) {
+    char path[PATH_MAX], name[64];
+    snprintf(name, sizeof name, ".%d.readers", index);
+    join(path, sizeof path, dir, name);
+    return open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666);
+}
+
+/* After the result line: let readers copy the last bytes before the container ends (at most
+ * READERS_WAIT_SECONDS, so a reader that is stuck cannot hold the task). The lock is kept until exit, so a
+ * reader that comes later finds it taken and leaves at once. */
+static void wait_for_readers(const struct options *o) {
+    int fd = open_readers_lock(o->state_dir, o->index);
+    if (fd < 0)
+        return;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec >= READERS_WAIT_SECONDS)
+            return;
+        struct timespec pause = {0, POLL_NANOS};
+        nanosleep(&pause, NULL);
+    }
+}
+
+static int write_all(int fd, const char *buf, size_t len) {
+    while (len > 0) {
+        ssize_t w = write(fd, buf, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        buf += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+__attribute__((noreturn)) static void read_usage(const char *why) {
+    die(2, "%s\nusage: entrypoint --read stdout|stderr --index I --state-dir DIR [--offset N] [--follow] [--pid P]",
+        why);
+}
+
+static long number_arg(const char *text, long max, const char *what) {
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(text, &end, 10);
+    if (errno || *text == '\0' || *end != '\0' || n < 0 || n > max)
+        read_usage(what);
+    return n;
+}
+
+/* --read: copy the executor's own stream to stdout (see the top of this file). */
+static int read_stream(int argc, char **argv) {
+    const char *stream = NULL, *dir = NULL;
+    long index = -1, offset = 0, pid = 1;
+    int follow = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--follow") == 0) {
+            follow = 1;
+            continue;
+        }
+        if (i + 1 >= argc)
+            read_usage("option needs a value");
+        const char *v = argv[++i];
+        if (strcmp(a, "--read") == 0)
+            stream = v;
+        else if (strcmp(a, "--state-dir") == 0)
+            dir = v;
+        else if (strcmp(a, "--index") == 0)
+            index = number_arg(v, 1000000, "--index must be a non-negative integer");
+        else if (strcmp(a, "--offset") == 0)
+            offset = number_arg(v, LONG_MAX, "--offset must be a non-negative integer");
+        else if (strcmp(a, "--pid") == 0)
+            pid = number_arg(v, INT_MAX, "--pid must be a process id");
+        else
+            read_usage("unknown option");
+    }
+    if (!stream || !dir || index < 0)
+        read_usage("--read, --index and --state-dir are required");
+    int keep;
+    if (strcmp(stream, "stdout") == 0)
+        keep = KEEP_STDOUT_FD;
+    else if (strcmp(stream, "stderr") == 0)
+        keep = KEEP_STDERR_FD;
+    else
+        read_usage("--read takes stdout or stderr");
+
+    int lock = open_readers_lock(dir, (int)index);
+    if (lock < 0)
+        die(1, "cannot open the readers' lock in %s: %s", dir, strerror(errno));
+    if (flock(lock, LOCK_SH | LOCK_NB) != 0)
+        return 4; /* the helper is leaving: its result line holds the output */
+
+    char path[64], name[64], proc[64];
+    snprintf(path, sizeof path, "/proc/%ld/fd/%d", pid, keep);
+    snprintf(proc, sizeof proc, "/proc/%ld", pid);
+    snprintf(name, sizeof name, "%ld.json", index);
+    int fd;
+    /* Following, wait for the executor to start (its helper waits for its turn), unless the run is over. */
+    while ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0) {
+        if (!follow || access(proc, F_OK) != 0 || exists_in(dir, name) || exists_in(dir, "stop") ||
+            exists_in(dir, "stage-in.failed"))
+            return 3; /* not started (or the file could not be opened) */
+        struct timespec pause = {0, READER_POLL_NANOS};
+        nanosleep(&pause, NULL);
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        return 4;
+    signal(SIGPIPE, SIG_DFL);
+    static char buf[READ_CHUNK];
+    off_t position = (off_t)offset;
+    for (;;) {
+        int ended = follow && exists_in(dir, name); /* looked at first: bytes written before it are read */
+        ssize_t n = pread(fd, buf, sizeof buf, position);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            die(1, "reading %s: %s", path, strerror(errno));
+        if (n > 0) {
+            if (write_all(1, buf, (size_t)n) != 0)
+                return 1;
+            position += n;
+            continue;
+        }
+        if (!follow || ended)
+            return 0;
+        struct timespec pause = {0, READER_POLL_NANOS};
+        nanosleep(&pause, NULL);
+    }
+}
+
 static void exit_on_signal(int sig) { _exit(128 + sig); }
 
 /* Waits for every --wait file; returns 0 when they are all there, -1 when the run is over. */
@@ -530,6 +705,8 @@ int main(int argc, char **argv) {
         puts("ktes-entrypoint " KTES_SOURCE_SHA256);
         return 0;
     }
+    if (argc > 1 && strcmp(argv[1], "--read") == 0)
+        return read_stream(argc, argv);
     struct options o;
     parse_args(argc, argv, &o);
 
@@ -553,5 +730,6 @@ int main(int argc, char **argv) {
         write_stop(&o);
     write_result(&o, &r);
     print_result(&o, &r);
+    wait_for_readers(&o);
     return 0;
 }

@@ -6,8 +6,11 @@ bounded per feed and each follower holds one chunk. A follower that asks for byt
 joined late, or fell behind) first catches up with a one-off read that does not follow. The feed ends when
 the executor has ended; the last follower to leave stops it.
 
-Where the bytes are is the backend's business. What is left once they are gone (the task ended and its files
-were removed) is the tail the task's logs hold, served from the same offsets.
+Where the bytes are is the backend's business. A follow ends when the backend says it read to the executor's
+end (:data:`END_OF_OUTPUT`: on Kubernetes the Pod knows before the task's logs do) or when the task's logs say
+the executor has ended. What is left once the bytes are gone (the task ended and its files or Pod were
+removed) is the tail the task's logs hold, served from the same offsets; a follower that read the output live
+gets nothing more from it, so no byte comes twice at the switch.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
-from ktes.backends.base import Backend, Stream
+from ktes.backends.base import Backend, EndOfOutput, Stream
 from ktes.store.base import Store
 from ktes.tes.models import Task
 from ktes.tes.states import TERMINAL
@@ -178,13 +181,19 @@ class LogFeeds:
         while True:
             task = await asyncio.to_thread(self._store.get, task_id)
             over = executor_over(task, index)  # looked at before reading: no byte written before it is missed
+            read_to_end = False
             async with contextlib.aclosing(
                 self._backend.executor_output(task, index, stream, position, follow and not over)
             ) as chunks:
                 async for chunk in chunks:
+                    if isinstance(chunk, EndOfOutput):
+                        read_to_end = True
+                        continue
                     live = True
                     position += len(chunk)
                     yield chunk
+            if read_to_end:  # every byte of the ended executor came live
+                return
             if over or not follow:
                 break
             if live:  # the backend followed to the executor's end

@@ -17,6 +17,17 @@ from ktes.tes.models import Task
 Stream = Literal["stdout", "stderr"]
 
 
+class EndOfOutput:
+    """What a follow (``Backend.executor_output`` with ``follow``) may yield last: it read the stream to the
+    executor's end, so every byte has been yielded, whether or not the task's logs say it has ended yet."""
+
+    def __repr__(self) -> str:
+        return "END_OF_OUTPUT"
+
+
+END_OF_OUTPUT = EndOfOutput()
+
+
 class Leadership(Protocol):
     """Whether this replica may run the engine, when several serve the same tasks (the Kubernetes Lease).
 
@@ -89,14 +100,15 @@ class Backend(Protocol):
 
     def executor_output(
         self, task: Task, index: int, stream: Stream, offset: int, follow: bool
-    ) -> AsyncGenerator[bytes, None]:
+    ) -> AsyncGenerator[bytes | EndOfOutput, None]:
         """Executor ``index``'s ``stream`` bytes from byte ``offset`` while the backend still holds them.
 
         The one place that knows where those bytes are. With ``follow``, new bytes are yielded as they are
-        written until the executor has ended; without, up to the current end. Yields nothing when the
-        backend holds none (the executor has not started, or the task's files are gone: the tail stored in
-        the task's logs is then what is left). Files a task could have made are opened beneath their
-        directory without following links.
+        written until the executor has ended (then :data:`END_OF_OUTPUT`, when the backend knows the end
+        before the task's logs do); without, up to the current end. Yields nothing when the backend holds
+        none (the executor has not started, or the task's files are gone: the tail stored in the task's
+        logs is then what is left). Files a task could have made are opened beneath their directory without
+        following links, or read inside the task's own container.
         """
         ...
 

@@ -19,6 +19,13 @@ import pytest
 import yaml
 
 from tests.fixtures.k8s import REPO, fresh_namespace, kubectl
+from tests.integration.k8s.test_k8s_logs_follow import (
+    Collected,
+    api_output,
+    task_story,
+    touch_in,
+    wait_for_go_then,
+)
 
 pytestmark = pytest.mark.k8s
 
@@ -150,6 +157,27 @@ def test_the_in_cluster_ktes_runs_a_task_as_one_job(deployed: tuple[str, str], k
     ]
     jobs = json.loads(kubectl("-n", namespace, "get", "jobs", "-o", "json"))["items"]
     assert len(jobs) <= 1  # one Job for the task (already gone when ttlSecondsAfterFinished passed)
+
+
+def test_the_in_cluster_ktes_shows_a_running_executors_output_live(
+    deployed: tuple[str, str], k8s_busybox_image: str
+) -> None:
+    """With its ServiceAccount's token and the Role of deploy/base (pods/exec), as users deploy it."""
+    namespace, base_url = deployed
+    command = wait_for_go_then("echo one; echo warn >&2", "echo two")
+    created = httpx.post(
+        f"{base_url}{TES}/tasks", json={"executors": [{"image": k8s_busybox_image, "command": command}]}
+    )
+    assert created.status_code == 200, created.text
+    task_id = created.json()["id"]
+    story = task_story(base_url, task_id)
+    stdout = Collected(api_output(base_url, task_id, "stdout"), story)
+    stderr = Collected(api_output(base_url, task_id, "stderr"), story)
+    assert stdout.wait_for(b"one\n") == b"one\n"  # the executor waits for us: this came live
+    assert stderr.wait_for(b"warn\n") == b"warn\n"
+    touch_in(namespace, task_id, "executor-0")
+    assert stdout.wait_end() == b"one\ntwo\n"
+    assert stderr.wait_end() == b"warn\n"
 
 
 @pytest.mark.parametrize("overlay", sorted(p.name for p in (REPO / "deploy" / "overlays").iterdir()))

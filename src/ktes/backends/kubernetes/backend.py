@@ -19,9 +19,18 @@ from collections.abc import AsyncGenerator, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from ktes.backends.base import Stream
+from ktes.backends.base import END_OF_OUTPUT, EndOfOutput, Stream
 from ktes.backends.kubernetes import podspec, status, waiting
-from ktes.backends.kubernetes.client import NO_ANSWER, AlreadyExists, Kind, Kube, KubeError, Watcher, WatchEvent
+from ktes.backends.kubernetes.client import (
+    NO_ANSWER,
+    AlreadyExists,
+    ExecFailed,
+    Kind,
+    Kube,
+    KubeError,
+    Watcher,
+    WatchEvent,
+)
 from ktes.backends.kubernetes.installation import with_installation
 from ktes.backends.kubernetes.objects import ObjectCache, TaskObjects, task_id_of
 from ktes.backends.kubernetes.podspec import STAGE_OUT, TASK_ID_LABEL, executor_container_name, job_name
@@ -37,6 +46,8 @@ log = logging.getLogger(__name__)
 GRACE_SECONDS = 5
 #: how long start() waits for the first lists before going on (the watches keep trying).
 FIRST_SYNC_SECONDS = 30.0
+#: the helper's reader (``--read``) exit codes for "nothing to read now": not started, or leaving.
+READER_NOTHING_NOW = (3, 4)
 #: how long cancel() waits for the Pod to be gone.
 GONE_TIMEOUT_SECONDS = 120.0
 
@@ -69,6 +80,8 @@ class KubernetesBackend:
         self._entrypoint_config_map: dict[str, Any] = {}
         self._entrypoint_ready = False
         self._entrypoint_lock = asyncio.Lock()
+        #: whether pods/exec (live executor output) is allowed; False after the first 403.
+        self._exec_allowed = True
 
     @property
     def kube(self) -> Kube:
@@ -103,6 +116,8 @@ class KubernetesBackend:
         self._entrypoint_config_map = podspec.entrypoint_config_map(binary)
         self._entrypoint_ready = False
         self._entrypoint_lock = asyncio.Lock()
+        if self._kube is not None:  # made for live output while this replica stood by
+            self._kube.close()
         self._kube = await asyncio.to_thread(Kube, self._settings)
         self._cache = ObjectCache()
         loop = asyncio.get_running_loop()
@@ -152,11 +167,58 @@ class KubernetesBackend:
 
     async def executor_output(
         self, task: Task, index: int, stream: Stream, offset: int, follow: bool
-    ) -> AsyncGenerator[bytes, None]:
-        """Nothing live yet: the executor's output stays in a file inside the Pod until the helper's result
-        line brings its tail, which the task's logs then hold (see docs/dashboard.md)."""
-        return
-        yield b""  # an async generator that yields nothing
+    ) -> AsyncGenerator[bytes | EndOfOutput, None]:
+        """The executor's own stream, read inside its running container by its helper (``--read``, through
+        pods/exec): the file the helper holds open for the command, so nothing a task did to the path
+        changes what is read, and ktes opens no path at all. A follow that reaches the executor's end says
+        so (:data:`END_OF_OUTPUT`); the helper waits for it before its container ends. Nothing when the
+        container is not running (not started, or ended: the task's logs then hold the tail) or ktes may not
+        exec (see docs/kubernetes.md)."""
+        container = executor_container_name(index)
+        if not self._exec_allowed or task.id is None:
+            return
+        pod = await self._pod_running(task.id, container)
+        if pod is None:
+            return
+        command = [podspec.ENTRYPOINT, "--read", stream, "--index", str(index), "--state-dir", podspec.STATE_DIR]
+        command += ["--offset", str(offset), *(["--follow"] if follow else [])]
+        try:
+            async with contextlib.aclosing(self.kube.exec_output(pod, container, command)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except KubeError as exc:
+            if exc.status == 403:
+                self._exec_allowed = False
+                log.warning("kubernetes: %s; executors' output is shown when each ends (grant pods/exec)", exc)
+            elif exc.status == 400 or (isinstance(exc, ExecFailed) and exc.code in READER_NOTHING_NOW):
+                log.debug("kubernetes: no live output of %s/%s now: %s", pod, container, exc)
+            else:  # it ended meanwhile, or the stream broke: the caller looks again
+                log.info("kubernetes: live output of %s/%s: %s", pod, container, exc)
+            return
+        if follow:
+            yield END_OF_OUTPUT
+
+    async def _pod_running(self, task_id: str, container: str) -> str | None:
+        """The task's Pod in which ``container`` runs now: from the watches' cache where this replica runs the
+        engine, else (a replica serving only the API, or standing by for the Lease) from a list of the task's
+        Pods, through a client of its own made on first use."""
+        if self._watchers:
+            return self._cache.pod_running(task_id, container)
+        try:
+            if self._kube is None:
+                made = await asyncio.to_thread(Kube, self._settings)
+                if self._kube is None:
+                    self._kube = made
+                else:  # another reader made one meanwhile
+                    made.close()
+            pods = await self._kube.list_objects("pods", self._task_selector(task_id))
+        except KubeError as exc:
+            log.debug("kubernetes: cannot look for the pod of task %s: %s", task_id, exc)
+            return None
+        listed = ObjectCache()
+        for pod in pods:
+            listed.apply("pods", "ADDED", pod)
+        return listed.pod_running(task_id, container)
 
     def admit(self, task: Task) -> bool:
         if task.id is None:

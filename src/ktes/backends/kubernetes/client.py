@@ -14,13 +14,16 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlencode
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.stream.ws_client import create_websocket, get_websocket_url
 from kubernetes.watch.watch import iter_resp_lines
+from websocket import ABNF
 
 from ktes import metrics
 from ktes.config import Settings
@@ -58,6 +61,22 @@ class Conflict(KubeError):
 
 class Expired(KubeError):
     """410: the resourceVersion a watch started from is too old; list again."""
+
+
+class ExecFailed(KubeError):
+    """A command run in a container (pods/exec) exited non-zero (``code``) or its stream broke (``code`` -1)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+#: The exec stream's channels (the v4 protocol every Kubernetes since 1.5 speaks): the command's stdout,
+#: its stderr, and the API's status of the command's end.
+EXEC_PROTOCOL = "v4.channel.k8s.io"
+_STDOUT_CHANNEL, _STDERR_CHANNEL, _STATUS_CHANNEL = 1, 2, 3
+#: Frames of a command's stdout held between the reading thread and its consumer.
+EXEC_FRAMES_HELD = 8
 
 
 def _translate(exc: ApiException, what: str) -> KubeError:
@@ -229,6 +248,99 @@ class Kube:
             return data.decode("utf-8", errors="replace")
 
         return await asyncio.to_thread(read)
+
+    async def exec_output(self, pod: str, container: str, command: list[str]) -> AsyncGenerator[bytes, None]:
+        """Run ``command`` in a running container (pods/exec) and yield its stdout as it comes; return when
+        it exits 0. Raises :class:`ExecFailed` when it exits non-zero or the stream breaks, :class:`KubeError`
+        when the API refuses (the container is not running, no ``pods/exec`` permission).
+
+        The kubernetes package's own ``stream()`` swaps the shared client's transport while it connects,
+        which would race the watches' threads, so the WebSocket is opened here with the client's settings.
+        One thread per call reads frames and hands at most :data:`EXEC_FRAMES_HELD` of them over."""
+        query = [("container", container), *(("command", arg) for arg in command), ("stdout", "true")]
+        query += [("stderr", "true"), ("stdin", "false"), ("tty", "false")]
+        configuration = self.api.configuration
+        address = f"{configuration.host}/api/v1/namespaces/{self.namespace}/pods/{pod}/exec"
+        url = get_websocket_url(address)  # type: ignore[no-untyped-call]
+        url = f"{url}?{urlencode(query)}"
+        headers = {"sec-websocket-protocol": EXEC_PROTOCOL}
+        bearer = configuration.auth_settings().get("BearerToken")
+        if bearer and bearer.get("value"):
+            headers["authorization"] = str(bearer["value"])
+        what = f"running {command[0]} in {pod}/{container}"
+        loop = asyncio.get_running_loop()
+        frames: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        room = threading.Semaphore(EXEC_FRAMES_HELD)
+        stop = threading.Event()
+        socket: list[Any] = []
+
+        def hand(item: bytes | BaseException | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody reads any more
+                loop.call_soon_threadsafe(frames.put_nowait, item)
+
+        def read() -> None:
+            status: dict[str, Any] | None = None
+            errors = b""
+            try:
+                try:
+                    ws = create_websocket(configuration, url, headers)  # type: ignore[no-untyped-call]
+                except Exception as exc:  # the handshake's HTTP error: 400 not running, 403 forbidden, ...
+                    http_status = int(getattr(exc, "status_code", 0) or 0)
+                    raise KubeError(f"{what}: {exc}", http_status) from None
+                socket.append(ws)
+                if stop.is_set():
+                    return
+                while not stop.is_set():
+                    opcode, frame = ws.recv_data_frame(True)
+                    if opcode == ABNF.OPCODE_CLOSE:
+                        break
+                    if opcode not in (ABNF.OPCODE_BINARY, ABNF.OPCODE_TEXT) or not frame.data:
+                        continue
+                    data: bytes = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
+                    channel, payload = data[0], data[1:]
+                    if channel == _STDOUT_CHANNEL and payload:
+                        room.acquire()
+                        hand(payload)
+                    elif channel == _STDERR_CHANNEL:
+                        errors = (errors + payload)[-1024:]
+                    elif channel == _STATUS_CHANNEL and payload:
+                        status = json.loads(payload)
+                if stop.is_set():
+                    return
+                if status is None:
+                    raise ExecFailed(f"{what}: the stream ended without the command's status", -1)
+                if status.get("status") != "Success":
+                    causes = (status.get("details") or {}).get("causes") or [{}]
+                    exit_code = str(causes[0].get("message") if causes[0].get("reason") == "ExitCode" else "")
+                    why = errors.decode(errors="replace").strip() or status.get("message") or "failed"
+                    raise ExecFailed(f"{what}: {why}", int(exit_code) if exit_code.isdigit() else -1)
+                hand(None)
+            except BaseException as exc:
+                if not stop.is_set():
+                    hand(exc if isinstance(exc, KubeError) else ExecFailed(f"{what}: {exc}", -1))
+            finally:
+                for ws in socket:
+                    with contextlib.suppress(Exception):
+                        ws.close()
+
+        thread = threading.Thread(target=read, name=f"ktes-exec-{pod}-{container}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = await frames.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                room.release()
+                yield item
+        finally:
+            stop.set()
+            for _ in range(EXEC_FRAMES_HELD):
+                room.release()
+            for ws in socket:  # unblocks the thread's read
+                with contextlib.suppress(Exception):
+                    ws.shutdown()
 
     # --- start-up checks -------------------------------------------------------------------------
 

@@ -73,6 +73,15 @@ class ObjectCache:
         if entry.followers <= 0:
             del self._tasks[task_id]
 
+    def pod_running(self, task_id: str, container: str) -> str | None:
+        """The name of the task's Pod in which ``container`` runs now (None: in none)."""
+        entry = self._tasks.get(task_id)
+        for name, pod in (entry.pods if entry is not None else {}).items():
+            for item in (pod.get("status") or {}).get("containerStatuses") or []:
+                if item.get("name") == container and "running" in (item.get("state") or {}):
+                    return name
+        return None
+
     def task_ids(self) -> set[str]:
         return {task_id for task_id, entry in self._tasks.items() if not entry.empty()}
 

@@ -7,7 +7,8 @@ server exits at start instead of accepting work it cannot run:
 - the executors' helper can be read (it goes into the namespace's ConfigMap);
 - there is a Kubernetes configuration, and its API answers and accepts the credentials;
 - the namespace exists (the helper's ConfigMap is made there now, which is needed anyway);
-- the credentials allow every verb ktes uses (:data:`REQUIRED`, one SelfSubjectAccessReview each).
+- the credentials allow every verb ktes uses (:data:`REQUIRED`, one SelfSubjectAccessReview each); without
+  ``pods/exec`` (:data:`LIVE_OUTPUT`) it only warns: executors' output then shows when each ends.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ REQUIRED: tuple[tuple[str, str, str], ...] = (
     ("", "configmaps", "create"),
     *(("coordination.k8s.io", "leases", verb) for verb in ("get", "create", "update")),
 )
+#: Wanted, not required: without them executors' output is shown when each ends instead of live. An exec over
+#: a WebSocket is a GET: older API servers (1.20) authorize it as "get", newer ones also want "create".
+LIVE_OUTPUT: tuple[tuple[str, str, str], ...] = (("", "pods/exec", "get"), ("", "pods/exec", "create"))
 
 
 def _unreachable(kube: Kube, exc: KubeError) -> StartupError:
@@ -67,17 +71,20 @@ async def _make_helper_config_map(kube: Kube, binary: bytes) -> None:
         raise _unreachable(kube, exc) from None
 
 
-async def _missing_permissions(kube: Kube) -> list[str]:
+async def _missing_permissions(kube: Kube) -> tuple[list[str], bool]:
+    """The required permissions ktes lacks, and whether it may show executors' output live."""
+
     async def denied(group: str, resource: str, verb: str) -> str | None:
         name, _, sub = resource.partition("/")
         allowed = await kube.may(verb, name, group, sub)
         return None if allowed else f"{verb} {resource}"
 
     try:
-        found = await asyncio.gather(*(denied(*item) for item in REQUIRED))
+        found = await asyncio.gather(*(denied(*item) for item in (*REQUIRED, *LIVE_OUTPUT)))
     except KubeError as exc:
         raise _unreachable(kube, exc) from None
-    return [item for item in found if item is not None]
+    required, wanted = found[: len(REQUIRED)], found[len(REQUIRED) :]
+    return [item for item in required if item is not None], all(item is None for item in wanted)
 
 
 async def check(settings: Settings) -> None:
@@ -94,12 +101,18 @@ async def check(settings: Settings) -> None:
         raise StartupError(f"{exc}; set k8s_kubeconfig or KUBECONFIG, or run ktes in the cluster") from None
     try:
         await _make_helper_config_map(kube, binary)
-        missing = await _missing_permissions(kube)
+        missing, live_output = await _missing_permissions(kube)
     finally:
         kube.close()
     if missing:
         raise StartupError(
             f"ktes may not {', '.join(missing)} in the namespace {kube.namespace}: grant its ServiceAccount or "
             "user the Role in deploy/base/rbac.yaml"
+        )
+    if not live_output:
+        log.warning(
+            "kubernetes: ktes may not get and create pods/exec in the namespace %s, so executors' output is "
+            "shown when each ends, not live: grant them (deploy/base/rbac.yaml)",
+            kube.namespace,
         )
     log.info("kubernetes: namespace %s at %s is ready for tasks", kube.namespace, kube.host)
