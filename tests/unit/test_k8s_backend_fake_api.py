@@ -75,13 +75,16 @@ def terminated(pod: dict[str, Any], codes: dict[str, int]) -> dict[str, Any]:
     }
 
 
-async def kubelet(fake: FakeKube, task_id: str, logs: dict[str, str]) -> dict[str, Any]:
-    """Wait for the task's Job, make its Pod, let every container end with these logs."""
+async def kubelet(fake: FakeKube, task_id: str, logs: dict[str, str], *, finish_job: bool = True) -> dict[str, Any]:
+    """Wait for the task's Job, make its Pod, let every container end with these logs; then (unless not
+    ``finish_job``) mark the Job done, as the Job controller does."""
     jobs = await asyncio.to_thread(fake.wait_for, NS, "jobs", f"ktes.task-id={task_id}")
     pod = fake.make_pod(NS, jobs[0])
     for container, text in logs.items():
         fake.logs[NS, pod["metadata"]["name"], container] = text
     fake.set_pod_status(NS, pod["metadata"]["name"], terminated(pod, {}))
+    if finish_job:
+        fake.finish_job(NS, jobs[0]["metadata"]["name"])
     return pod
 
 
@@ -239,3 +242,31 @@ async def test_a_leader_that_cannot_renew_says_why_no_engine_can_run(fake_kube: 
         assert leadership.not_ready_reason() is None
     finally:
         await leadership.close()
+
+
+class EndRecorder(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.done = asyncio.Event()
+
+    async def __call__(self, task_id: str, observation: Observation, /) -> None:
+        await super().__call__(task_id, observation)
+        if isinstance(observation, Ended):
+            self.done.set()
+
+
+async def test_an_ended_pod_stays_until_the_job_controller_has_seen_it_end(
+    backend: KubernetesBackend, fake_kube: FakeKube
+) -> None:
+    """Deleting the ended Pod of a Job the controller has not marked done makes it start the task again
+    (seen on the lab after an API server outage): the Pod goes only once the Job says it is done."""
+    report = EndRecorder()
+    running = asyncio.create_task(backend.run(task("t7", ["echo", "hi"]), report))
+    await kubelet(fake_kube, "t7", {"executor-0": result_line(0, 0, "hi\n")}, finish_job=False)
+    await asyncio.wait_for(report.done.wait(), 30)
+    assert report.ended.state == State.COMPLETE  # the task's end is recorded meanwhile
+    assert not running.done() and "DELETE pods" not in fake_kube.calls and "DELETE jobs" not in fake_kube.calls
+    fake_kube.finish_job(NS, "ktes-t7")
+    await asyncio.wait_for(running, 30)
+    await asyncio.to_thread(fake_kube.wait_gone, NS, "jobs", "ktes.task-id=t7")
+    assert fake_kube.list(NS, "pods") == []

@@ -5,17 +5,22 @@ The lab (shared/k8s-lab/cluster) records each component as ``PID STARTTIME`` in
 ``$K8S_LAB_HOME/run/<name>.pid``; :func:`stop_apiserver` kills only that process (checking its start time,
 as the script does, so a reused PID is never hit), and :func:`start_apiserver` runs ``cluster up``, which
 starts what is not running (only the apiserver here: the controller-manager and scheduler run without leader
-election, so they outlive an apiserver outage) and waits until it is healthy.
+election, so they outlive an apiserver outage) and waits until it is healthy. :func:`apiserver_down` does
+both around an outage, holding the lab's own lock (``$K8S_LAB_HOME/.lock``, which every ``cluster up``
+takes) meanwhile, so another session's ``cluster up`` waits instead of ending the outage early.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +122,24 @@ def start_apiserver() -> None:
     """``cluster up``: starts the apiserver again and waits until it (and the node) is healthy."""
     subprocess.run([str(lab_cluster_script()), "up"], check=True, timeout=900, capture_output=True)
     note_in_lab_log("the lab's kube-apiserver is back")
+
+
+@contextlib.contextmanager
+def apiserver_down(seconds: float) -> Iterator[float]:
+    """Kill the apiserver while holding the lab's lock; yield when the outage is to end (time.monotonic());
+    afterwards release the lock and ``cluster up``."""
+    with (LAB_HOME / ".lock").open("a") as lock:
+        deadline = time.monotonic() + 600  # another session's `cluster up` or build holds it meanwhile
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"the lab's lock {lock.name} was held for 600 s"
+                time.sleep(1)
+        try:
+            stop_apiserver(seconds)
+            yield time.monotonic() + seconds
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            start_apiserver()

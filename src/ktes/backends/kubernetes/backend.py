@@ -58,6 +58,8 @@ GONE_TIMEOUT_SECONDS = 120.0
 #: while the API does not answer, a call is tried again after these many seconds (doubling).
 API_RETRY_FIRST_SECONDS = 0.5
 API_RETRY_MAX_SECONDS = 5.0
+#: how long a task whose pod ended waits for the Job controller to mark its Job done before deleting it.
+JOB_FINISH_SECONDS = 120.0
 #: how long reading an ended pod's logs is retried while the API answers 5xx (its kubelet may be gone).
 LOG_ERRORS_SECONDS = 60.0
 
@@ -367,6 +369,8 @@ class KubernetesBackend:
                 return
             for observation in final:
                 await report(task_id, observation)
+            if not isinstance(verdict, status.Failed) and not self._settings.k8s_keep_finished_jobs:
+                await self._job_finished(task_id, entry)
             await self._finished(task_id)
             return
 
@@ -404,6 +408,22 @@ class KubernetesBackend:
             if report is None:
                 return status.no_report(ended, logs[-1], now)
         return status.final_observations(task, results, report, progress, now)
+
+    async def _job_finished(self, task_id: str, entry: TaskObjects) -> None:
+        """Wait (at most :data:`JOB_FINISH_SECONDS`) until the watch shows the Job controller has recorded the
+        task's Job as done. Deleting the ended Pod of a Job it has not seen finish makes it start a new Pod,
+        which runs the executors a second time: seen after an API server outage, when the controller-manager's
+        view of the Pods lags tens of seconds behind."""
+        deadline = time.monotonic() + JOB_FINISH_SECONDS
+        while not status.job_finished(entry.job):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                name = job_name(task_id)
+                log.warning("kubernetes: Job %s not seen finished in %g s; deleting it", name, JOB_FINISH_SECONDS)
+                return
+            entry.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(entry.changed.wait(), left)
 
     async def _finished(self, task_id: str) -> None:
         """The task's report is read: nothing of it needs to stay (unless configured to keep Jobs)."""
