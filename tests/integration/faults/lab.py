@@ -106,7 +106,7 @@ def note_in_lab_log(what: str) -> None:
 
 def stop_apiserver(seconds: float) -> None:
     """SIGKILL the lab's kube-apiserver (a crash: with SIGTERM it refuses new connections but serves open
-    watches for up to 60 s more) and wait until it is gone."""
+    watches 30 s more here) and wait until it is gone."""
     found = apiserver_pid()
     assert found is not None, "the lab's kube-apiserver is not running"
     pid, start = found
