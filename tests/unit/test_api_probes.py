@@ -83,3 +83,18 @@ async def test_a_leader_whose_backend_cannot_take_tasks_is_not_ready() -> None:
         response = await client.get("/readyz")
     assert response.status_code == 503
     assert "does not answer" in response.json()["checks"]["backend"]
+
+
+async def test_a_replica_that_cannot_reach_the_lease_is_not_ready() -> None:
+    """Once a leader's Lease could not be renewed its engine stops; it must not turn "standby" and ready."""
+    app = create_app(
+        Settings(backend="kubernetes"),
+        MemoryStore(),
+        CAPABILITIES,
+        engine_status=lambda: "stopped",
+        leadership=_Unready(),
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert "does not answer" in response.json()["checks"]["engine"]

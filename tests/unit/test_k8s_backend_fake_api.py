@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ktes.backends.kubernetes import backend as backend_module
 from ktes.backends.kubernetes.backend import KubernetesBackend
 from ktes.backends.kubernetes.lease import LeaseLeadership
 from ktes.config import Settings
@@ -74,13 +75,16 @@ def terminated(pod: dict[str, Any], codes: dict[str, int]) -> dict[str, Any]:
     }
 
 
-async def kubelet(fake: FakeKube, task_id: str, logs: dict[str, str]) -> dict[str, Any]:
-    """Wait for the task's Job, make its Pod, let every container end with these logs."""
+async def kubelet(fake: FakeKube, task_id: str, logs: dict[str, str], *, finish_job: bool = True) -> dict[str, Any]:
+    """Wait for the task's Job, make its Pod, let every container end with these logs; then (unless not
+    ``finish_job``) mark the Job done, as the Job controller does."""
     jobs = await asyncio.to_thread(fake.wait_for, NS, "jobs", f"ktes.task-id={task_id}")
     pod = fake.make_pod(NS, jobs[0])
     for container, text in logs.items():
         fake.logs[NS, pod["metadata"]["name"], container] = text
     fake.set_pod_status(NS, pod["metadata"]["name"], terminated(pod, {}))
+    if finish_job:
+        fake.finish_job(NS, jobs[0]["metadata"]["name"])
     return pod
 
 
@@ -185,3 +189,84 @@ async def test_one_leader_at_a_time_and_a_release_hands_over(fake_kube: FakeKube
     finally:
         await first.close()
         await second.close()
+
+
+# --- the API server restarting: calls answered 503 are made again once it answers -------------------
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backend_module, "API_RETRY_FIRST_SECONDS", 0.01)
+    monkeypatch.setattr(backend_module, "API_RETRY_MAX_SECONDS", 0.05)
+
+
+@pytest.mark.usefixtures("quick_retries")
+async def test_a_task_made_while_the_api_answers_503_runs_once_it_answers(
+    backend: KubernetesBackend, fake_kube: FakeKube
+) -> None:
+    fake_kube.unavailable.update({"POST secrets": 2, "POST jobs": 3, "GET pods/log": 2, "DELETE jobs": 2})
+    report = Recorder()
+    running = asyncio.create_task(backend.run(task("t5", ["echo", "hi"]), report))
+    await kubelet(fake_kube, "t5", {"executor-0": result_line(0, 0, "hi\n")})
+    await asyncio.wait_for(running, 30)
+    assert report.ended.state == State.COMPLETE, report.ended.reason
+    assert fake_kube.calls.count("POST jobs") == 4 and fake_kube.unavailable["GET pods/log"] == 0
+    await asyncio.to_thread(fake_kube.wait_gone, NS, "jobs", "ktes.task-id=t5")  # deleted, on the third try
+    assert fake_kube.list(NS, "pods") == [] and fake_kube.list(NS, "secrets") == []
+
+
+@pytest.mark.usefixtures("quick_retries")
+async def test_logs_the_api_keeps_failing_end_the_task_with_a_sentence(
+    backend: KubernetesBackend, fake_kube: FakeKube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backend_module, "LOG_ERRORS_SECONDS", 0.2)  # the kubelet is gone: 5xx for good
+    fake_kube.unavailable["GET pods/log"] = 10_000
+    report = Recorder()
+    running = asyncio.create_task(backend.run(task("t6", ["echo", "hi"]), report))
+    await kubelet(fake_kube, "t6", {"executor-0": result_line(0, 0, "hi\n")})
+    await asyncio.wait_for(running, 30)
+    assert report.ended.state == State.SYSTEM_ERROR
+    assert (report.ended.reason or "").startswith("the task's pod ended but its logs could not be read")
+
+
+async def test_a_leader_that_cannot_renew_says_why_no_engine_can_run(fake_kube: FakeKube) -> None:
+    leadership = LeaseLeadership(settings(fake_kube), holder="replica-a")
+    try:
+        await asyncio.wait_for(leadership.acquire(), 10)
+        assert leadership.not_ready_reason() is None
+        fake_kube.unavailable["GET leases"] = 10_000
+        await asyncio.wait_for(leadership.hold(), 10)  # returns: not renewed within the Lease's 2 s
+        assert "cannot be renewed" in (leadership.not_ready_reason() or "")
+        fake_kube.unavailable["GET leases"] = 0
+        await asyncio.wait_for(leadership.acquire(), 10)
+        assert leadership.not_ready_reason() is None
+    finally:
+        await leadership.close()
+
+
+class EndRecorder(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.done = asyncio.Event()
+
+    async def __call__(self, task_id: str, observation: Observation, /) -> None:
+        await super().__call__(task_id, observation)
+        if isinstance(observation, Ended):
+            self.done.set()
+
+
+async def test_an_ended_pod_stays_until_the_job_controller_has_seen_it_end(
+    backend: KubernetesBackend, fake_kube: FakeKube
+) -> None:
+    """Deleting the ended Pod of a Job the controller has not marked done makes it start the task again
+    (seen on the lab after an API server outage): the Pod goes only once the Job says it is done."""
+    report = EndRecorder()
+    running = asyncio.create_task(backend.run(task("t7", ["echo", "hi"]), report))
+    await kubelet(fake_kube, "t7", {"executor-0": result_line(0, 0, "hi\n")}, finish_job=False)
+    await asyncio.wait_for(report.done.wait(), 30)
+    assert report.ended.state == State.COMPLETE  # the task's end is recorded meanwhile
+    assert not running.done() and "DELETE pods" not in fake_kube.calls and "DELETE jobs" not in fake_kube.calls
+    fake_kube.finish_job(NS, "ktes-t7")
+    await asyncio.wait_for(running, 30)
+    await asyncio.to_thread(fake_kube.wait_gone, NS, "jobs", "ktes.task-id=t7")
+    assert fake_kube.list(NS, "pods") == []

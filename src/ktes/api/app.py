@@ -23,7 +23,7 @@ from ktes.api.service_info import SECURITY_PATH, security_document, service_info
 from ktes.api.tasks import JSON, task_routes
 from ktes.auth.authenticator import Authenticator
 from ktes.auth.middleware import AuthMiddleware
-from ktes.backends.base import Backend
+from ktes.backends.base import Backend, ReportsReadiness
 from ktes.capabilities import Capabilities
 from ktes.config import Settings
 from ktes.store.base import Store
@@ -41,11 +41,13 @@ def create_app(
     backend: Backend | None = None,
     engine_status: EngineStatus = lambda: None,
     authenticator: Authenticator | None = None,
+    leadership: ReportsReadiness | None = None,
 ) -> FastAPI:
     """The API over ``store``. ``capabilities`` feeds both service-info and validation; ``wake`` is called
     after a task is created or cancelled, so the engine looks at it at once. ``backend`` (when this process
     has one) serves executors' live output under ``/ktes/v1`` and its capacity to the dashboard;
-    ``engine_status`` tells ``/readyz`` how this process's engine is (None: no engine here).
+    ``engine_status`` tells ``/readyz`` how this process's engine is (None: no engine here), and
+    ``leadership`` why it cannot lead, if it can say.
     ``authenticator`` (default: from ``settings``) guards every route but the public ones
     (``ktes.auth.middleware``)."""
     app = FastAPI(title="ktes", version=ktes.__version__, openapi_url=None, docs_url=None, redoc_url=None)
@@ -69,7 +71,7 @@ def create_app(
             *task_routes(PREFIX, settings, store, capabilities, wake),
             Route(PREFIX + "/service-info", get_service_info, methods=["GET"], name="GetServiceInfo"),
             Route(SECURITY_PATH, get_security, methods=["GET"], name="KtesSecurity"),
-            *health_routes(settings, store, engine_status, backend),
+            *health_routes(settings, store, engine_status, backend, leadership),
             *([metrics_route(store)] if settings.metrics_enabled else []),
             *extension_routes(store, backend),
             *ui_routes(SignIn(settings, authenticator.oidc)),

@@ -4,7 +4,9 @@ Ready means: the store answers a trivial query within :data:`STORE_TIMEOUT_SECON
 where it should be: running in this process (local backend), running or waiting for the Lease (Kubernetes
 backend: a replica that does not lead still serves the API, so it stays ready), or off on purpose
 (``engine_enabled: false``, an API-only replica), and the backend the engine runs can take tasks (the
-Kubernetes API answers). Both answer JSON; ``/readyz`` names what is wrong.
+Kubernetes API answers). A replica that does not lead because the Lease cannot be read (the Kubernetes API
+does not answer: no replica can lead) is not ready either, as the leader would not be. Both answer JSON;
+``/readyz`` names what is wrong.
 """
 
 from __future__ import annotations
@@ -40,12 +42,17 @@ async def store_check(store: Store) -> tuple[bool, str]:
     return True, "ok"
 
 
-def engine_check(settings: Settings, status: str | None) -> tuple[bool, str]:
+def engine_check(
+    settings: Settings, status: str | None, leadership: ReportsReadiness | None = None
+) -> tuple[bool, str]:
     if status is None:
         return True, "off in this replica (engine_enabled: false): it serves the API only"
     if settings.backend == "kubernetes":
         if status == "running":
             return True, "leading: this replica runs the engine"
+        why = leadership.not_ready_reason() if leadership is not None else None
+        if why is not None:
+            return False, why
         return True, f"standby: another replica leads the engine (here: {status})"
     if status == "running":
         return True, "running"
@@ -61,7 +68,11 @@ def backend_check(backend: Backend | None, status: str | None) -> tuple[bool, st
 
 
 def health_routes(
-    settings: Settings, store: Store, engine_status: EngineStatus, backend: Backend | None = None
+    settings: Settings,
+    store: Store,
+    engine_status: EngineStatus,
+    backend: Backend | None = None,
+    leadership: ReportsReadiness | None = None,
 ) -> list[BaseRoute]:
     async def healthz(_request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type=JSON)
@@ -69,7 +80,7 @@ def health_routes(
     async def readyz(_request: Request) -> Response:
         store_ok, store_says = await store_check(store)
         status = engine_status()
-        engine_ok, engine_says = engine_check(settings, status)
+        engine_ok, engine_says = engine_check(settings, status, leadership)
         backend_ok, backend_says = backend_check(backend, status)
         ready = store_ok and engine_ok and backend_ok
         checks = {"store": store_says, "engine": engine_says, "backend": backend_says}

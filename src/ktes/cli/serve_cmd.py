@@ -13,7 +13,7 @@ import typer
 from pydantic import ValidationError
 
 import ktes
-from ktes.backends.base import Backend
+from ktes.backends.base import Backend, ReportsReadiness
 from ktes.cli import startup
 from ktes.config import Settings, load
 from ktes.engine.engine import Engine
@@ -104,6 +104,7 @@ async def serve(settings: Settings) -> None:
         backend,
         (lambda: engine.status) if engine is not None else lambda: None,
         authenticator=authenticator,
+        leadership=leadership if isinstance(leadership, ReportsReadiness) else None,
     )
 
     @contextlib.asynccontextmanager

@@ -7,6 +7,11 @@ executor's result line and stage-out's report from their logs. Then the Job is d
 with it) unless ``k8s_keep_finished_jobs``. The executors' helper is a ConfigMap per namespace
 (``ktes-entrypoint-<sha12>``), made on the first task from the binary in the ktes package
 (:mod:`ktes.run.entrypoint`) and left in place.
+
+While the API server does not answer (or answers 429/5xx), every call a task needs (making its objects,
+reading its logs, deleting them) is tried again until it does (:meth:`KubernetesBackend._answered`): an
+outage delays tasks, it neither fails them nor leaves their objects behind. The watches list again by
+themselves; meanwhile the backend is not ready, so it takes no new task.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ktes.backends.base import END_OF_OUTPUT, EndOfOutput, Stream
 from ktes.backends.kubernetes import podspec, status, waiting
@@ -30,6 +35,7 @@ from ktes.backends.kubernetes.client import (
     KubeError,
     Watcher,
     WatchEvent,
+    transient,
 )
 from ktes.backends.kubernetes.installation import with_installation
 from ktes.backends.kubernetes.objects import ObjectCache, TaskObjects, task_id_of
@@ -42,6 +48,8 @@ from ktes.tes.models import State, Task
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 #: seconds a canceled or finished task's Pod is given to stop.
 GRACE_SECONDS = 5
 #: how long start() waits for the first lists before going on (the watches keep trying).
@@ -50,6 +58,13 @@ FIRST_SYNC_SECONDS = 30.0
 READER_NOTHING_NOW = (3, 4)
 #: how long cancel() waits for the Pod to be gone.
 GONE_TIMEOUT_SECONDS = 120.0
+#: while the API does not answer, a call is tried again after these many seconds (doubling).
+API_RETRY_FIRST_SECONDS = 0.5
+API_RETRY_MAX_SECONDS = 5.0
+#: how long a task whose pod ended waits for the Job controller to mark its Job done before deleting it.
+JOB_FINISH_SECONDS = 120.0
+#: how long reading an ended pod's logs is retried while the API answers 5xx (its kubelet may be gone).
+LOG_ERRORS_SECONDS = 60.0
 
 
 def read_entrypoint(settings: Settings) -> bytes:
@@ -280,18 +295,9 @@ class KubernetesBackend:
         """Create the Secret, then the Job, then make the Job own the Secret. A failure as a sentence."""
         name = job_name(task_id)
         try:
-            await self._ensure_entrypoint()
-            with contextlib.suppress(AlreadyExists):
-                await self.kube.create_secret(secret_body)
-            try:
-                created = await self.kube.create_job(job_body)
-            except AlreadyExists:  # an earlier attempt made it: carry on with that one
-                found = await self.kube.read_job(name)
-                if found is None:
-                    return f"could not create the task's Job {name}: it exists and does not"
-                created = found
+            created = await self._answered(f"creating Job {name}", lambda: self._make(name, secret_body, job_body))
         except KubeError as exc:
-            return f"Kubernetes refused the task: {exc}"
+            return str(exc) if isinstance(exc, _JobVanished) else f"Kubernetes refused the task: {exc}"
         try:
             await self.kube.set_secret_owner(name, podspec.owner_reference(created))
         except KubeError as exc:  # not fatal: the Secret is still deleted with the task, only not by the GC
@@ -301,10 +307,47 @@ class KubernetesBackend:
             entry.job, entry.job_deleted = created, False
         return None
 
+    async def _make(self, name: str, secret_body: dict[str, Any], job_body: dict[str, Any]) -> dict[str, Any]:
+        """The task's Secret and Job (each "already exists" is an earlier try's: carry on with it); the Job."""
+        await self._ensure_entrypoint()
+        with contextlib.suppress(AlreadyExists):
+            await self.kube.create_secret(secret_body)
+        try:
+            return await self.kube.create_job(job_body)
+        except AlreadyExists:
+            found = await self.kube.read_job(name)
+            if found is None:
+                raise _JobVanished(f"could not create the task's Job {name}: it exists and does not") from None
+            return found
+
+    async def _answered(
+        self, what: str, call: Callable[[], Awaitable[T]], *, answered_errors_for: float | None = None
+    ) -> T:
+        """``call()``, again and again while the API does not answer it (no connection, 429, 5xx), until it
+        does; other errors are raised. The caller's task waits meanwhile, as the engine waits for the store.
+        With ``answered_errors_for``, a 5xx the API keeps answering (e.g. the node's kubelet does not answer
+        it) is raised once that many seconds have passed since the first; no answer at all is waited out."""
+        delay = API_RETRY_FIRST_SECONDS
+        first_answered_error: float | None = None
+        while True:
+            try:
+                return await call()
+            except KubeError as exc:
+                if not transient(exc):
+                    raise
+                if exc.status and answered_errors_for is not None:
+                    first_answered_error = first_answered_error or time.monotonic()
+                    if time.monotonic() - first_answered_error >= answered_errors_for:
+                        raise
+                log.warning("kubernetes: %s failed (%s); trying again in %.1f s", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, API_RETRY_MAX_SECONDS)
+
     async def adopt(self, task: Task, report: Reporter) -> None:
         assert task.id is not None
         task_id = task.id
-        if task.state == State.INITIALIZING and await self.kube.read_job(job_name(task_id)) is None:
+        name = job_name(task_id)
+        if task.state == State.INITIALIZING and await self._read_job(name) is None:
             # The last engine stopped (a rolling upgrade, a crash) after taking the task and before its Job
             # existed: nothing of it ran, so it starts now.
             await report(task_id, SystemLog("ktes restarted before the task's Job was made; making it now"))
@@ -314,14 +357,13 @@ class KubernetesBackend:
         self._following.add(task_id)
         entry = self._cache.follow(task_id)
         try:
-            name = job_name(task_id)
-            job = await self.kube.read_job(name)
+            job = await self._read_job(name)
             if job is None:
                 why = f"its Job {name} was gone when ktes restarted, so the task could not be followed"
                 await report(task_id, Ended(State.SYSTEM_ERROR, clock.now(), why))
                 await self._remove(task_id)
                 return
-            pods = await self.kube.list_objects("pods", self._task_selector(task_id))
+            pods = await self._list("pods", self._task_selector(task_id))
             entry.job, entry.job_deleted = job, False
             for pod in pods:
                 entry.pods.setdefault(str(pod["metadata"]["name"]), pod)
@@ -333,6 +375,12 @@ class KubernetesBackend:
             self._following.discard(task_id)
             self._reserved.discard(task_id)
             self._canceled.discard(task_id)
+
+    async def _read_job(self, name: str) -> dict[str, Any] | None:
+        return await self._answered(f"reading Job {name}", lambda: self.kube.read_job(name))
+
+    async def _list(self, kind: Literal["pods", "jobs", "secrets"], selector: str) -> list[dict[str, Any]]:
+        return await self._answered(f"listing {kind}", lambda: self.kube.list_objects(kind, selector))
 
     async def _follow(self, task: Task, entry: TaskObjects, report: Reporter, started: str) -> None:
         """Judge the task at each change of its objects until it ends; then report and clean up."""
@@ -375,6 +423,8 @@ class KubernetesBackend:
                 return
             for observation in final:
                 await report(task_id, observation)
+            if not isinstance(verdict, status.Failed) and not self._settings.k8s_keep_finished_jobs:
+                await self._job_finished(task_id, entry)
             await self._finished(task_id)
             return
 
@@ -396,7 +446,11 @@ class KubernetesBackend:
         if ended.stage_out_code is not None:
             names.append(STAGE_OUT)
         try:
-            logs = await asyncio.gather(*(self.kube.pod_log(ended.pod_name, name) for name in names))
+            logs = await self._answered(
+                f"reading the logs of pod {ended.pod_name}",
+                lambda: asyncio.gather(*(self.kube.pod_log(ended.pod_name, name) for name in names)),
+                answered_errors_for=LOG_ERRORS_SECONDS,
+            )
         except KubeError as exc:
             why = f"the task's pod ended but its logs could not be read: {exc}"
             return [Ended(State.SYSTEM_ERROR, clock.now(), why)]
@@ -408,6 +462,22 @@ class KubernetesBackend:
             if report is None:
                 return status.no_report(ended, logs[-1], now)
         return status.final_observations(task, results, report, progress, now)
+
+    async def _job_finished(self, task_id: str, entry: TaskObjects) -> None:
+        """Wait (at most :data:`JOB_FINISH_SECONDS`) until the watch shows the Job controller has recorded the
+        task's Job as done. Deleting the ended Pod of a Job it has not seen finish makes it start a new Pod,
+        which runs the executors a second time: seen after an API server outage, when the controller-manager's
+        view of the Pods lags tens of seconds behind."""
+        deadline = time.monotonic() + JOB_FINISH_SECONDS
+        while not status.job_finished(entry.job):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                name = job_name(task_id)
+                log.warning("kubernetes: Job %s not seen finished in %g s; deleting it", name, JOB_FINISH_SECONDS)
+                return
+            entry.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(entry.changed.wait(), left)
 
     async def _finished(self, task_id: str) -> None:
         """The task's report is read: nothing of it needs to stay (unless configured to keep Jobs)."""
@@ -421,9 +491,10 @@ class KubernetesBackend:
     async def _remove(self, task_id: str) -> None:
         """Delete the task's Job, Pods and Secret (each "not found" is fine)."""
         name = job_name(task_id)
-        await self.kube.delete_job(name)
-        await self.kube.delete_pods(self._task_selector(task_id), GRACE_SECONDS)
-        await self.kube.delete_secret(name)
+        await self._answered(f"deleting Job {name}", lambda: self.kube.delete_job(name))
+        selector = self._task_selector(task_id)
+        await self._answered(f"deleting the pods of {name}", lambda: self.kube.delete_pods(selector, GRACE_SECONDS))
+        await self._answered(f"deleting Secret {name}", lambda: self.kube.delete_secret(name))
 
     # --- cancel and sweep ------------------------------------------------------------------------
 
@@ -445,7 +516,7 @@ class KubernetesBackend:
         deadline = time.monotonic() + GONE_TIMEOUT_SECONDS
         delay = 0.2
         while True:
-            pods = await self.kube.list_objects("pods", selector)
+            pods = await self._list("pods", selector)
             if not pods:
                 return
             if time.monotonic() > deadline:
@@ -463,7 +534,7 @@ class KubernetesBackend:
         found: set[str] = set()
         kinds: tuple[Literal["jobs", "pods", "secrets"], ...] = ("jobs", "pods", "secrets")
         for kind in kinds:
-            for obj in await self.kube.list_objects(kind, self._selector):
+            for obj in await self._list(kind, self._selector):
                 task_id = task_id_of(obj)
                 if task_id is not None and task_id not in active:
                     found.add(task_id)
@@ -473,6 +544,10 @@ class KubernetesBackend:
             except KubeError as exc:
                 log.warning("kubernetes: sweeping task %s failed: %s", task_id, exc)
         return sorted(found)
+
+
+class _JobVanished(KubeError):
+    """The task's Job was said to exist, and then could not be read."""
 
 
 class _WaitNotes:

@@ -47,6 +47,11 @@ class KubeError(BackendError):
         self.status = status
 
 
+def transient(exc: KubeError) -> bool:
+    """The API did not answer, or answered that it cannot now (429, 5xx): the same call can work later."""
+    return exc.status == 0 or exc.status == 429 or exc.status >= 500
+
+
 class NotFound(KubeError):
     pass
 

@@ -125,7 +125,8 @@ class LeaseLeadership:
         self._problem: str | None = None
 
     def not_ready_reason(self) -> str | None:
-        """Why no engine can run here now (for the QUEUED tasks' logs), or None."""
+        """Why no engine can run here now (for the QUEUED tasks' logs and ``/readyz``), or None: the Lease
+        could not be read or written at the last try."""
         return self._problem
 
     async def _the_lease(self) -> Lease:
@@ -144,12 +145,15 @@ class LeaseLeadership:
                     log.info("lease %s: %s leads", lease.name, lease.holder)
                     return
             except KubeError as exc:
-                name = lease_name(self._settings)
-                log.warning("lease %s: %s", name, exc)
-                host = self._kube.host if self._kube is not None else "its address"
-                what = f"the API at {host} does not answer" if exc.status == 0 else str(exc)
-                self._problem = f"no engine can run: the Lease {name} cannot be taken ({what})"
+                log.warning("lease %s: %s", lease_name(self._settings), exc)
+                self._problem = self._cannot(exc, "taken")
             await asyncio.sleep(self._renew)
+
+    def _cannot(self, exc: KubeError, done: str) -> str:
+        name = lease_name(self._settings)
+        host = self._kube.host if self._kube is not None else "its address"
+        what = f"the API at {host} does not answer" if exc.status == 0 else str(exc)
+        return f"no engine can run: the Lease {name} cannot be {done} ({what})"
 
     async def hold(self) -> None:
         lease = await self._the_lease()
@@ -161,7 +165,9 @@ class LeaseLeadership:
                     log.warning("lease %s: another replica took it", lease.name)
                     return
                 last_renewal = time.monotonic()
+                self._problem = None
             except KubeError as exc:
+                self._problem = self._cannot(exc, "renewed")
                 if time.monotonic() - last_renewal >= self._settings.k8s_lease_duration_seconds:
                     log.warning("lease %s: could not renew it in time (%s)", lease.name, exc)
                     return

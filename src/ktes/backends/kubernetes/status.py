@@ -118,6 +118,14 @@ def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
+def job_finished(job: dict[str, Any] | None) -> bool:
+    """The Job controller has recorded the Job as done (Complete or Failed), or the Job is gone: it makes no
+    new Pod for it any more."""
+    if job is None:
+        return True
+    return any((_condition(job, kind) or {}).get("status") == "True" for kind in ("Complete", "Failed"))
+
+
 def _container_statuses(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
     status = _status(pod)
     found: dict[str, dict[str, Any]] = {}
