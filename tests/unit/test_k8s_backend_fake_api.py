@@ -7,7 +7,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
+from ktes.backends.kubernetes.api_requests import READS, WRITES
 from ktes.backends.kubernetes.backend import KubernetesBackend
 from ktes.backends.kubernetes.lease import LeaseLeadership
 from ktes.config import Settings
@@ -27,10 +29,9 @@ def settings(fake: FakeKube, **more: Any) -> Settings:
         backend="kubernetes",
         k8s_kubeconfig=fake.kubeconfig,
         k8s_namespace=NS,
-        k8s_resync_seconds=30,
         k8s_lease_duration_seconds=2,
         k8s_lease_renew_seconds=0.2,
-        **{"k8s_installation_id": "mine", **more},
+        **{"k8s_installation_id": "mine", "k8s_resync_seconds": 30, **more},
     )
 
 
@@ -185,3 +186,41 @@ async def test_one_leader_at_a_time_and_a_release_hands_over(fake_kube: FakeKube
     finally:
         await first.close()
         await second.close()
+
+
+def _kube_requests() -> dict[tuple[str, str], float]:
+    """``ktes_kubernetes_requests_total`` now, by (verb, resource)."""
+    found: dict[tuple[str, str], float] = {}
+    for metric in REGISTRY.collect():
+        if metric.name == "ktes_kubernetes_requests":
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    found[sample.labels["verb"], sample.labels["resource"]] = sample.value
+    return found
+
+
+async def test_a_simple_task_costs_the_api_server_four_writes_and_one_log_read(fake_kube: FakeKube) -> None:
+    """The load an operator sees on the API server, counted by ktes itself: per task, its Secret and Job
+    made, the Secret given to the Job, the Job deleted (the garbage collector takes the Pod and the Secret);
+    the executor's log read once; the rest comes from the two watches shared by every task."""
+    backend = KubernetesBackend(settings(fake_kube, k8s_resync_seconds=600))  # no relist inside the test
+    await backend.start()
+    try:
+        warm = asyncio.create_task(backend.run(task("warm", ["true"]), Recorder()))  # makes the helper, once
+        await kubelet(fake_kube, "warm", {"executor-0": result_line(0, 0)})
+        await asyncio.wait_for(warm, 30)
+        before = _kube_requests()
+        report = Recorder()
+        running = asyncio.create_task(backend.run(task("t5", ["echo", "hi"]), report))
+        await kubelet(fake_kube, "t5", {"executor-0": result_line(0, 0, "hi\n")})
+        await asyncio.wait_for(running, 30)
+        await asyncio.to_thread(fake_kube.wait_gone, NS, "secrets", "ktes.task-id=t5")
+    finally:
+        await backend.close()
+    assert report.ended.state == State.COMPLETE
+    spent = {key: n - before.get(key, 0) for key, n in _kube_requests().items() if n > before.get(key, 0)}
+    writes = {key: n for key, n in spent.items() if key[0] in WRITES}
+    reads = {key: n for key, n in spent.items() if key[0] in READS}
+    assert writes == {("create", "secrets"): 1, ("create", "jobs"): 1, ("patch", "secrets"): 1, ("delete", "jobs"): 1}
+    assert reads == {("get", "pods/log"): 1}
+    assert fake_kube.list(NS, "pods") == []

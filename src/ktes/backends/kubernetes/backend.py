@@ -65,6 +65,8 @@ class KubernetesBackend:
         #: tasks whose run/adopt is in progress.
         self._following: set[str] = set()
         self._canceled: set[str] = set()
+        #: tasks whose Secret is owned by their Job (the garbage collector deletes it with the Job).
+        self._owned_secrets: set[str] = set()
         #: the helper's ConfigMap (made from its file at start), and whether it is known to exist.
         self._entrypoint_config_map: dict[str, Any] = {}
         self._entrypoint_ready = False
@@ -200,6 +202,7 @@ class KubernetesBackend:
             self._following.discard(task_id)
             self._reserved.discard(task_id)
             self._canceled.discard(task_id)
+            self._owned_secrets.discard(task_id)
 
     def _entrypoint_name(self) -> str:
         return str(self._entrypoint_config_map["metadata"]["name"])
@@ -232,6 +235,7 @@ class KubernetesBackend:
             return f"Kubernetes refused the task: {exc}"
         try:
             await self.kube.set_secret_owner(name, podspec.owner_reference(created))
+            self._owned_secrets.add(task_id)
         except KubeError as exc:  # not fatal: the Secret is still deleted with the task, only not by the GC
             log.warning("kubernetes: could not make Job %s own its Secret: %s", name, exc)
         entry = self._cache.entry(task_id)
@@ -313,7 +317,7 @@ class KubernetesBackend:
                 return
             for observation in final:
                 await report(task_id, observation)
-            await self._finished(task_id)
+            await self._finished(task_id, entry)
             return
 
     async def _wait_sentence(self, wait: waiting.Wait, observed: status.Observed) -> str:
@@ -347,12 +351,23 @@ class KubernetesBackend:
                 return status.no_report(ended, logs[-1], now)
         return status.final_observations(task, results, report, progress, now)
 
-    async def _finished(self, task_id: str) -> None:
-        """The task's report is read: nothing of it needs to stay (unless configured to keep Jobs)."""
+    async def _finished(self, task_id: str, entry: TaskObjects) -> None:
+        """The task's report is read: nothing of it needs to stay (unless configured to keep Jobs).
+
+        One write in the usual case: the Job is deleted and the garbage collector takes its Pod and the
+        Secret it owns. A Pod still running (a failure ended the task early) is deleted too, with a short
+        grace period, and a Secret the Job does not own. What to delete comes from the watch's cache, not
+        from a list per task (API load: see docs/scale.md)."""
         if self._settings.k8s_keep_finished_jobs:
             return
+        name = job_name(task_id)
+        running = [pod_name for pod_name, pod in entry.pods.items() if not _pod_over(pod)]
         try:
-            await self._remove(task_id)
+            await self.kube.delete_job(name)
+            for pod_name in running:
+                await self.kube.delete_pod(pod_name, GRACE_SECONDS)
+            if task_id not in self._owned_secrets:
+                await self.kube.delete_secret(name)
         except KubeError as exc:  # sweep and ttlSecondsAfterFinished catch what is left
             log.warning("kubernetes: cleaning up task %s failed: %s", task_id, exc)
 
@@ -411,6 +426,12 @@ class KubernetesBackend:
             except KubeError as exc:
                 log.warning("kubernetes: sweeping task %s failed: %s", task_id, exc)
         return sorted(found)
+
+
+def _pod_over(pod: dict[str, Any]) -> bool:
+    """Every container of the Pod has stopped (its phase says so) or it is being deleted already."""
+    phase = (pod.get("status") or {}).get("phase")
+    return phase in ("Succeeded", "Failed") or bool((pod.get("metadata") or {}).get("deletionTimestamp"))
 
 
 class _WaitNotes:

@@ -23,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from ktes import metrics
+from ktes.backends.kubernetes.api_requests import request_kind
 from ktes.config import Settings
 from ktes.errors import BackendError
 
@@ -91,6 +92,15 @@ def _load_config(settings: Settings) -> k8s.Configuration:
     return configuration
 
 
+class _CountingApiClient(k8s.ApiClient):
+    """The door every request of :class:`Kube` and :class:`Watcher` goes through: each is counted by verb and
+    resource (``ktes_kubernetes_requests_total``) before it is sent, answered or not."""
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        metrics.kubernetes_request(*request_kind(method, url))
+        return super().call_api(method, url, *args, **kwargs)
+
+
 class Kube:
     """The calls the backend makes, in its namespace. Every method may raise :class:`KubeError`."""
 
@@ -100,7 +110,7 @@ class Kube:
             configuration = _load_config(settings)
         except Exception as exc:  # the client raises ConfigException, OSError, ...
             raise KubeError(f"no Kubernetes configuration (in-cluster or kubeconfig): {exc}") from exc
-        self.api = k8s.ApiClient(configuration)
+        self.api = _CountingApiClient(configuration)
         self.core = k8s.CoreV1Api(self.api)
         self.batch = k8s.BatchV1Api(self.api)
         self.coordination = k8s.CoordinationV1Api(self.api)
@@ -189,18 +199,21 @@ class Kube:
                 propagation_policy="Background",
             )
 
+    async def delete_pod(self, name: str, grace_seconds: int) -> None:
+        """Delete a Pod (again: that shortens a longer grace period the GC gave). Not there is fine."""
+        with contextlib.suppress(NotFound):
+            await self._call(
+                f"deleting Pod {name}",
+                self.core.delete_namespaced_pod,
+                name,
+                self.namespace,
+                grace_period_seconds=grace_seconds,
+            )
+
     async def delete_pods(self, selector: str, grace_seconds: int) -> None:
         """Delete the Pods ``selector`` matches, one by one (RBAC: list + delete, no deletecollection)."""
         for pod in await self.list_objects("pods", selector):
-            name = pod["metadata"]["name"]  # deleting again shortens a longer grace period the GC gave
-            with contextlib.suppress(NotFound):
-                await self._call(
-                    f"deleting Pod {name}",
-                    self.core.delete_namespaced_pod,
-                    name,
-                    self.namespace,
-                    grace_period_seconds=grace_seconds,
-                )
+            await self.delete_pod(str(pod["metadata"]["name"]), grace_seconds)
 
     async def list_objects(
         self, kind: Literal["pods", "jobs", "secrets", "configmaps"], selector: str
@@ -298,6 +311,10 @@ class Watcher:
     """List, then watch from the list's resourceVersion; list again on 410, on errors, and every
     ``resync_seconds`` (a resync: the full list is delivered again as ``("SYNC", items)``).
 
+    The first list, and a list after 410 or an error, asks for the latest state (read from etcd). A resync
+    asks for a state not older than the last one watched, which the API server answers from its watch cache
+    (as client-go's reflector does), so resyncs cost etcd nothing.
+
     Runs in its own thread. ``deliver`` is called from that thread; the backend wraps it to hop onto its
     event loop.
     """
@@ -319,6 +336,8 @@ class Watcher:
         self._resync = max(5.0, resync_seconds)
         self._stop = threading.Event()
         self._resp: Any = None
+        #: the last resourceVersion watched (None: the next list asks for the latest state).
+        self._version: str | None = None
         #: why the last list or watch failed (None: the last list worked); read by the backend's readiness.
         self.problem: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"ktes-watch-{kind}", daemon=True)
@@ -341,8 +360,10 @@ class Watcher:
                 self._list_and_watch()
                 failures = 0
             except Expired:
+                self._version = None
                 log.debug("watch %s: resourceVersion expired; listing again", self.kind)
             except Exception as exc:
+                self._version = None
                 if self._stop.is_set():
                     return
                 failures += 1
@@ -353,14 +374,19 @@ class Watcher:
                 self._stop.wait(delay)
 
     def _list_and_watch(self) -> None:
+        since = {"resource_version": self._version} if self._version else {}
         try:
             resp = self._lister(
-                self._namespace, label_selector=self._selector, _preload_content=False, _request_timeout=(10, 60)
+                self._namespace,
+                label_selector=self._selector,
+                _preload_content=False,
+                _request_timeout=(10, 60),
+                **since,
             )
         except ApiException as exc:
             raise _translate(exc, f"listing {self.kind}") from None
         listed = json.loads(resp.data)
-        version = listed["metadata"]["resourceVersion"]
+        self._version = listed["metadata"]["resourceVersion"]
         self.problem = None
         self._deliver(("SYNC", listed.get("items") or []))
         until = time.monotonic() + self._resync
@@ -368,7 +394,7 @@ class Watcher:
             left = until - time.monotonic()
             if left <= 1:
                 return  # time to resync
-            version = self._watch(version, int(left))
+            self._version = self._watch(self._version, int(left))
 
     def _watch(self, version: str, seconds: int) -> str:
         try:
