@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -424,7 +425,7 @@ def lab_note(args: argparse.Namespace, what: str) -> None:
     load = os.getloadavg()[0]
     if args.lab_log:
         with open(args.lab_log, "a") as log:
-            log.write(f"{datetime.now():%Y-%m-%d %H:%M} bench/scale.py --parts k8s: {what} (load {load:.1f})\n")
+            log.write(f"{datetime.now():%H:%M:%S} bench/scale.py --parts k8s: {what} (load {load:.1f})\n")
 
 
 def wait_no_pods(namespace: str, within: float = 600) -> None:
@@ -472,6 +473,7 @@ def bare_jobs_run(namespace: str, image: str, n: int, command: list[str]) -> tup
         body["metadata"]["labels"]["bench-run"] = run
         body["spec"]["template"]["metadata"]["labels"]["bench-run"] = run
         body["spec"]["template"]["spec"]["enableServiceLinks"] = False
+        body["spec"]["ttlSecondsAfterFinished"] = 300  # as ktes's Jobs (it deletes them once read)
         created[name] = time.time()
         batch.create_namespaced_job(namespace, body)
 
@@ -487,7 +489,8 @@ def bare_jobs_run(namespace: str, image: str, n: int, command: list[str]) -> tup
     each = [done[name] - created[name] for name in names]
 
     def delete(name: str) -> None:
-        batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+        with contextlib.suppress(k8s.ApiException):  # gone already is fine
+            batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(delete, names))
@@ -507,14 +510,32 @@ def ktes_k8s_run(base: str, pid: int, image: str, n: int, command: list[str]) ->
     states: dict[str, int] = {}
     each: list[float] = []
     ends: list[float] = []
+    #: submit→INITIALIZING (the engine), →executor 0 started (Kubernetes), executor ended→COMPLETE (ktes again)
+    phases: dict[str, list[float]] = {"dispatch": [], "start": [], "finish": []}
     for task in tasks:
         states[task["state"]] = states.get(task["state"], 0) + 1
+        created = ts(task["creation_time"])
         log = (task.get("logs") or [{}])[0]
         if log.get("end_time"):
             ends.append(ts(log["end_time"]))
-            each.append(ts(log["end_time"]) - ts(task["creation_time"]))
+            each.append(ts(log["end_time"]) - created)
+        executor = (log.get("logs") or [{}])[0]
+        if log.get("start_time"):
+            phases["dispatch"].append(ts(log["start_time"]) - created)
+        if executor.get("start_time"):
+            phases["start"].append(ts(executor["start_time"]) - created)
+        if executor.get("end_time") and log.get("end_time"):
+            phases["finish"].append(ts(log["end_time"]) - ts(executor["end_time"]))
     wall = (max(ends) - began) if ends else float("nan")
-    return {"wall": wall, "each": each, "states": states, "requests": requests, "cpu": cpu, "submit": submit_s}
+    return {
+        "wall": wall,
+        "each": each,
+        "phases": phases,
+        "states": states,
+        "requests": requests,
+        "cpu": cpu,
+        "submit": submit_s,
+    }
 
 
 def print_requests(requests: dict[tuple[str, str], float], n: int) -> None:
@@ -534,6 +555,25 @@ def print_requests(requests: dict[tuple[str, str], float], n: int) -> None:
         f"per task: writes {total(writes) / n:.2f}, reads {total(reads) / n:.2f} (+ log reads {total(logs) / n:.2f}),"
         f" watches {total(watches):.0f} in all (shared by every task)"
     )
+
+
+def print_bare(title: str, n: int, wall: float, each: list[float]) -> None:
+    print(f"{title}: bare Jobs: all {n} Complete in {wall:.1f} s;", end="")
+    print(f" create→Complete p50 {pct(each, 50):.1f} s p99 {pct(each, 99):.1f} s", flush=True)
+
+
+def print_ktes(title: str, n: int, got: dict[str, Any]) -> None:
+    print(f"{title}: ktes: {got['states']} in {got['wall']:.1f} s (submitted in {got['submit']:.1f} s);", end="")
+    print(f" submit→COMPLETE p50 {pct(got['each'], 50):.1f} s p99 {pct(got['each'], 99):.1f} s")
+    for phase, label in (
+        ("dispatch", "submit→INITIALIZING"),
+        ("start", "submit→executor started"),
+        ("finish", "executor ended→COMPLETE"),
+    ):
+        values = got["phases"][phase]
+        print(f"  {label:24} p50 {pct(values, 50):6.1f} s  p99 {pct(values, 99):6.1f} s")
+    print(f"  ktes serve CPU: {got['cpu']:.1f} s, {got['cpu'] / n * 1000:.0f} ms per task")
+    print_requests(got["requests"], n)
 
 
 def k8s_part(args: argparse.Namespace) -> None:
@@ -569,23 +609,21 @@ def k8s_part(args: argparse.Namespace) -> None:
         ktes_k8s_run(base, server.proc.pid, busybox, 1, ["true"])  # warm up: the Lease, the helper, the image
         bare_jobs_run(namespace, busybox, 1, ["true"])
         wait_no_pods(namespace)
-        for round_ in range(args.k8s_rounds):
-            lab_note(args, f"{n} bare Jobs at once in namespace {namespace}")
-            load = os.getloadavg()
-            bare_wall, bare_each = bare_jobs_run(namespace, busybox, n, command)
-            print(f"round {round_ + 1}, load {load[0]:.1f}: bare Jobs: all {n} Complete in {bare_wall:.1f} s;", end="")
-            print(f" create→Complete p50 {pct(bare_each, 50):.1f} s p99 {pct(bare_each, 99):.1f} s", flush=True)
-            wait_no_pods(namespace)
-            lab_note(args, f"{n} ktes tasks at once in namespace {namespace}")
-            load = os.getloadavg()
-            got = ktes_k8s_run(base, server.proc.pid, busybox, n, command)
-            ratio = got["wall"] / bare_wall
-            print(f"round {round_ + 1}, load {load[0]:.1f}: ktes: {got['states']} in {got['wall']:.1f} s", end="")
-            print(f" (submitted in {got['submit']:.1f} s); submit→COMPLETE p50 {pct(got['each'], 50):.1f} s", end="")
-            print(f" p99 {pct(got['each'], 99):.1f} s; ratio ktes/bare {ratio:.2f}x")
-            print(f"ktes serve CPU: {got['cpu']:.1f} s, {got['cpu'] / n * 1000:.0f} ms per task")
-            print_requests(got["requests"], n)
-            wait_no_pods(namespace)
+        for round_ in range(1, args.k8s_rounds + 1):
+            walls: dict[str, float] = {}
+            for side in ("bare", "ktes") if round_ % 2 else ("ktes", "bare"):  # each goes first in turn
+                lab_note(args, f"{n} {side} pods at once in namespace {namespace}")
+                load = os.getloadavg()[0]
+                if side == "bare":
+                    walls[side], bare_each = bare_jobs_run(namespace, busybox, n, command)
+                    print_bare(f"round {round_}, load {load:.1f}", n, walls[side], bare_each)
+                else:
+                    got = ktes_k8s_run(base, server.proc.pid, busybox, n, command)
+                    walls[side] = got["wall"]
+                    print_ktes(f"round {round_}, load {load:.1f}", n, got)
+                wait_no_pods(namespace)
+                lab_note(args, f"done: no pod left in namespace {namespace}")
+            print(f"round {round_}: wall time ratio ktes/bare {walls['ktes'] / walls['bare']:.2f}x", flush=True)
     finally:
         if server is not None:
             server.stop()

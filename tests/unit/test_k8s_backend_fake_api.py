@@ -224,3 +224,26 @@ async def test_a_simple_task_costs_the_api_server_four_writes_and_one_log_read(f
     assert writes == {("create", "secrets"): 1, ("create", "jobs"): 1, ("patch", "secrets"): 1, ("delete", "jobs"): 1}
     assert reads == {("get", "pods/log"): 1}
     assert fake_kube.list(NS, "pods") == []
+
+
+async def test_a_pod_still_running_when_its_task_failed_is_deleted_with_a_short_grace(
+    backend: KubernetesBackend, fake_kube: FakeKube
+) -> None:
+    """Executor 0 could not be run while executor 1 still waits: the task ends at once, and its Pod does not
+    keep its node for the default 30 s grace period."""
+    report = Recorder()
+    running = asyncio.create_task(backend.run(task("t6", ["nope"], ["true"]), report))
+    jobs = await asyncio.to_thread(fake_kube.wait_for, NS, "jobs", "ktes.task-id=t6")
+    pod = fake_kube.make_pod(NS, jobs[0])
+    failed = {"terminated": {"exitCode": 128, "reason": "StartError", "startedAt": T0, "finishedAt": T1}}
+    statuses = [
+        {"name": "executor-0", "image": "busybox", "state": failed},
+        {"name": "executor-1", "image": "busybox", "state": {"running": {"startedAt": T0}}},
+    ]
+    status = {"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"}]}
+    fake_kube.calls.clear()
+    fake_kube.set_pod_status(NS, pod["metadata"]["name"], {**status, "containerStatuses": statuses})
+    await asyncio.wait_for(running, 30)
+    assert report.ended.state == State.SYSTEM_ERROR
+    deletes = [call for call in fake_kube.calls if call.startswith("DELETE")]
+    assert deletes == ["DELETE jobs", "DELETE pods"]

@@ -1,6 +1,6 @@
 """The one module that talks to the Kubernetes API (the official, synchronous ``kubernetes`` client).
 
-Calls run in worker threads (:func:`asyncio.to_thread`) and return the API's own JSON (dicts, camelCase),
+Calls run in worker threads of its own (:data:`CALL_THREADS`) and return the API's own JSON (dicts, camelCase),
 the shape :mod:`.status` reads. Errors are translated here into :class:`KubeError` and its kinds.
 :class:`Watcher` is a thread doing list-then-watch on one kind of object, feeding an asyncio callback.
 """
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
 from kubernetes import client as k8s
@@ -33,6 +35,10 @@ T = TypeVar("T")
 Kind = Literal["pods", "jobs"]
 #: :attr:`Watcher.problem` when the API did not answer at all.
 NO_ANSWER = "no answer"
+#: threads (and pooled connections) for the calls of one :class:`Kube`. Each call waits on the API server,
+#: which waits on etcd or, for a Pod's log, on the node's kubelet; with asyncio's default pool (CPU count + 4
+#: threads) 200 tasks ending at once queued their log reads behind each other for a minute (docs/scale.md).
+CALL_THREADS = 32
 #: what a Watcher delivers: ("SYNC", every object) after each list, or (ADDED|MODIFIED|DELETED, object).
 WatchEvent = tuple[str, Any]
 
@@ -110,14 +116,20 @@ class Kube:
             configuration = _load_config(settings)
         except Exception as exc:  # the client raises ConfigException, OSError, ...
             raise KubeError(f"no Kubernetes configuration (in-cluster or kubeconfig): {exc}") from exc
+        configuration.connection_pool_maxsize = CALL_THREADS
         self.api = _CountingApiClient(configuration)
+        self._threads = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="ktes-kube")
         self.core = k8s.CoreV1Api(self.api)
         self.batch = k8s.BatchV1Api(self.api)
         self.coordination = k8s.CoordinationV1Api(self.api)
 
     def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(Exception):
             self.api.close()  # type: ignore[no-untyped-call]
+
+    async def _in_thread(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, call)
 
     # --- calling ---------------------------------------------------------------------------------
 
@@ -142,7 +154,7 @@ class Kube:
             return data.decode("utf-8", errors="replace")
 
     async def _call(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(self._sync, what, call, *args, **kwargs)
+        return await self._in_thread(functools.partial(self._sync, what, call, *args, **kwargs))
 
     # --- objects ---------------------------------------------------------------------------------
 
@@ -241,7 +253,7 @@ class Kube:
             data: bytes = resp.data
             return data.decode("utf-8", errors="replace")
 
-        return await asyncio.to_thread(read)
+        return await self._in_thread(read)
 
     # --- start-up checks -------------------------------------------------------------------------
 
