@@ -247,3 +247,16 @@ async def test_a_pod_still_running_when_its_task_failed_is_deleted_with_a_short_
     assert report.ended.state == State.SYSTEM_ERROR
     deletes = [call for call in fake_kube.calls if call.startswith("DELETE")]
     assert deletes == ["DELETE jobs", "DELETE pods"]
+
+
+async def test_a_resync_is_answered_from_the_api_servers_watch_cache(fake_kube: FakeKube) -> None:
+    """The first list asks for the latest state (etcd); each resync asks for a state not older than the last
+    one watched, which the API server serves from its watch cache."""
+    backend = KubernetesBackend(settings(fake_kube, k8s_resync_seconds=5))
+    await backend.start()
+    try:
+        await asyncio.to_thread(fake_kube.wait_until, lambda: len([k for k, _ in fake_kube.lists if k == "pods"]) >= 2)
+    finally:
+        await backend.close()
+    versions = [version for kind, version in fake_kube.lists if kind == "pods"]
+    assert versions[0] == "" and all(version.isdigit() for version in versions[1:])
