@@ -14,8 +14,8 @@ from ktes.backends.kubernetes.backend import KubernetesBackend
 from ktes.backends.kubernetes.lease import LeaseLeadership
 from ktes.config import Settings
 from ktes.run.observations import Ended, ExecutorFinished, Observation, SystemLog
-from ktes.run.result import RESULT_MARKER, ExecutorReport
-from ktes.tes.models import Executor, State, Task
+from ktes.run.result import REPORT_MARKER, RESULT_MARKER, ExecutorReport
+from ktes.tes.models import Executor, Output, State, Task
 from tests.fixtures.fake_kube import FakeKube, fake_kube
 
 __all__ = ["fake_kube"]
@@ -199,31 +199,49 @@ def _kube_requests() -> dict[tuple[str, str], float]:
     return found
 
 
-async def test_a_simple_task_costs_the_api_server_four_writes_and_one_log_read(fake_kube: FakeKube) -> None:
-    """The load an operator sees on the API server, counted by ktes itself: per task, its Secret and Job
-    made, the Secret given to the Job, the Job deleted (the garbage collector takes the Pod and the Secret);
-    the executor's log read once; the rest comes from the two watches shared by every task."""
-    backend = KubernetesBackend(settings(fake_kube, k8s_resync_seconds=600))  # no relist inside the test
+async def spent_on(fake: FakeKube, run: Task, logs: dict[str, str]) -> dict[tuple[str, str], float]:
+    """Run ``run`` (after a first task that makes the shared helper ConfigMap): the requests it cost,
+    by (verb, resource), counted by ktes itself (``ktes_kubernetes_requests_total``)."""
+    backend = KubernetesBackend(settings(fake, k8s_resync_seconds=600))  # no relist inside the test
     await backend.start()
     try:
-        warm = asyncio.create_task(backend.run(task("warm", ["true"]), Recorder()))  # makes the helper, once
-        await kubelet(fake_kube, "warm", {"executor-0": result_line(0, 0)})
+        warm = asyncio.create_task(backend.run(task("warm", ["true"]), Recorder()))
+        await kubelet(fake, "warm", {"executor-0": result_line(0, 0)})
         await asyncio.wait_for(warm, 30)
         before = _kube_requests()
         report = Recorder()
-        running = asyncio.create_task(backend.run(task("t5", ["echo", "hi"]), report))
-        await kubelet(fake_kube, "t5", {"executor-0": result_line(0, 0, "hi\n")})
+        running = asyncio.create_task(backend.run(run, report))
+        await kubelet(fake, str(run.id), logs)
         await asyncio.wait_for(running, 30)
-        await asyncio.to_thread(fake_kube.wait_gone, NS, "secrets", "ktes.task-id=t5")
+        assert report.ended.state == State.COMPLETE
+        selector = f"ktes.task-id={run.id}"
+        for kind in ("jobs", "pods", "secrets"):
+            await asyncio.to_thread(fake.wait_gone, NS, kind, selector)
     finally:
         await backend.close()
-    assert report.ended.state == State.COMPLETE
-    spent = {key: n - before.get(key, 0) for key, n in _kube_requests().items() if n > before.get(key, 0)}
+    return {key: n - before.get(key, 0) for key, n in _kube_requests().items() if n > before.get(key, 0)}
+
+
+async def test_a_simple_task_costs_the_api_server_two_writes_and_one_log_read(fake_kube: FakeKube) -> None:
+    """The load an operator sees on the API server: a task without inputs or outputs costs its Job made and
+    deleted (the garbage collector takes the Pod), and its executor's log read once; its state comes from
+    the two watches shared by every task."""
+    spent = await spent_on(fake_kube, task("t5", ["echo", "hi"]), {"executor-0": result_line(0, 0, "hi\n")})
     writes = {key: n for key, n in spent.items() if key[0] in WRITES}
     reads = {key: n for key, n in spent.items() if key[0] in READS}
-    assert writes == {("create", "secrets"): 1, ("create", "jobs"): 1, ("patch", "secrets"): 1, ("delete", "jobs"): 1}
+    assert writes == {("create", "jobs"): 1, ("delete", "jobs"): 1}
     assert reads == {("get", "pods/log"): 1}
-    assert fake_kube.list(NS, "pods") == []
+
+
+async def test_a_task_with_outputs_costs_four_writes(fake_kube: FakeKube) -> None:
+    """Its Secret (the task document for stage-out) is made and given to the Job, which takes it along."""
+    with_output = task("t7", ["true"]).model_copy(update={"outputs": [Output(path="/out/a", url="s3://b/a")]})
+    report = '{"uploaded": true, "outputs": []}'
+    logs = {"executor-0": result_line(0, 0), "stage-out": f"{REPORT_MARKER}{report}\n"}
+    spent = await spent_on(fake_kube, with_output, logs)
+    writes = {key: n for key, n in spent.items() if key[0] in WRITES}
+    assert writes == {("create", "secrets"): 1, ("create", "jobs"): 1, ("patch", "secrets"): 1, ("delete", "jobs"): 1}
+    assert {key: n for key, n in spent.items() if key[0] in READS} == {("get", "pods/log"): 2}
 
 
 async def test_a_pod_still_running_when_its_task_failed_is_deleted_with_a_short_grace(

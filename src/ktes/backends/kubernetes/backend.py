@@ -1,4 +1,5 @@
-"""The Kubernetes backend: each task is one Job (``ktes-<id>``) with one Pod, and a Secret with its document.
+"""The Kubernetes backend: each task is one Job (``ktes-<id>``) with one Pod, and a Secret with its document
+when it stages inputs or outputs.
 
 One list-then-watch per kind (Pods, Jobs; label ``app.kubernetes.io/managed-by=ktes``) keeps
 :class:`ObjectCache` current, with a full relist every ``k8s_resync_seconds``. Each running task waits on its
@@ -65,8 +66,9 @@ class KubernetesBackend:
         #: tasks whose run/adopt is in progress.
         self._following: set[str] = set()
         self._canceled: set[str] = set()
-        #: tasks whose Secret is owned by their Job (the garbage collector deletes it with the Job).
-        self._owned_secrets: set[str] = set()
+        #: tasks whose Secret ktes deletes itself when they finish: made but not owned by the Job (else the
+        #: garbage collector deletes it with the Job), or not known (adopted after a restart).
+        self._secrets_to_delete: set[str] = set()
         #: the helper's ConfigMap (made from its file at start), and whether it is known to exist.
         self._entrypoint_config_map: dict[str, Any] = {}
         self._entrypoint_ready = False
@@ -183,7 +185,8 @@ class KubernetesBackend:
             name = job_name(task_id)
             await report(task_id, Initializing(started, {"namespace": self.kube.namespace, "job": name}))
             try:
-                secret_body = podspec.secret(task, self._settings)
+                needed = podspec.needs_secret(task, self._settings)
+                secret_body = podspec.secret(task, self._settings) if needed else None
                 job_body = podspec.job(task, self._settings, self._entrypoint_name())
             except podspec.PodSpecError as exc:
                 await report(task_id, Ended(State.SYSTEM_ERROR, clock.now(), str(exc)))
@@ -202,7 +205,7 @@ class KubernetesBackend:
             self._following.discard(task_id)
             self._reserved.discard(task_id)
             self._canceled.discard(task_id)
-            self._owned_secrets.discard(task_id)
+            self._secrets_to_delete.discard(task_id)
 
     def _entrypoint_name(self) -> str:
         return str(self._entrypoint_config_map["metadata"]["name"])
@@ -217,13 +220,16 @@ class KubernetesBackend:
                     await self.kube.create_config_map(self._entrypoint_config_map)
                 self._entrypoint_ready = True
 
-    async def _create(self, task_id: str, secret_body: dict[str, Any], job_body: dict[str, Any]) -> str | None:
-        """Create the Secret, then the Job, then make the Job own the Secret. A failure as a sentence."""
+    async def _create(self, task_id: str, secret_body: dict[str, Any] | None, job_body: dict[str, Any]) -> str | None:
+        """Create the Secret (if the task has one), then the Job, then make the Job own the Secret. A failure
+        as a sentence."""
         name = job_name(task_id)
         try:
             await self._ensure_entrypoint()
-            with contextlib.suppress(AlreadyExists):
-                await self.kube.create_secret(secret_body)
+            if secret_body is not None:
+                self._secrets_to_delete.add(task_id)
+                with contextlib.suppress(AlreadyExists):
+                    await self.kube.create_secret(secret_body)
             try:
                 created = await self.kube.create_job(job_body)
             except AlreadyExists:  # an earlier attempt made it: carry on with that one
@@ -234,8 +240,9 @@ class KubernetesBackend:
         except KubeError as exc:
             return f"Kubernetes refused the task: {exc}"
         try:
-            await self.kube.set_secret_owner(name, podspec.owner_reference(created))
-            self._owned_secrets.add(task_id)
+            if secret_body is not None:
+                await self.kube.set_secret_owner(name, podspec.owner_reference(created))
+                self._secrets_to_delete.discard(task_id)
         except KubeError as exc:  # not fatal: the Secret is still deleted with the task, only not by the GC
             log.warning("kubernetes: could not make Job %s own its Secret: %s", name, exc)
         entry = self._cache.entry(task_id)
@@ -254,6 +261,7 @@ class KubernetesBackend:
             return
         self._reserved.add(task_id)
         self._following.add(task_id)
+        self._secrets_to_delete.add(task_id)
         entry = self._cache.follow(task_id)
         try:
             name = job_name(task_id)
@@ -275,6 +283,7 @@ class KubernetesBackend:
             self._following.discard(task_id)
             self._reserved.discard(task_id)
             self._canceled.discard(task_id)
+            self._secrets_to_delete.discard(task_id)
 
     async def _follow(self, task: Task, entry: TaskObjects, report: Reporter, started: str) -> None:
         """Judge the task at each change of its objects until it ends; then report and clean up."""
@@ -366,7 +375,7 @@ class KubernetesBackend:
             await self.kube.delete_job(name)
             for pod_name in running:
                 await self.kube.delete_pod(pod_name, GRACE_SECONDS)
-            if task_id not in self._owned_secrets:
+            if task_id in self._secrets_to_delete:
                 await self.kube.delete_secret(name)
         except KubeError as exc:  # sweep and ttlSecondsAfterFinished catch what is left
             log.warning("kubernetes: cleaning up task %s failed: %s", task_id, exc)
