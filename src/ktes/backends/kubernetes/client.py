@@ -35,9 +35,10 @@ T = TypeVar("T")
 Kind = Literal["pods", "jobs"]
 #: :attr:`Watcher.problem` when the API did not answer at all.
 NO_ANSWER = "no answer"
-#: threads (and pooled connections) for the calls of one :class:`Kube`. Each call waits on the API server,
-#: which waits on etcd or, for a Pod's log, on the node's kubelet; with asyncio's default pool (CPU count + 4
-#: threads) 200 tasks ending at once queued their log reads behind each other for a minute (docs/scale.md).
+#: threads (and pooled connections) for the calls of one :class:`Kube`. Each call mostly waits on the API
+#: server (and it on etcd, or on a node's kubelet for a log), so many may wait at once; asyncio's default pool
+#: (CPU count + 4 threads, shared with everything else) would let 6 at a time on a 2-CPU machine. On the lab
+#: (docs/scale.md) the node, not this, was the bottleneck: the figures did not move.
 CALL_THREADS = 32
 #: what a Watcher delivers: ("SYNC", every object) after each list, or (ADDED|MODIFIED|DELETED, object).
 WatchEvent = tuple[str, Any]
