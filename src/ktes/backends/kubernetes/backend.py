@@ -438,9 +438,13 @@ class KubernetesBackend:
 
 
 def _pod_over(pod: dict[str, Any]) -> bool:
-    """Every container of the Pod has stopped (its phase says so) or it is being deleted already."""
-    phase = (pod.get("status") or {}).get("phase")
-    return phase in ("Succeeded", "Failed") or bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+    """Every container of the Pod has stopped (its phase or each container's state says so), or it is being
+    deleted already."""
+    pod_status = pod.get("status") or {}
+    if pod_status.get("phase") in ("Succeeded", "Failed") or (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return True
+    states = [(c.get("state") or {}) for c in pod_status.get("containerStatuses") or []]
+    return bool(states) and all("terminated" in state for state in states)
 
 
 class _WaitNotes:
