@@ -12,6 +12,12 @@ Parts (``--parts``, comma separated; sizes are flags, so a quick run is possible
   concurrent BASIC lists.
 - ``poll``: ``--stored`` stored tasks (bulk import), ``--pollers`` clients each polling one task once a
   second for ``--seconds``: p50/p99 of the polls.
+- ``k8s``: on the lab cluster, ``--k8s-tasks`` tasks of ``sleep --k8s-sleep`` submitted at once to
+  ``ktes serve --backend kubernetes``, against as many bare Jobs (same image and command, one container)
+  created at once, ``--k8s-rounds`` times each, alternating: wall times side by side, p50/p99
+  submit→COMPLETE, and ktes's requests to the API server per task (its own ``ktes_kubernetes_requests_total``
+  from ``/metrics``: writes, reads, log reads, watches). ``--lab-log FILE`` gets a line before each run (the
+  lab is shared).
 
     python bench/scale.py --parts local,podman,large,poll [--tasks 10000 --clients 32 ...]
 
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -399,6 +406,230 @@ def poll_part(args: argparse.Namespace) -> None:
                     print(f"{f.name:44} {f.rps:8.0f} {f.p50_ms:8.2f} {f.p99_ms:8.2f}", flush=True)
 
 
+# --- k8s: ktes on the lab cluster against bare Jobs --------------------------------------------------
+
+
+def kube_requests(base: str) -> dict[tuple[str, str], float]:
+    """``ktes_kubernetes_requests_total`` from ``/metrics``, by (verb, resource)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(httpx.get(base + "/metrics", timeout=30).text):
+        for sample in family.samples:
+            if sample.name == "ktes_kubernetes_requests_total":
+                found[sample.labels["verb"], sample.labels["resource"]] = sample.value
+    return found
+
+
+def lab_note(args: argparse.Namespace, what: str) -> None:
+    load = os.getloadavg()[0]
+    if args.lab_log:
+        with open(args.lab_log, "a") as log:
+            log.write(f"{datetime.now():%H:%M:%S} bench/scale.py --parts k8s: {what} (load {load:.1f})\n")
+
+
+def wait_no_pods(namespace: str, within: float = 600) -> None:
+    from tests.fixtures.k8s import kubectl
+
+    deadline = time.monotonic() + within
+    while kubectl("-n", namespace, "get", "pods", "-o", "name").strip():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"pods still in {namespace} after {within:.0f} s")
+        time.sleep(2)
+
+
+def bare_jobs_run(namespace: str, image: str, n: int, command: list[str]) -> tuple[float, list[float]]:
+    """``n`` bare Jobs created at once (16 at a time, like ktes's clients): wall time from the first create to
+    the last Job seen Complete by a watch started before, and each Job's create→Complete; then deleted."""
+    import threading
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.k8s import bare_job
+    from kubernetes import client as k8s
+    from kubernetes import watch as k8s_watch
+
+    batch = k8s.BatchV1Api()
+    run = uuid.uuid4().hex[:8]
+    names = [f"bare-{run}-{i}" for i in range(n)]
+    created: dict[str, float] = {}
+    done: dict[str, float] = {}
+    stream = k8s_watch.Watch()
+
+    def watch() -> None:
+        selector = f"bench-run={run}"
+        for event in stream.stream(batch.list_namespaced_job, namespace, label_selector=selector, timeout_seconds=900):
+            job = event["object"]
+            if job.metadata.name not in done and (job.status.succeeded or 0) > 0:
+                done[job.metadata.name] = time.time()
+                if len(done) == n:
+                    break
+            if (job.status.failed or 0) > 0:
+                raise RuntimeError(f"bare job {job.metadata.name} failed")
+        stream.stop()
+
+    def create(name: str) -> None:
+        body = bare_job(image, name, command)
+        body["metadata"]["labels"]["bench-run"] = run
+        body["spec"]["template"]["metadata"]["labels"]["bench-run"] = run
+        body["spec"]["template"]["spec"]["enableServiceLinks"] = False
+        body["spec"]["ttlSecondsAfterFinished"] = 300  # as ktes's Jobs (it deletes them once read)
+        created[name] = time.time()
+        batch.create_namespaced_job(namespace, body)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()  # its first list shows Jobs created before it got there, with their status
+    began = time.time()
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(create, names))
+    watcher.join(timeout=900)
+    if len(done) < n:
+        raise RuntimeError(f"only {len(done)} of {n} bare Jobs completed")
+    wall = max(done.values()) - began
+    each = [done[name] - created[name] for name in names]
+
+    def delete(name: str) -> None:
+        with contextlib.suppress(k8s.ApiException):  # gone already is fine
+            batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(delete, names))
+    return wall, each
+
+
+def ktes_k8s_run(base: str, pid: int, image: str, n: int, command: list[str]) -> dict[str, Any]:
+    body = {"executors": [{"image": image, "command": command}]}
+    requests0 = kube_requests(base)
+    cpu0 = cpu_seconds(pid)
+    began = time.time()
+    _, submit_s = asyncio.run(submit_all(base, [body] * n, 16))
+    wait_all_terminal(base, n, within=900)
+    cpu = cpu_seconds(pid) - cpu0
+    requests = {k: v - requests0.get(k, 0) for k, v in kube_requests(base).items() if v > requests0.get(k, 0)}
+    tasks = [t for t in full_tasks(base) if ts(t["creation_time"]) >= began - 1]
+    states: dict[str, int] = {}
+    each: list[float] = []
+    ends: list[float] = []
+    #: submit→INITIALIZING (the engine), →executor 0 started (Kubernetes), executor ended→COMPLETE (ktes again)
+    phases: dict[str, list[float]] = {"dispatch": [], "start": [], "finish": []}
+    for task in tasks:
+        states[task["state"]] = states.get(task["state"], 0) + 1
+        created = ts(task["creation_time"])
+        log = (task.get("logs") or [{}])[0]
+        if log.get("end_time"):
+            ends.append(ts(log["end_time"]))
+            each.append(ts(log["end_time"]) - created)
+        executor = (log.get("logs") or [{}])[0]
+        if log.get("start_time"):
+            phases["dispatch"].append(ts(log["start_time"]) - created)
+        if executor.get("start_time"):
+            phases["start"].append(ts(executor["start_time"]) - created)
+        if executor.get("end_time") and log.get("end_time"):
+            phases["finish"].append(ts(log["end_time"]) - ts(executor["end_time"]))
+    wall = (max(ends) - began) if ends else float("nan")
+    return {
+        "wall": wall,
+        "each": each,
+        "phases": phases,
+        "states": states,
+        "requests": requests,
+        "cpu": cpu,
+        "submit": submit_s,
+    }
+
+
+def print_requests(requests: dict[tuple[str, str], float], n: int) -> None:
+    from ktes.backends.kubernetes.api_requests import READS, WATCHES, WRITES
+
+    def total(keys: set[tuple[str, str]]) -> float:
+        return sum(requests[k] for k in keys)
+
+    writes = {k for k in requests if k[0] in WRITES}
+    logs = {k for k in requests if k[0] in READS and k[1] == "pods/log"}
+    reads = {k for k in requests if k[0] in READS} - logs
+    watches = {k for k in requests if k[0] in WATCHES}
+    print(f"ktes's requests to the API server ({n} tasks), by verb and resource:")
+    for verb, resource in sorted(requests):
+        print(f"  {verb:8} {resource:24} {requests[verb, resource]:6.0f}  ({requests[verb, resource] / n:.2f}/task)")
+    print(
+        f"per task: writes {total(writes) / n:.2f}, reads {total(reads) / n:.2f} (+ log reads {total(logs) / n:.2f}),"
+        f" watches {total(watches):.0f} in all (shared by every task)"
+    )
+
+
+def print_bare(title: str, n: int, wall: float, each: list[float]) -> None:
+    print(f"{title}: bare Jobs: all {n} Complete in {wall:.1f} s;", end="")
+    print(f" create→Complete p50 {pct(each, 50):.1f} s p99 {pct(each, 99):.1f} s", flush=True)
+
+
+def print_ktes(title: str, n: int, got: dict[str, Any]) -> None:
+    print(f"{title}: ktes: {got['states']} in {got['wall']:.1f} s (submitted in {got['submit']:.1f} s);", end="")
+    print(f" submit→COMPLETE p50 {pct(got['each'], 50):.1f} s p99 {pct(got['each'], 99):.1f} s")
+    for phase, label in (
+        ("dispatch", "submit→INITIALIZING"),
+        ("start", "submit→executor started"),
+        ("finish", "executor ended→COMPLETE"),
+    ):
+        values = got["phases"][phase]
+        print(f"  {label:24} p50 {pct(values, 50):6.1f} s  p99 {pct(values, 99):6.1f} s")
+    print(f"  ktes serve CPU: {got['cpu']:.1f} s, {got['cpu'] / n * 1000:.0f} ms per task")
+    print_requests(got["requests"], n)
+
+
+def k8s_part(args: argparse.Namespace) -> None:
+    import uuid
+
+    from bench.k8s import ktes_image
+    from kubernetes import config as k8s_config
+    from tests.fixtures.k8s import LAB_KUBECONFIG, kubectl, lab_cluster_script, load_into_lab
+    from tests.fixtures.ktes_server import start_server
+
+    n = args.k8s_tasks
+    command = ["sleep", str(args.k8s_sleep)]
+    subprocess.run([str(lab_cluster_script()), "up"], check=True, stdout=subprocess.DEVNULL)
+    image = ktes_image()
+    busybox = build_busybox_image()
+    load_into_lab(busybox)
+    k8s_config.load_kube_config(str(LAB_KUBECONFIG))
+    namespace = f"ktes-scale-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", namespace)
+    env = {
+        "KUBECONFIG": str(LAB_KUBECONFIG),
+        "KTES_BACKEND": "kubernetes",
+        "KTES_K8S_NAMESPACE": namespace,
+        "KTES_K8S_IMAGE": image,
+        "KTES_K8S_DNS_POLICY": "Default",
+        "KTES_K8S_LEASE_NAME": f"scale-{uuid.uuid4().hex[:6]}",
+    }
+    print(f"\n## k8s: {n} tasks of `{' '.join(command)}` at once on the lab, against {n} bare Jobs")
+    server = None
+    try:
+        server = start_server(Path(tempfile.mkdtemp(prefix="ktes-scale-k8s-")), env)
+        base = server.url
+        ktes_k8s_run(base, server.proc.pid, busybox, 1, ["true"])  # warm up: the Lease, the helper, the image
+        bare_jobs_run(namespace, busybox, 1, ["true"])
+        wait_no_pods(namespace)
+        for round_ in range(1, args.k8s_rounds + 1):
+            walls: dict[str, float] = {}
+            for side in ("bare", "ktes") if round_ % 2 else ("ktes", "bare"):  # each goes first in turn
+                lab_note(args, f"{n} {side} pods at once in namespace {namespace}")
+                load = os.getloadavg()[0]
+                if side == "bare":
+                    walls[side], bare_each = bare_jobs_run(namespace, busybox, n, command)
+                    print_bare(f"round {round_}, load {load:.1f}", n, walls[side], bare_each)
+                else:
+                    got = ktes_k8s_run(base, server.proc.pid, busybox, n, command)
+                    walls[side] = got["wall"]
+                    print_ktes(f"round {round_}, load {load:.1f}", n, got)
+                wait_no_pods(namespace)
+                lab_note(args, f"done: no pod left in namespace {namespace}")
+            print(f"round {round_}: wall time ratio ktes/bare {walls['ktes'] / walls['bare']:.2f}x", flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="local,podman,large,poll")
@@ -414,6 +645,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="poll: how long the clients poll")
     parser.add_argument("--wrk-seconds", type=float, default=5.0, help="poll: each wrk run after the pollers")
     parser.add_argument("--poll-dir", help="poll: a data dir to keep the filled store in (reused when there)")
+    parser.add_argument("--k8s-tasks", type=int, default=200, help="k8s: tasks (and bare Jobs) at once")
+    parser.add_argument("--k8s-sleep", type=int, default=5, help="k8s: seconds each task sleeps")
+    parser.add_argument("--k8s-rounds", type=int, default=1, help="k8s: bare/ktes pairs, alternating")
+    parser.add_argument("--lab-log", help="k8s: a file to note each run in before it starts (a shared lab)")
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"ktes scale benchmark: {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
@@ -428,6 +663,8 @@ def main() -> None:
             large_part(args)
         elif part == "poll":
             poll_part(args)
+        elif part == "k8s":
+            k8s_part(args)
         else:
             raise SystemExit(f"unknown part {part!r}")
 

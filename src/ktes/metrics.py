@@ -42,6 +42,11 @@ BACKEND_ERRORS: Final = Counter(
     "Failures of the backend: tasks it ended in SYSTEM_ERROR, runs that raised, failed Kubernetes API calls",
     ["reason"],
 )
+KUBERNETES_REQUESTS: Final = Counter(
+    "ktes_kubernetes_requests",
+    "Requests sent to the Kubernetes API server, by verb (get, list, watch, create, patch, ...) and resource",
+    ["verb", "resource"],
+)
 FILER_BYTES: Final = Counter("ktes_filer_bytes", "Bytes moved by this process's filer", ["scheme", "direction"])
 DISPATCH_LAG: Final = Gauge(
     "ktes_engine_dispatch_lag_seconds",
@@ -82,6 +87,11 @@ def task_ended(backend: str, task: Task) -> None:
 def backend_error(reason: str) -> None:
     """One failure of ``reason`` (a short fixed word: ``run_raised``, ``kubernetes_api``, ...)."""
     BACKEND_ERRORS.labels(reason).inc()
+
+
+def kubernetes_request(verb: str, resource: str) -> None:
+    """One request to the Kubernetes API server (:mod:`ktes.backends.kubernetes.api_requests` names it)."""
+    KUBERNETES_REQUESTS.labels(verb, resource).inc()
 
 
 def filer_bytes(scheme: str, direction: str, count: int) -> None:

@@ -7,14 +7,16 @@ import asyncio
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from ktes.backends.kubernetes import backend as backend_module
+from ktes.backends.kubernetes.api_requests import READS, WRITES
 from ktes.backends.kubernetes.backend import KubernetesBackend
 from ktes.backends.kubernetes.lease import LeaseLeadership
 from ktes.config import Settings
 from ktes.run.observations import Ended, ExecutorFinished, Observation, SystemLog
-from ktes.run.result import RESULT_MARKER, ExecutorReport
-from ktes.tes.models import Executor, State, Task
+from ktes.run.result import REPORT_MARKER, RESULT_MARKER, ExecutorReport
+from ktes.tes.models import Executor, Output, State, Task
 from tests.fixtures.fake_kube import FakeKube, fake_kube
 
 __all__ = ["fake_kube"]
@@ -28,10 +30,9 @@ def settings(fake: FakeKube, **more: Any) -> Settings:
         backend="kubernetes",
         k8s_kubeconfig=fake.kubeconfig,
         k8s_namespace=NS,
-        k8s_resync_seconds=30,
         k8s_lease_duration_seconds=2,
         k8s_lease_renew_seconds=0.2,
-        **{"k8s_installation_id": "mine", **more},
+        **{"k8s_installation_id": "mine", "k8s_resync_seconds": 30, **more},
     )
 
 
@@ -270,3 +271,95 @@ async def test_an_ended_pod_stays_until_the_job_controller_has_seen_it_end(
     await asyncio.wait_for(running, 30)
     await asyncio.to_thread(fake_kube.wait_gone, NS, "jobs", "ktes.task-id=t7")
     assert fake_kube.list(NS, "pods") == []
+
+
+def _kube_requests() -> dict[tuple[str, str], float]:
+    """``ktes_kubernetes_requests_total`` now, by (verb, resource)."""
+    found: dict[tuple[str, str], float] = {}
+    for metric in REGISTRY.collect():
+        if metric.name == "ktes_kubernetes_requests":
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    found[sample.labels["verb"], sample.labels["resource"]] = sample.value
+    return found
+
+
+async def spent_on(fake: FakeKube, run: Task, logs: dict[str, str]) -> dict[tuple[str, str], float]:
+    """Run ``run`` (after a first task that makes the shared helper ConfigMap): the requests it cost,
+    by (verb, resource), counted by ktes itself (``ktes_kubernetes_requests_total``)."""
+    backend = KubernetesBackend(settings(fake, k8s_resync_seconds=600))  # no relist inside the test
+    await backend.start()
+    try:
+        warm = asyncio.create_task(backend.run(task("warm", ["true"]), Recorder()))
+        await kubelet(fake, "warm", {"executor-0": result_line(0, 0)})
+        await asyncio.wait_for(warm, 30)
+        before = _kube_requests()
+        report = Recorder()
+        running = asyncio.create_task(backend.run(run, report))
+        await kubelet(fake, str(run.id), logs)
+        await asyncio.wait_for(running, 30)
+        assert report.ended.state == State.COMPLETE
+        selector = f"ktes.task-id={run.id}"
+        for kind in ("jobs", "pods", "secrets"):
+            await asyncio.to_thread(fake.wait_gone, NS, kind, selector)
+    finally:
+        await backend.close()
+    return {key: n - before.get(key, 0) for key, n in _kube_requests().items() if n > before.get(key, 0)}
+
+
+async def test_a_simple_task_costs_the_api_server_two_writes_and_one_log_read(fake_kube: FakeKube) -> None:
+    """The load an operator sees on the API server: a task without inputs or outputs costs its Job made and
+    deleted (the garbage collector takes the Pod), and its executor's log read once; its state comes from
+    the two watches shared by every task."""
+    spent = await spent_on(fake_kube, task("t5", ["echo", "hi"]), {"executor-0": result_line(0, 0, "hi\n")})
+    writes = {key: n for key, n in spent.items() if key[0] in WRITES}
+    reads = {key: n for key, n in spent.items() if key[0] in READS}
+    assert writes == {("create", "jobs"): 1, ("delete", "jobs"): 1}
+    assert reads == {("get", "pods/log"): 1}
+
+
+async def test_a_task_with_outputs_costs_four_writes(fake_kube: FakeKube) -> None:
+    """Its Secret (the task document for stage-out) is made and given to the Job, which takes it along."""
+    with_output = task("t7", ["true"]).model_copy(update={"outputs": [Output(path="/out/a", url="s3://b/a")]})
+    report = '{"uploaded": true, "outputs": []}'
+    logs = {"executor-0": result_line(0, 0), "stage-out": f"{REPORT_MARKER}{report}\n"}
+    spent = await spent_on(fake_kube, with_output, logs)
+    writes = {key: n for key, n in spent.items() if key[0] in WRITES}
+    assert writes == {("create", "secrets"): 1, ("create", "jobs"): 1, ("patch", "secrets"): 1, ("delete", "jobs"): 1}
+    assert {key: n for key, n in spent.items() if key[0] in READS} == {("get", "pods/log"): 2}
+
+
+async def test_a_pod_still_running_when_its_task_failed_is_deleted_with_a_short_grace(
+    backend: KubernetesBackend, fake_kube: FakeKube
+) -> None:
+    """Executor 0 could not be run while executor 1 still waits: the task ends at once, and its Pod does not
+    keep its node for the default 30 s grace period."""
+    report = Recorder()
+    running = asyncio.create_task(backend.run(task("t6", ["nope"], ["true"]), report))
+    jobs = await asyncio.to_thread(fake_kube.wait_for, NS, "jobs", "ktes.task-id=t6")
+    pod = fake_kube.make_pod(NS, jobs[0])
+    failed = {"terminated": {"exitCode": 128, "reason": "StartError", "startedAt": T0, "finishedAt": T1}}
+    statuses = [
+        {"name": "executor-0", "image": "busybox", "state": failed},
+        {"name": "executor-1", "image": "busybox", "state": {"running": {"startedAt": T0}}},
+    ]
+    status = {"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"}]}
+    fake_kube.calls.clear()
+    fake_kube.set_pod_status(NS, pod["metadata"]["name"], {**status, "containerStatuses": statuses})
+    await asyncio.wait_for(running, 30)
+    assert report.ended.state == State.SYSTEM_ERROR
+    deletes = [call for call in fake_kube.calls if call.startswith("DELETE")]
+    assert deletes == ["DELETE jobs", "DELETE pods"]
+
+
+async def test_a_resync_is_answered_from_the_api_servers_watch_cache(fake_kube: FakeKube) -> None:
+    """The first list asks for the latest state (etcd); each resync asks for a state not older than the last
+    one watched, which the API server serves from its watch cache."""
+    backend = KubernetesBackend(settings(fake_kube, k8s_resync_seconds=5))
+    await backend.start()
+    try:
+        await asyncio.to_thread(fake_kube.wait_until, lambda: len([k for k, _ in fake_kube.lists if k == "pods"]) >= 2)
+    finally:
+        await backend.close()
+    versions = [version for kind, version in fake_kube.lists if kind == "pods"]
+    assert versions[0] == "" and all(version.isdigit() for version in versions[1:])

@@ -365,3 +365,14 @@ def test_owner_reference_points_at_the_created_job() -> None:
         "uid": "1234-abcd",
         "blockOwnerDeletion": False,
     }
+
+
+def test_a_task_without_inputs_or_outputs_has_no_secret_volume() -> None:
+    """Only stage-in and stage-out read the task document: without them the Pod mounts no Secret (and the
+    backend makes none: two writes fewer per task)."""
+    plain = make_task()
+    assert not podspec.needs_secret(plain, settings())
+    assert "ktes-spec" not in {v["name"] for v in pod_spec(job_of(plain, settings()))["volumes"]}
+    staged = make_task(outputs=[Output(path="/out/a", url="s3://b/a")])
+    assert podspec.needs_secret(staged, settings())
+    assert "ktes-spec" in {v["name"] for v in pod_spec(job_of(staged, settings()))["volumes"]}

@@ -318,6 +318,7 @@ def test_a_task_without_files_is_a_pod_of_its_executors_alone(
     [pod] = objects(namespace, task_id, "pods")
     assert "initContainers" not in pod["spec"]
     assert [c["name"] for c in pod["spec"]["containers"]] == ["executor-0", "executor-1"]  # no Python container
+    assert objects(namespace, task_id, "secrets") == []  # nothing in the Pod would read the task document
     shared = json.loads(kubectl("-n", namespace, "get", "configmaps", "-l", "ktes.entrypoint", "-o", "json"))
     assert [c["metadata"]["name"][:16] for c in shared["items"]] == ["ktes-entrypoint-"]  # one per namespace
 

@@ -1,4 +1,5 @@
-"""The Kubernetes backend: each task is one Job (``ktes-<id>``) with one Pod, and a Secret with its document.
+"""The Kubernetes backend: each task is one Job (``ktes-<id>``) with one Pod, and a Secret with its document
+when it stages inputs or outputs.
 
 One list-then-watch per kind (Pods, Jobs; label ``app.kubernetes.io/managed-by=ktes``) keeps
 :class:`ObjectCache` current, with a full relist every ``k8s_resync_seconds``. Each running task waits on its
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
@@ -91,6 +93,9 @@ class KubernetesBackend:
         #: tasks whose run/adopt is in progress.
         self._following: set[str] = set()
         self._canceled: set[str] = set()
+        #: tasks whose Secret ktes deletes itself when they finish: made but not owned by the Job (else the
+        #: garbage collector deletes it with the Job), or not known (adopted after a restart).
+        self._secrets_to_delete: set[str] = set()
         #: the helper's ConfigMap (made from its file at start), and whether it is known to exist.
         self._entrypoint_config_map: dict[str, Any] = {}
         self._entrypoint_ready = False
@@ -258,7 +263,8 @@ class KubernetesBackend:
             name = job_name(task_id)
             await report(task_id, Initializing(started, {"namespace": self.kube.namespace, "job": name}))
             try:
-                secret_body = podspec.secret(task, self._settings)
+                needed = podspec.needs_secret(task, self._settings)
+                secret_body = podspec.secret(task, self._settings) if needed else None
                 job_body = podspec.job(task, self._settings, self._entrypoint_name())
             except podspec.PodSpecError as exc:
                 await report(task_id, Ended(State.SYSTEM_ERROR, clock.now(), str(exc)))
@@ -277,6 +283,7 @@ class KubernetesBackend:
             self._following.discard(task_id)
             self._reserved.discard(task_id)
             self._canceled.discard(task_id)
+            self._secrets_to_delete.discard(task_id)
 
     def _entrypoint_name(self) -> str:
         return str(self._entrypoint_config_map["metadata"]["name"])
@@ -291,15 +298,20 @@ class KubernetesBackend:
                     await self.kube.create_config_map(self._entrypoint_config_map)
                 self._entrypoint_ready = True
 
-    async def _create(self, task_id: str, secret_body: dict[str, Any], job_body: dict[str, Any]) -> str | None:
-        """Create the Secret, then the Job, then make the Job own the Secret. A failure as a sentence."""
+    async def _create(self, task_id: str, secret_body: dict[str, Any] | None, job_body: dict[str, Any]) -> str | None:
+        """Create the Secret (if the task has one), then the Job, then make the Job own the Secret. A failure
+        as a sentence."""
         name = job_name(task_id)
+        if secret_body is not None:
+            self._secrets_to_delete.add(task_id)
         try:
             created = await self._answered(f"creating Job {name}", lambda: self._make(name, secret_body, job_body))
         except KubeError as exc:
             return str(exc) if isinstance(exc, _JobVanished) else f"Kubernetes refused the task: {exc}"
         try:
-            await self.kube.set_secret_owner(name, podspec.owner_reference(created))
+            if secret_body is not None:
+                await self.kube.set_secret_owner(name, podspec.owner_reference(created))
+                self._secrets_to_delete.discard(task_id)
         except KubeError as exc:  # not fatal: the Secret is still deleted with the task, only not by the GC
             log.warning("kubernetes: could not make Job %s own its Secret: %s", name, exc)
         entry = self._cache.entry(task_id)
@@ -307,11 +319,13 @@ class KubernetesBackend:
             entry.job, entry.job_deleted = created, False
         return None
 
-    async def _make(self, name: str, secret_body: dict[str, Any], job_body: dict[str, Any]) -> dict[str, Any]:
-        """The task's Secret and Job (each "already exists" is an earlier try's: carry on with it); the Job."""
+    async def _make(self, name: str, secret_body: dict[str, Any] | None, job_body: dict[str, Any]) -> dict[str, Any]:
+        """The task's Secret (if it has one) and Job (each "already exists" is an earlier try's: carry on with
+        it); the Job."""
         await self._ensure_entrypoint()
-        with contextlib.suppress(AlreadyExists):
-            await self.kube.create_secret(secret_body)
+        if secret_body is not None:
+            with contextlib.suppress(AlreadyExists):
+                await self.kube.create_secret(secret_body)
         try:
             return await self.kube.create_job(job_body)
         except AlreadyExists:
@@ -355,6 +369,7 @@ class KubernetesBackend:
             return
         self._reserved.add(task_id)
         self._following.add(task_id)
+        self._secrets_to_delete.add(task_id)
         entry = self._cache.follow(task_id)
         try:
             job = await self._read_job(name)
@@ -375,6 +390,7 @@ class KubernetesBackend:
             self._following.discard(task_id)
             self._reserved.discard(task_id)
             self._canceled.discard(task_id)
+            self._secrets_to_delete.discard(task_id)
 
     async def _read_job(self, name: str) -> dict[str, Any] | None:
         return await self._answered(f"reading Job {name}", lambda: self.kube.read_job(name))
@@ -425,7 +441,7 @@ class KubernetesBackend:
                 await report(task_id, observation)
             if not isinstance(verdict, status.Failed) and not self._settings.k8s_keep_finished_jobs:
                 await self._job_finished(task_id, entry)
-            await self._finished(task_id)
+            await self._finished(task_id, entry)
             return
 
     async def _wait_sentence(self, wait: waiting.Wait, observed: status.Observed) -> str:
@@ -479,12 +495,25 @@ class KubernetesBackend:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(entry.changed.wait(), left)
 
-    async def _finished(self, task_id: str) -> None:
-        """The task's report is read: nothing of it needs to stay (unless configured to keep Jobs)."""
+    async def _finished(self, task_id: str, entry: TaskObjects) -> None:
+        """The task's report is read: nothing of it needs to stay (unless configured to keep Jobs).
+
+        One write in the usual case: the Job is deleted and the garbage collector takes its Pod and the
+        Secret it owns. A Pod still running (a failure ended the task early) is deleted too, with a short
+        grace period, and a Secret the Job does not own. What to delete comes from the watch's cache, not
+        from a list per task (API load: see docs/scale.md)."""
         if self._settings.k8s_keep_finished_jobs:
             return
+        name = job_name(task_id)
+        running = [pod_name for pod_name, pod in entry.pods.items() if not _pod_over(pod)]
         try:
-            await self._remove(task_id)
+            await self._answered(f"deleting Job {name}", lambda: self.kube.delete_job(name))
+            for pod_name in running:
+                await self._answered(
+                    f"deleting Pod {pod_name}", functools.partial(self.kube.delete_pod, pod_name, GRACE_SECONDS)
+                )
+            if task_id in self._secrets_to_delete:
+                await self._answered(f"deleting Secret {name}", lambda: self.kube.delete_secret(name))
         except KubeError as exc:  # sweep and ttlSecondsAfterFinished catch what is left
             log.warning("kubernetes: cleaning up task %s failed: %s", task_id, exc)
 
@@ -548,6 +577,16 @@ class KubernetesBackend:
 
 class _JobVanished(KubeError):
     """The task's Job was said to exist, and then could not be read."""
+
+
+def _pod_over(pod: dict[str, Any]) -> bool:
+    """Every container of the Pod has stopped (its phase or each container's state says so), or it is being
+    deleted already."""
+    pod_status = pod.get("status") or {}
+    if pod_status.get("phase") in ("Succeeded", "Failed") or (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return True
+    states = [(c.get("state") or {}) for c in pod_status.get("containerStatuses") or []]
+    return bool(states) and all("terminated" in state for state in states)
 
 
 class _WaitNotes:

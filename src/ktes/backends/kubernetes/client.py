@@ -1,6 +1,6 @@
 """The one module that talks to the Kubernetes API (the official, synchronous ``kubernetes`` client).
 
-Calls run in worker threads (:func:`asyncio.to_thread`) and return the API's own JSON (dicts, camelCase),
+Calls run in worker threads of its own (:data:`CALL_THREADS`) and return the API's own JSON (dicts, camelCase),
 the shape :mod:`.status` reads. Errors are translated here into :class:`KubeError` and its kinds.
 :class:`Watcher` is a thread doing list-then-watch on one kind of object, feeding an asyncio callback.
 """
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
@@ -26,6 +28,7 @@ from kubernetes.watch.watch import iter_resp_lines
 from websocket import ABNF
 
 from ktes import metrics
+from ktes.backends.kubernetes.api_requests import request_kind
 from ktes.config import Settings
 from ktes.errors import BackendError
 
@@ -35,6 +38,11 @@ T = TypeVar("T")
 Kind = Literal["pods", "jobs"]
 #: :attr:`Watcher.problem` when the API did not answer at all.
 NO_ANSWER = "no answer"
+#: threads (and pooled connections) for the calls of one :class:`Kube`. Each call mostly waits on the API
+#: server (and it on etcd, or on a node's kubelet for a log), so many may wait at once; asyncio's default pool
+#: (CPU count + 4 threads, shared with everything else) would let 6 at a time on a 2-CPU machine. On the lab
+#: (docs/scale.md) the node, not this, was the bottleneck: the figures did not move.
+CALL_THREADS = 32
 #: what a Watcher delivers: ("SYNC", every object) after each list, or (ADDED|MODIFIED|DELETED, object).
 WatchEvent = tuple[str, Any]
 
@@ -115,6 +123,15 @@ def _load_config(settings: Settings) -> k8s.Configuration:
     return configuration
 
 
+class _CountingApiClient(k8s.ApiClient):
+    """The door every request of :class:`Kube` and :class:`Watcher` goes through: each is counted by verb and
+    resource (``ktes_kubernetes_requests_total``) before it is sent, answered or not."""
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        metrics.kubernetes_request(*request_kind(method, url))
+        return super().call_api(method, url, *args, **kwargs)
+
+
 class Kube:
     """The calls the backend makes, in its namespace. Every method may raise :class:`KubeError`."""
 
@@ -124,14 +141,20 @@ class Kube:
             configuration = _load_config(settings)
         except Exception as exc:  # the client raises ConfigException, OSError, ...
             raise KubeError(f"no Kubernetes configuration (in-cluster or kubeconfig): {exc}") from exc
-        self.api = k8s.ApiClient(configuration)
+        configuration.connection_pool_maxsize = CALL_THREADS
+        self.api = _CountingApiClient(configuration)
+        self._threads = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="ktes-kube")
         self.core = k8s.CoreV1Api(self.api)
         self.batch = k8s.BatchV1Api(self.api)
         self.coordination = k8s.CoordinationV1Api(self.api)
 
     def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(Exception):
             self.api.close()  # type: ignore[no-untyped-call]
+
+    async def _in_thread(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, call)
 
     # --- calling ---------------------------------------------------------------------------------
 
@@ -156,7 +179,7 @@ class Kube:
             return data.decode("utf-8", errors="replace")
 
     async def _call(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(self._sync, what, call, *args, **kwargs)
+        return await self._in_thread(functools.partial(self._sync, what, call, *args, **kwargs))
 
     # --- objects ---------------------------------------------------------------------------------
 
@@ -213,18 +236,21 @@ class Kube:
                 propagation_policy="Background",
             )
 
+    async def delete_pod(self, name: str, grace_seconds: int) -> None:
+        """Delete a Pod (again: that shortens a longer grace period the GC gave). Not there is fine."""
+        with contextlib.suppress(NotFound):
+            await self._call(
+                f"deleting Pod {name}",
+                self.core.delete_namespaced_pod,
+                name,
+                self.namespace,
+                grace_period_seconds=grace_seconds,
+            )
+
     async def delete_pods(self, selector: str, grace_seconds: int) -> None:
         """Delete the Pods ``selector`` matches, one by one (RBAC: list + delete, no deletecollection)."""
         for pod in await self.list_objects("pods", selector):
-            name = pod["metadata"]["name"]  # deleting again shortens a longer grace period the GC gave
-            with contextlib.suppress(NotFound):
-                await self._call(
-                    f"deleting Pod {name}",
-                    self.core.delete_namespaced_pod,
-                    name,
-                    self.namespace,
-                    grace_period_seconds=grace_seconds,
-                )
+            await self.delete_pod(str(pod["metadata"]["name"]), grace_seconds)
 
     async def list_objects(
         self, kind: Literal["pods", "jobs", "secrets", "configmaps"], selector: str
@@ -252,7 +278,7 @@ class Kube:
             data: bytes = resp.data
             return data.decode("utf-8", errors="replace")
 
-        return await asyncio.to_thread(read)
+        return await self._in_thread(read)
 
     async def exec_output(self, pod: str, container: str, command: list[str]) -> AsyncGenerator[bytes, None]:
         """Run ``command`` in a running container (pods/exec) and yield its stdout as it comes; return when
@@ -415,6 +441,10 @@ class Watcher:
     """List, then watch from the list's resourceVersion; list again on 410, on errors, and every
     ``resync_seconds`` (a resync: the full list is delivered again as ``("SYNC", items)``).
 
+    The first list, and a list after 410 or an error, asks for the latest state (read from etcd). A resync
+    asks for a state not older than the last one watched, which the API server answers from its watch cache
+    (as client-go's reflector does), so resyncs cost etcd nothing.
+
     Runs in its own thread. ``deliver`` is called from that thread; the backend wraps it to hop onto its
     event loop.
     """
@@ -436,6 +466,8 @@ class Watcher:
         self._resync = max(5.0, resync_seconds)
         self._stop = threading.Event()
         self._resp: Any = None
+        #: the last resourceVersion watched (None: the next list asks for the latest state).
+        self._version: str | None = None
         #: why the last list or watch failed (None: the last list worked); read by the backend's readiness.
         self.problem: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"ktes-watch-{kind}", daemon=True)
@@ -458,8 +490,10 @@ class Watcher:
                 self._list_and_watch()
                 failures = 0
             except Expired:
+                self._version = None
                 log.debug("watch %s: resourceVersion expired; listing again", self.kind)
             except Exception as exc:
+                self._version = None
                 if self._stop.is_set():
                     return
                 failures += 1
@@ -470,14 +504,19 @@ class Watcher:
                 self._stop.wait(delay)
 
     def _list_and_watch(self) -> None:
+        since = {"resource_version": self._version} if self._version else {}
         try:
             resp = self._lister(
-                self._namespace, label_selector=self._selector, _preload_content=False, _request_timeout=(10, 60)
+                self._namespace,
+                label_selector=self._selector,
+                _preload_content=False,
+                _request_timeout=(10, 60),
+                **since,
             )
         except ApiException as exc:
             raise _translate(exc, f"listing {self.kind}") from None
         listed = json.loads(resp.data)
-        version = listed["metadata"]["resourceVersion"]
+        self._version = listed["metadata"]["resourceVersion"]
         self.problem = None
         self._deliver(("SYNC", listed.get("items") or []))
         until = time.monotonic() + self._resync
@@ -485,7 +524,7 @@ class Watcher:
             left = until - time.monotonic()
             if left <= 1:
                 return  # time to resync
-            version = self._watch(version, int(left))
+            self._version = self._watch(self._version, int(left))
 
     def _watch(self, version: str, seconds: int) -> str:
         try:

@@ -180,6 +180,13 @@ def needs_stage_out(task: Task) -> bool:
     return bool(task.outputs)
 
 
+def needs_secret(task: Task, settings: Settings) -> bool:
+    """Whether the task needs its Secret: only stage-in and stage-out read the task document and the filer's
+    settings. A task without inputs or outputs has none: two writes fewer, and no Secret volume for the
+    kubelet to fetch and watch for its Pod (see docs/scale.md)."""
+    return needs_stage_in(task, settings) or needs_stage_out(task)
+
+
 def _filer_settings(settings: Settings) -> dict[str, Any]:
     """The settings the pod-side filer needs (every ``s3_*``, ``ftp_*``, ``http_*``, ``transfer_*``, ... set)."""
     values = settings.model_dump()
@@ -445,6 +452,7 @@ def job(task: Task, settings: Settings, entrypoint_config_map: str) -> dict[str,
         deadline = _positive_int("deadline_seconds", given["deadline_seconds"])
 
     files = filevolume.file_volume(settings) if filevolume.uses_files(task) else None
+    secret_used = needs_secret(task, settings)
     staged_in = needs_stage_in(task, settings)
     first = staged_in and stage_in_first(task)
     waits = staged_in and not first
@@ -467,7 +475,7 @@ def job(task: Task, settings: Settings, entrypoint_config_map: str) -> dict[str,
             _workspace_volume(task, settings),
             {"name": STATE_VOLUME, "emptyDir": {}},
             {"name": BIN_VOLUME, "configMap": {"name": entrypoint_config_map, "defaultMode": 0o555}},
-            {"name": SPEC_VOLUME, "secret": {"secretName": name, "defaultMode": 0o444}},
+            *([{"name": SPEC_VOLUME, "secret": {"secretName": name, "defaultMode": 0o444}}] if secret_used else []),
             *([files.volume()] if files is not None else []),
         ],
         **_scheduling(task, settings, given),
