@@ -36,8 +36,12 @@ class TaskPage:
 
 
 class Store(Protocol):
-    def create(self, task: Task) -> str:
-        """Store a new task as QUEUED with a fresh sortable id and creation_time; return the id."""
+    def create(self, task: Task, max_active: int | None = None) -> str:
+        """Store a new task as QUEUED with a fresh sortable id and creation_time; return the id.
+
+        With ``max_active`` (and an owner), raise :class:`ktes.errors.OverUserLimit` instead when the owner
+        already has that many tasks not yet ended. The count and the insert are one atomic step: requests
+        racing each other, through any number of API replicas, never take a user past the limit."""
         ...
 
     def get(self, task_id: str) -> Task:

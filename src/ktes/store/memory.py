@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from ktes import metrics
-from ktes.errors import TaskNotFound
+from ktes.errors import OverUserLimit, TaskNotFound
 from ktes.store import pagination
 from ktes.store.base import Edit, TaskFilter, TaskPage
 from ktes.tes import views
@@ -41,13 +41,15 @@ class MemoryStore:
         self._tasks: dict[str, Task] = {}
         self._lock = threading.Lock()
 
-    def create(self, task: Task) -> str:
+    def create(self, task: Task, max_active: int | None = None) -> str:
         stored = task.model_copy(deep=True)
         task_id, ms = new_id()
         stored.id = task_id
         stored.state = State.QUEUED
         stored.creation_time = rfc3339(ms)
         with self._lock:
+            if max_active is not None and task.owner is not None and self._active(task.owner) >= max_active:
+                raise OverUserLimit(max_active)
             self._tasks[task_id] = stored
         return task_id
 
@@ -74,7 +76,10 @@ class MemoryStore:
 
     def count_active(self, owner: str) -> int:
         with self._lock:
-            return sum(1 for t in self._tasks.values() if t.owner == owner and t.state not in TERMINAL)
+            return self._active(owner)
+
+    def _active(self, owner: str) -> int:
+        return sum(1 for t in self._tasks.values() if t.owner == owner and t.state not in TERMINAL)
 
     def queued_in_turns(self, limit: int) -> list[Task]:
         with self._lock:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from ktes.errors import TaskNotFound
+from ktes.errors import OverUserLimit, TaskNotFound
 from ktes.store.base import TaskFilter
 from ktes.store.migrate import alembic_config
 from ktes.store.sql import make_engine, open_store
@@ -79,3 +80,34 @@ def test_owner_limited_reads_pages_counts_and_turns(url: str) -> None:
         assert {t.owner for t in store.tasks_in({State.QUEUED})} == {"alice", "bob"}
     finally:
         store.close()
+
+
+def test_two_replicas_creating_at_once_never_pass_the_per_user_limit(url: str) -> None:
+    # Two stores on one database are two API replicas (separate connection pools; on SQLite, separate
+    # process-local locks): 24 creates for alice at once, through both, against a limit of 5.
+    replicas = [open_store(url), open_store(url)]
+    start = threading.Barrier(24)
+    accepted: list[str] = []
+    refused: list[OverUserLimit] = []
+
+    def create(index: int) -> None:
+        start.wait()
+        try:
+            accepted.append(replicas[index % 2].create(owned("alice"), max_active=5))
+        except OverUserLimit as exc:
+            refused.append(exc)
+
+    try:
+        threads = [threading.Thread(target=create, args=(i,)) for i in range(24)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(accepted) == 5 and len(refused) == 19
+        assert refused[0].limit == 5
+        assert replicas[0].count_active("alice") == 5
+        assert replicas[1].create(owned("bob"), max_active=5)  # the limit is per user
+        assert replicas[0].create(owned("alice"))  # without a limit (auth off): no check
+    finally:
+        for replica in replicas:
+            replica.close()
