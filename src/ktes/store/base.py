@@ -63,8 +63,10 @@ class Store(Protocol):
 
     def queued_in_turns(self, limit: int) -> list[Task]:
         """Up to ``limit`` QUEUED tasks, owners taking turns: each owner's oldest first, then each owner's
-        second oldest, and so on (oldest first within a turn). The engine dispatches in this order, so one
-        user's thousands of queued tasks never starve another user's one."""
+        second oldest, and so on; within a turn the owner whose last task left QUEUED longest ago (or never)
+        first, then the oldest task. The engine dispatches in this order, so one user's thousands of queued
+        tasks never starve another user's one. The store remembers each owner's last dispatch (a transition to
+        INITIALIZING), so whose turn it is survives a restart."""
         ...
 
     def list_tasks(

@@ -40,6 +40,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
         self._lock = threading.Lock()
+        #: owner -> serial number of their last dispatch (fair turns, as the SQL store's owner_dispatches)
+        self._dispatched: dict[str | None, int] = {}
 
     def create(self, task: Task, max_active: int | None = None) -> str:
         stored = task.model_copy(deep=True)
@@ -84,13 +86,13 @@ class MemoryStore:
     def queued_in_turns(self, limit: int) -> list[Task]:
         with self._lock:
             turns: dict[str | None, int] = {}
-            ranked: list[tuple[int, str, Task]] = []
+            ranked: list[tuple[int, int, str, Task]] = []
             for task_id, task in sorted(self._tasks.items()):
                 if task.state == State.QUEUED:
                     turn = turns[task.owner] = turns.get(task.owner, 0) + 1
-                    ranked.append((turn, task_id, task))
-            ranked.sort(key=lambda item: (item[0], item[1]))
-            return [task.model_copy(deep=True) for _, _, task in ranked[:limit]]
+                    ranked.append((turn, self._dispatched.get(task.owner, 0), task_id, task))
+            ranked.sort(key=lambda item: item[:3])
+            return [task.model_copy(deep=True) for _, _, _, task in ranked[:limit]]
 
     def list_tasks(
         self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
@@ -130,6 +132,8 @@ class MemoryStore:
             if edit is not None:
                 edit(changed)
             self._tasks[task_id] = changed
+            if target is State.INITIALIZING:  # only ever from QUEUED: dispatched
+                self._dispatched[changed.owner] = max(self._dispatched.values(), default=0) + 1
             return changed.model_copy(deep=True)
 
     def edit(self, task_id: str, edit: Edit) -> Task:

@@ -26,7 +26,7 @@ from ktes.errors import OverUserLimit, StoreUnavailable, TaskNotFound
 from ktes.store import pagination
 from ktes.store.base import Edit, TaskFilter, TaskPage
 from ktes.store.migrate import upgrade
-from ktes.store.tables import task_docs, task_tags, tasks
+from ktes.store.tables import owner_dispatches, task_docs, task_tags, tasks
 from ktes.tes import views
 from ktes.tes.ids import is_id, new_id, rfc3339
 from ktes.tes.models import State, Task, View
@@ -223,6 +223,20 @@ def _count_active(owner: str) -> sa.Select[int]:
     return sa.select(sa.func.count()).select_from(tasks).where(tasks.c.owner == owner, tasks.c.state.in_(_ACTIVE))
 
 
+def _owner_key(owner: str | None) -> str:
+    """The owner as ``owner_dispatches`` keys it: "" for tasks of no owner (no user has that name)."""
+    return owner or ""
+
+
+#: One more dispatch for :owner: one above the highest serial so far (only the engine holding the lead
+#: dispatches, so two never race for a number; a tie would only let two owners share a place).
+_RECORD_DISPATCH = sa.text(
+    "INSERT INTO owner_dispatches (owner, last_dispatch)"
+    " VALUES (:owner, (SELECT coalesce(max(last_dispatch), 0) + 1 FROM owner_dispatches))"
+    " ON CONFLICT (owner) DO UPDATE SET last_dispatch = excluded.last_dispatch"
+)
+
+
 #: PostgreSQL advisory locks of ktes live in this key space (the first key; "ktes" in ASCII), apart from
 #: those of any other application sharing the database.
 _LOCKS = 0x6B746573
@@ -353,6 +367,8 @@ class SqlStore:
                 return None
             conn.execute(task_docs.update().where(task_docs.c.task_id == task_id).values(**_documents(task)))
             self._sync_tags(conn, task, before_tags)
+            if target is State.INITIALIZING:  # only ever from QUEUED: the engine dispatched it
+                conn.execute(_RECORD_DISPATCH, {"owner": _owner_key(task.owner)})
         metrics.transition(current, target)
         return task
 
@@ -502,9 +518,23 @@ class SqlStore:
                     if len(rows) == share:
                         still.append(owner)
                 active = still
-            ranked = [(turn, task_id) for ids in got.values() for turn, task_id in enumerate(ids, start=1)]
+            # Within a turn, the owner served longest ago first (remembered in the database, so a restart
+            # keeps whose turn it is), then the oldest task.
+            keys = [_owner_key(owner) for owner, ids in got.items() if ids]
+            served = dict(
+                conn.execute(
+                    sa.select(owner_dispatches.c.owner, owner_dispatches.c.last_dispatch).where(
+                        owner_dispatches.c.owner.in_(keys)
+                    )
+                ).all()
+            )
+            ranked = [
+                (turn, served.get(_owner_key(owner), 0), task_id)
+                for owner, ids in got.items()
+                for turn, task_id in enumerate(ids, start=1)
+            ]
             ranked.sort()
-            chosen = [task_id for _, task_id in ranked[:limit]]
+            chosen = [task_id for _, _, task_id in ranked[:limit]]
             if not chosen:
                 return []
             query = (

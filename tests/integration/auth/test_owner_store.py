@@ -111,3 +111,24 @@ def test_two_replicas_creating_at_once_never_pass_the_per_user_limit(url: str) -
     finally:
         for replica in replicas:
             replica.close()
+
+
+def test_whose_turn_it_is_is_kept_in_the_database(url: str) -> None:
+    store = open_store(url)
+    alices = [store.create(owned("alice", f"a{i}")) for i in range(2)]
+    bobs = [store.create(owned("bob", f"b{i}")) for i in range(2)]
+    unowned = store.create(owned(None, "before auth"))
+    try:
+        assert [t.id for t in store.queued_in_turns(10)] == [alices[0], bobs[0], unowned, alices[1], bobs[1]]
+        assert store.transition(alices[0], State.INITIALIZING) is not None
+    finally:
+        store.close()
+    store = open_store(url)  # a restart: alice was served last, so she goes last in each turn
+    try:
+        assert [t.id for t in store.queued_in_turns(10)] == [bobs[0], unowned, alices[1], bobs[1]]
+        assert store.transition(unowned, State.INITIALIZING) is not None
+        assert store.transition(bobs[0], State.INITIALIZING) is not None
+        assert [t.id for t in store.queued_in_turns(10)] == [alices[1], bobs[1]]
+        assert [t.id for t in store.queued_in_turns(1)] == [alices[1]]
+    finally:
+        store.close()
