@@ -1,6 +1,7 @@
 """A secured ktes on the lab cluster: the owner is a label on each task's Job and Pod, the operator's queue
-mapping labels the Job, users do not see each other's tasks on this backend either, and a task reaches only
-its owner's files on the shared volume, also through a link made after the task was accepted."""
+mapping labels the Job, users do not see or cancel each other's tasks on this backend either (an admin sees
+both), and a task reaches only its owner's files on the shared volume, also through a link made after the
+task was accepted."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def test_owner_labels_and_queues_on_the_lab(
     users = tmp_path / "users"
     add_user(users, "alice@example.org", "a-pw", rounds=4)
     add_user(users, "bob", "b-pw", rounds=4)
+    add_user(users, "root", "r-pw", rounds=4)
     server = ktes_server(
         env={
             "KUBECONFIG": str(k8s_lab),
@@ -57,6 +59,7 @@ def test_owner_labels_and_queues_on_the_lab(
             "KTES_K8S_USER_QUEUES": '{"bob": "team-b"}',
             "KTES_AUTH": "basic",
             "KTES_AUTH_USERS_FILE": str(users),
+            "KTES_ADMINS": '["root"]',
         }
     )
     alice = tes.HTTPClient(server.url, timeout=30, user="alice@example.org", password="a-pw")
@@ -72,6 +75,12 @@ def test_owner_labels_and_queues_on_the_lab(
     assert [t.id for t in alice.list_tasks().tasks] == [alices]
     with pytest.raises(Exception, match="404"):
         bob.get_task(alices)
+    with pytest.raises(Exception, match="404"):
+        bob.cancel_task(alices)
+    root = tes.HTTPClient(server.url, timeout=30, user="root", password="r-pw")
+    assert {t.id for t in root.list_tasks().tasks} == {alices, bobs}
+    owners = httpx.get(f"{server.tes_url}/tasks", params={"owner": "bob"}, auth=("root", "r-pw"), timeout=30)
+    assert [t["id"] for t in owners.json()["tasks"]] == [bobs]
 
     def labelled(selector: str) -> dict[str, dict[str, str]]:
         items = json.loads(kubectl("-n", namespace, "get", "jobs,pods", "-l", selector, "-o", "json"))["items"]
