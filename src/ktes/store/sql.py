@@ -218,9 +218,13 @@ def _insert(conn: Connection, rows: Rows, doc_rows: Rows, tag_rows: Rows) -> Non
 _ACTIVE = [s.value for s in State if s not in TERMINAL and s is not State.UNKNOWN]
 
 
-def _count_active(owner: str) -> sa.Select[int]:
-    """How many of ``owner``'s tasks have not ended (ix_tasks_state_owner_id: one range per state)."""
-    return sa.select(sa.func.count()).select_from(tasks).where(tasks.c.owner == owner, tasks.c.state.in_(_ACTIVE))
+def _count_active(owner: str, at_most: int | None = None) -> sa.Select[int]:
+    """How many of ``owner``'s tasks have not ended (ix_tasks_state_owner_id: one range per state), counting no
+    further than ``at_most`` (so a limited create reads a bounded number of index entries)."""
+    active = sa.select(tasks.c.id).where(tasks.c.owner == owner, tasks.c.state.in_(_ACTIVE))
+    if at_most is None:
+        return sa.select(sa.func.count()).select_from(active.subquery())
+    return sa.select(sa.func.count()).select_from(active.limit(at_most).subquery())
 
 
 def _owner_key(owner: str | None) -> str:
@@ -309,7 +313,7 @@ class SqlStore:
         rows = _rows([stored])
         with self._write() as conn:
             self._one_create_at_a_time(conn, owner)
-            if conn.execute(_count_active(owner)).scalar_one() >= limit:
+            if conn.execute(_count_active(owner, limit)).scalar_one() >= limit:
                 raise OverUserLimit(limit)
             _insert(conn, *rows)
         return str(stored.id)
