@@ -525,6 +525,8 @@ class SqlStore:
             # Within a turn, the owner served longest ago first (remembered in the database, so a restart
             # keeps whose turn it is), then the oldest task.
             keys = [_owner_key(owner) for owner, ids in got.items() if ids]
+            if not keys:
+                return []
             served = dict(
                 conn.execute(
                     sa.select(owner_dispatches.c.owner, owner_dispatches.c.last_dispatch).where(
@@ -539,8 +541,6 @@ class SqlStore:
             ]
             ranked.sort()
             chosen = [task_id for _, _, task_id in ranked[:limit]]
-            if not chosen:
-                return []
             query = (
                 sa.select(tasks.c.id, task_docs.c.doc, tasks.c.owner)
                 .join_from(tasks, task_docs, task_docs.c.task_id == tasks.c.id)
