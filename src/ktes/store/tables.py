@@ -69,5 +69,7 @@ owner_dispatches = sa.Table(
     metadata,
     sa.Column("owner", sa.Text, primary_key=True),
     sa.Column("last_dispatch", sa.BigInteger, nullable=False),
+    # the highest serial so far (the next dispatch's is one more) is one index seek, however many owners
+    sa.Index("ix_owner_dispatches_last", "last_dispatch"),
     sqlite_with_rowid=False,
 )

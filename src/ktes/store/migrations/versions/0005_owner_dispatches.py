@@ -22,7 +22,9 @@ def upgrade() -> None:
         sa.Column("last_dispatch", sa.BigInteger, nullable=False),
         sqlite_with_rowid=False,
     )
+    op.create_index("ix_owner_dispatches_last", "owner_dispatches", ["last_dispatch"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_owner_dispatches_last", "owner_dispatches")
     op.drop_table("owner_dispatches")
