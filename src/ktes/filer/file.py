@@ -108,7 +108,8 @@ class FilePlugin:
             os.close(parent)
 
 
-_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: O_PATH (Linux): a directory one may only pass through (search permission, as a path walk needs) still opens.
+_DIRECTORY = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _open_dir(real: Path, *, create: bool = False) -> int:
