@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -58,11 +59,16 @@ class FilePlugin:
         try:
             parent = _open_dir(src.parent)
             try:
-                source = os.open(src.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+                # O_NONBLOCK: a FIFO put there opens at once (and is refused below) instead of waiting for a writer
+                flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+                source = os.open(src.name, flags, dir_fd=parent)
             finally:
                 os.close(parent)
         except OSError as err:
             raise _translate(url, err, "the task's work directory", checked=True) from err
+        if not stat.S_ISREG(os.fstat(source).st_mode):
+            os.close(source)
+            raise PermanentTransferError(f"{redact(url)}: not a regular file")
         try:
             with open(source, "rb") as reader, open(dest, "wb") as writer:
                 _copy(reader.fileno(), writer.fileno())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -142,3 +143,10 @@ def test_files_are_read_and_written_below_the_roots(alice_and_bob: tuple[Path, P
     plugin.upload_file(tmp_path / "copy.txt", f"file://{alice}/out/deep/copy.txt")
     assert (alice / "out" / "deep" / "copy.txt").read_text() == "alice's\n"
     assert sorted(p.name for p in (alice / "out" / "deep").iterdir()) == ["copy.txt"]  # no partial file left
+
+
+def test_a_fifo_is_refused_at_once_not_waited_on(alice_and_bob: tuple[Path, Path], tmp_path: Path) -> None:
+    alice, _ = alice_and_bob
+    os.mkfifo(alice / "pipe")
+    with pytest.raises(PermanentTransferError, match="not a regular file"):
+        FilePlugin([alice]).download_file(f"file://{alice}/pipe", tmp_path / "copy")
