@@ -22,6 +22,14 @@ class TaskNotFound(KtesError):
         self.task_id = task_id
 
 
+class OverUserLimit(KtesError):
+    """A user already has ``limit`` tasks not yet ended, the most the server allows (429 with ``Retry-After``)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"you have {limit} tasks not yet ended, the most this server allows")
+        self.limit = limit
+
+
 class StoreUnavailable(KtesError):
     """The database cannot be opened or cannot answer now (unreachable, refused, bad URL at start; restarting,
     failed over, overloaded later). The message names it, without secrets.

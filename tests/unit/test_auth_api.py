@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import AsyncIterator
@@ -142,6 +143,20 @@ async def test_over_the_per_user_limit_is_429_with_retry_after(api: Api) -> None
     assert response.status_code == 429 and response.headers["retry-after"] == "30"
     assert "3 tasks" in response.json()["msg"]
     await create(api, "bob")  # the limit is per user
+
+
+async def test_concurrent_creates_never_pass_the_per_user_limit(api: Api) -> None:
+    # 20 creates at once (the API's worker threads, one database): the check and the insert are one step, so
+    # exactly the limit (3) is accepted, however the requests interleave.
+    async def attempt() -> httpx.Response:
+        return await api.client.post(f"{BASE}/tasks", json=task_doc(), auth=as_("alice"))
+
+    await create(api, "alice")  # credentials verified (and remembered) first, so all 20 reach the store together
+    responses = await asyncio.gather(*(attempt() for _ in range(20)))
+    codes = sorted(response.status_code for response in responses)
+    assert codes == [200] * 2 + [429] * 18  # 1 before + 2 = the limit
+    assert all(r.headers["retry-after"] == "30" for r in responses if r.status_code == 429)
+    assert api.store.count_active("alice") == 3
 
 
 async def test_file_urls_are_refused_unless_mapped_per_user(api: Api, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from ktes.config import Settings
 from ktes.engine.engine import Engine
 from ktes.store.memory import MemoryStore
+from ktes.store.sql import open_store
 from ktes.tes.models import State, Task
 from tests.unit.test_engine import FakeBackend, a_task, state_of, until
 
@@ -46,3 +47,40 @@ async def test_one_users_500_queued_tasks_do_not_starve_anothers_one(tmp_path: P
         assert sum(state_of(store, i) == State.QUEUED for i in a_ids) == 498
     finally:
         await engine.stop()
+
+
+async def test_whose_turn_it_is_survives_a_restart(tmp_path: Path) -> None:
+    # One slot. Alice queued three tasks before Bob queued two, so Alice's are older. Owners alternate:
+    # a0, b0, a1; then ktes restarts (engine and database connection). Alice was served last, so Bob's b1 is
+    # next, not Alice's older a2: a restart must not hand the heavy user the next slot.
+    url = f"sqlite:///{tmp_path / 'ktes.db'}"
+    settings = Settings(data_dir=tmp_path, engine_poll_seconds=60)
+    store = open_store(url)
+    a = [store.create(owned("alice", f"a{i}")) for i in range(3)]
+    b = [store.create(owned("bob", f"b{i}")) for i in range(2)]
+    backend = FakeBackend(slots=1)
+    engine = Engine(settings, store, backend)
+    await engine.start()
+    try:
+        for dispatches in (1, 2, 3):
+            await until(lambda n=dispatches: len(backend.runs) == n)
+            if dispatches < 3:
+                backend.release(backend.runs[-1]).set()
+        assert backend.runs == [a[0], b[0], a[1]]
+    finally:
+        await engine.stop()  # a1 keeps running; the next engine adopts it
+        store.close()
+
+    store = open_store(url)
+    backend = FakeBackend(slots=1)
+    engine = Engine(settings, store, backend)
+    await engine.start()
+    try:
+        await until(lambda: backend.adopted == [a[1]])
+        backend.release(a[1]).set()
+        await until(lambda: len(backend.runs) == 1)
+        assert backend.runs == [b[1]]
+        assert store.get(a[2]).state == State.QUEUED
+    finally:
+        await engine.stop()
+        store.close()

@@ -108,6 +108,27 @@ def test_a_task_without_file_urls_gets_no_volume_and_pods_read_no_file_of_their_
     assert _env(pod["initContainers"][0])["KTES_FILE_ALLOWED_ROOTS"] == "[]"
 
 
+def test_a_users_stage_containers_may_reach_only_that_users_roots() -> None:
+    # The stage containers apply KTES_FILE_ALLOWED_ROOTS themselves, with links resolved when they stage (a
+    # link made after POST is caught there): with per-user roots it holds the owner's only, '{user}' filled in.
+    settings = k8s(
+        k8s_file_volume="hostpath:/srv/data",
+        auth="basic",
+        file_user_roots=["/srv/data/home/{user}", "/srv/data/projects/{user}/in", "/not-shared/{user}"],
+    )
+    inputs = [Input(path="/in/a", url="file:///srv/data/home/alice/a")]
+
+    def stage_env(owner: str | None) -> dict[str, str]:
+        pod = podspec.job(a_task(inputs=inputs, owner=owner), settings, "cm")["spec"]["template"]["spec"]
+        return _env(next(c for c in [*pod.get("initContainers", []), *pod["containers"]] if c["name"] == "stage-in"))
+
+    alices = stage_env("alice")
+    assert alices["KTES_FILE_ALLOWED_ROOTS"] == '["/srv/data/home/alice", "/srv/data/projects/alice/in"]'
+    assert "KTES_FILE_USER_ROOTS" not in alices  # the other users' roots are no business of this Pod
+    assert stage_env("../bob")["KTES_FILE_ALLOWED_ROOTS"] == "[]"  # a name that would step out gets no root
+    assert stage_env(None)["KTES_FILE_ALLOWED_ROOTS"] == '["/srv/data"]'  # stored before auth: the admins' only
+
+
 def test_a_pvc_volume() -> None:
     settings = k8s(k8s_file_volume="pvc:fs:/mnt/fs")
     task = a_task(outputs=[Output(path="/out/b", url="file:///mnt/fs/b")])

@@ -2,7 +2,8 @@
 
 Every error body is JSON ``{"msg": "...", "field": "..."}`` (``field`` only when one field is at fault):
 400 for bad input (including FastAPI's own request validation), 404 for an unknown task, 413 for a body
-over the configured limit, 503 with ``Retry-After`` while the database cannot answer (clients retry).
+over the configured limit, 429 with ``Retry-After`` for a user at the per-user limit of tasks, 503 with
+``Retry-After`` while the database cannot answer (clients retry).
 Unexpected errors are 500 with a generic message and a log line.
 """
 
@@ -17,13 +18,15 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from ktes.errors import InvalidTask, StoreUnavailable, TaskNotFound
+from ktes.errors import InvalidTask, OverUserLimit, StoreUnavailable, TaskNotFound
 from ktes.tes.validation import field_path
 
 log = logging.getLogger(__name__)
 
 #: Seconds a client is asked to wait after a 503 (a database restart or failover takes a few).
 RETRY_AFTER_SECONDS = 5
+#: Retry-After of a 429 (per-user limit): about the time a short task takes.
+LIMIT_RETRY_AFTER_SECONDS = 30
 
 
 class BodyTooLarge(Exception):
@@ -52,6 +55,13 @@ async def _not_found(_request: Request, exc: Exception) -> Response:
 async def _too_large(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BodyTooLarge)
     return error_response(413, str(exc), "body")
+
+
+async def _over_limit(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OverUserLimit)
+    response = error_response(429, str(exc))
+    response.headers["Retry-After"] = str(LIMIT_RETRY_AFTER_SECONDS)
+    return response
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
@@ -89,6 +99,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InvalidTask, _invalid_task)
     app.add_exception_handler(TaskNotFound, _not_found)
     app.add_exception_handler(BodyTooLarge, _too_large)
+    app.add_exception_handler(OverUserLimit, _over_limit)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(HTTPException, _http)

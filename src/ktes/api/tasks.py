@@ -19,7 +19,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ktes.api.body import json_response, read_json
-from ktes.api.errors import error_response
 from ktes.api.params import page_size, task_filter
 from ktes.api.redaction import redact_list_json, redact_task_json
 from ktes.auth import access
@@ -38,8 +37,6 @@ from ktes.tes.views import parse_view
 JSON = "application/json"
 #: FULL reads in worker threads at once: more only fight over the interpreter lock with the event loop
 LARGE_READS_AT_ONCE = 2
-#: Retry-After of a 429 (per-user limit): about the time a short task takes.
-_RETRY_AFTER_SECONDS = 30
 
 
 class OffLoop:
@@ -102,14 +99,11 @@ def task_routes(
         task = validate_submission(raw, capabilities, limits)
         access.refuse_owner_tag(task)
         task.owner = principal.name if principal is not None else None  # never what the request says
+        limit = None
         if principal is not None:
             check_file_urls(task, principal.name, settings)
             limit = settings.user_max_active_tasks
-            if limit is not None and await run_in_threadpool(store.count_active, principal.name) >= limit:
-                refused = error_response(429, f"you have {limit} tasks not yet ended, the most this server allows")
-                refused.headers["Retry-After"] = str(_RETRY_AFTER_SECONDS)
-                return refused
-        task_id = await run_in_threadpool(store.create, task)
+        task_id = await run_in_threadpool(store.create, task, limit)  # OverUserLimit: 429 (api/errors.py)
         wake()
         return json_response({"id": task_id})
 

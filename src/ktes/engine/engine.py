@@ -19,7 +19,6 @@ from ktes import metrics
 from ktes.backends.base import Backend, ReportsReadiness
 from ktes.config import Settings
 from ktes.engine import recording
-from ktes.engine.fair_shares import FairShares
 from ktes.errors import StoreUnavailable
 from ktes.logs import TASK_ID
 from ktes.run import clock
@@ -57,7 +56,6 @@ class Engine:
         self._canceling: dict[str, asyncio.Task[None]] = {}
         #: tasks whose backend reported Ended (so a run that returns without it is noticed).
         self._ended: set[str] = set()
-        self._fair = FairShares()
         #: for readiness: "stopped", "starting", "running" or "stopping".
         self.status = "stopped"
 
@@ -174,7 +172,7 @@ class Engine:
     async def _dispatch(self) -> None:
         while not self._stopping:
             queued = await self._db(self._store.queued_in_turns, DISPATCH_BATCH)
-            for task in self._fair.order(queued):
+            for task in queued:  # owners in turns (Store.queued_in_turns)
                 if task.id is None or task.id in self._running:
                     continue
                 if not self._backend.admit(task):
@@ -193,7 +191,6 @@ class Engine:
                     "engine: task %s handed to the %s backend", task.id, self._backend.name, extra={"task_id": task.id}
                 )
                 self._launch(started, adopt=False)
-                self._fair.served(task.owner)
             if len(queued) < DISPATCH_BATCH:
                 metrics.dispatch_lag(None)
                 return

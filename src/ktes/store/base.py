@@ -36,8 +36,12 @@ class TaskPage:
 
 
 class Store(Protocol):
-    def create(self, task: Task) -> str:
-        """Store a new task as QUEUED with a fresh sortable id and creation_time; return the id."""
+    def create(self, task: Task, max_active: int | None = None) -> str:
+        """Store a new task as QUEUED with a fresh sortable id and creation_time; return the id.
+
+        With ``max_active`` (and an owner), raise :class:`ktes.errors.OverUserLimit` instead when the owner
+        already has that many tasks not yet ended. The count and the insert are one atomic step: requests
+        racing each other, through any number of API replicas, never take a user past the limit."""
         ...
 
     def get(self, task_id: str) -> Task:
@@ -59,8 +63,10 @@ class Store(Protocol):
 
     def queued_in_turns(self, limit: int) -> list[Task]:
         """Up to ``limit`` QUEUED tasks, owners taking turns: each owner's oldest first, then each owner's
-        second oldest, and so on (oldest first within a turn). The engine dispatches in this order, so one
-        user's thousands of queued tasks never starve another user's one."""
+        second oldest, and so on; within a turn the owner whose last task left QUEUED longest ago (or never)
+        first, then the oldest task. The engine dispatches in this order, so one user's thousands of queued
+        tasks never starve another user's one. The store remembers each owner's last dispatch (a transition to
+        INITIALIZING), so whose turn it is survives a restart."""
         ...
 
     def list_tasks(

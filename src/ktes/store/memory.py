@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from ktes import metrics
-from ktes.errors import TaskNotFound
+from ktes.errors import OverUserLimit, TaskNotFound
 from ktes.store import pagination
 from ktes.store.base import Edit, TaskFilter, TaskPage
 from ktes.tes import views
@@ -40,14 +40,18 @@ class MemoryStore:
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
         self._lock = threading.Lock()
+        #: owner -> serial number of their last dispatch (fair turns, as the SQL store's owner_dispatches)
+        self._dispatched: dict[str | None, int] = {}
 
-    def create(self, task: Task) -> str:
+    def create(self, task: Task, max_active: int | None = None) -> str:
         stored = task.model_copy(deep=True)
         task_id, ms = new_id()
         stored.id = task_id
         stored.state = State.QUEUED
         stored.creation_time = rfc3339(ms)
         with self._lock:
+            if max_active is not None and task.owner is not None and self._active(task.owner) >= max_active:
+                raise OverUserLimit(max_active)
             self._tasks[task_id] = stored
         return task_id
 
@@ -74,18 +78,21 @@ class MemoryStore:
 
     def count_active(self, owner: str) -> int:
         with self._lock:
-            return sum(1 for t in self._tasks.values() if t.owner == owner and t.state not in TERMINAL)
+            return self._active(owner)
+
+    def _active(self, owner: str) -> int:
+        return sum(1 for t in self._tasks.values() if t.owner == owner and t.state not in TERMINAL)
 
     def queued_in_turns(self, limit: int) -> list[Task]:
         with self._lock:
             turns: dict[str | None, int] = {}
-            ranked: list[tuple[int, str, Task]] = []
+            ranked: list[tuple[int, int, str, Task]] = []
             for task_id, task in sorted(self._tasks.items()):
                 if task.state == State.QUEUED:
                     turn = turns[task.owner] = turns.get(task.owner, 0) + 1
-                    ranked.append((turn, task_id, task))
-            ranked.sort(key=lambda item: (item[0], item[1]))
-            return [task.model_copy(deep=True) for _, _, task in ranked[:limit]]
+                    ranked.append((turn, self._dispatched.get(task.owner, 0), task_id, task))
+            ranked.sort(key=lambda item: item[:3])
+            return [task.model_copy(deep=True) for _, _, _, task in ranked[:limit]]
 
     def list_tasks(
         self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
@@ -125,6 +132,8 @@ class MemoryStore:
             if edit is not None:
                 edit(changed)
             self._tasks[task_id] = changed
+            if target is State.INITIALIZING:  # only ever from QUEUED: dispatched
+                self._dispatched[changed.owner] = max(self._dispatched.values(), default=0) + 1
             return changed.model_copy(deep=True)
 
     def edit(self, task_id: str, edit: Edit) -> Task:

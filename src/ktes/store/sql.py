@@ -9,6 +9,7 @@ on PostgreSQL) and then updates it with a compare-and-set on the state.
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
@@ -21,11 +22,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from ktes import metrics
-from ktes.errors import StoreUnavailable, TaskNotFound
+from ktes.errors import OverUserLimit, StoreUnavailable, TaskNotFound
 from ktes.store import pagination
 from ktes.store.base import Edit, TaskFilter, TaskPage
 from ktes.store.migrate import upgrade
-from ktes.store.tables import task_docs, task_tags, tasks
+from ktes.store.tables import owner_dispatches, task_docs, task_tags, tasks
 from ktes.tes import views
 from ktes.tes.ids import is_id, new_id, rfc3339
 from ktes.tes.models import State, Task, View
@@ -173,6 +174,83 @@ def _doc_size(row: Sequence[Any]) -> int:
     return len(row[1])
 
 
+Rows = list[dict[str, Any]]
+
+
+def _new(task: Task) -> Task:
+    """``task`` as a new QUEUED task with a fresh id and creation time."""
+    task_id, ms = new_id()
+    return task.model_copy(update={"id": task_id, "state": State.QUEUED, "creation_time": rfc3339(ms)})
+
+
+def _rows(stored: Iterable[Task]) -> tuple[Rows, Rows, Rows]:
+    """The ``tasks``, ``task_docs`` and ``task_tags`` rows of complete tasks (id, state, creation_time set)."""
+    rows: Rows = []
+    doc_rows: Rows = []
+    tag_rows: Rows = []
+    for task in stored:
+        if task.id is None or task.state is None or task.creation_time is None:
+            raise ValueError("an imported task needs its id, state and creation_time")
+        if not is_id(task.id):
+            raise ValueError(f"{task.id!r} is not a ktes task id")
+        rows.append(
+            {
+                "id": task.id,
+                "state": task.state.value,
+                "name": task.name,
+                "creation_time": task.creation_time,
+                "owner": task.owner,
+            }
+        )
+        doc_rows.append({"task_id": task.id, **_documents(task)})
+        tag_rows.extend({"task_id": task.id, "key": k, "value": v} for k, v in (task.tags or {}).items())
+    return rows, doc_rows, tag_rows
+
+
+def _insert(conn: Connection, rows: Rows, doc_rows: Rows, tag_rows: Rows) -> None:
+    conn.execute(tasks.insert(), rows)
+    conn.execute(task_docs.insert(), doc_rows)
+    if tag_rows:
+        conn.execute(task_tags.insert(), tag_rows)
+
+
+#: States of tasks not yet ended (what the per-user limit counts).
+_ACTIVE = [s.value for s in State if s not in TERMINAL and s is not State.UNKNOWN]
+
+
+def _count_active(owner: str, at_most: int | None = None) -> sa.Select[int]:
+    """How many of ``owner``'s tasks have not ended (ix_tasks_state_owner_id: one range per state), counting no
+    further than ``at_most`` (so a limited create reads a bounded number of index entries)."""
+    active = sa.select(tasks.c.id).where(tasks.c.owner == owner, tasks.c.state.in_(_ACTIVE))
+    if at_most is None:
+        return sa.select(sa.func.count()).select_from(active.subquery())
+    return sa.select(sa.func.count()).select_from(active.limit(at_most).subquery())
+
+
+def _owner_key(owner: str | None) -> str:
+    """The owner as ``owner_dispatches`` keys it: "" for tasks of no owner (no user has that name)."""
+    return owner or ""
+
+
+#: One more dispatch for :owner: one above the highest serial so far (only the engine holding the lead
+#: dispatches, so two never race for a number; a tie would only let two owners share a place).
+_RECORD_DISPATCH = sa.text(
+    "INSERT INTO owner_dispatches (owner, last_dispatch)"
+    " VALUES (:owner, (SELECT coalesce(max(last_dispatch), 0) + 1 FROM owner_dispatches))"
+    " ON CONFLICT (owner) DO UPDATE SET last_dispatch = excluded.last_dispatch"
+)
+
+
+#: PostgreSQL advisory locks of ktes live in this key space (the first key; "ktes" in ASCII), apart from
+#: those of any other application sharing the database.
+_LOCKS = 0x6B746573
+
+
+def _key(owner: str) -> int:
+    """The second advisory lock key of ``owner``: a stable 32-bit hash of the name."""
+    return int.from_bytes(hashlib.blake2b(owner.encode(), digest_size=4).digest(), "big", signed=True)
+
+
 class SqlStore:
     """:class:`ktes.store.base.Store` on a SQLAlchemy engine (see :func:`open_store`)."""
 
@@ -219,46 +297,51 @@ class SqlStore:
         with self._write_lock, self._writer.begin() as conn:
             yield conn
 
-    def create(self, task: Task) -> str:
-        return self.create_many([task])[0]
+    def create(self, task: Task, max_active: int | None = None) -> str:
+        if max_active is None or task.owner is None:
+            return self.create_many([task])[0]
+        return self._create_within(_new(task), task.owner, max_active)
 
     def create_many(self, new_tasks: Iterable[Task]) -> list[str]:
         """Store several new tasks in one transaction (bulk loading)."""
-        stored = []
-        for task in new_tasks:
-            task_id, ms = new_id()
-            stored.append(task.model_copy(update={"id": task_id, "state": State.QUEUED, "creation_time": rfc3339(ms)}))
-        return self.import_tasks(stored)
+        return self.import_tasks([_new(task) for task in new_tasks])
+
+    @_outage_is_unavailable
+    def _create_within(self, stored: Task, owner: str, limit: int) -> str:
+        """Count the owner's tasks not yet ended and insert, in one transaction that no other create for the
+        same owner can interleave with (see :meth:`_one_create_at_a_time`)."""
+        rows = _rows([stored])
+        with self._write() as conn:
+            self._one_create_at_a_time(conn, owner)
+            if conn.execute(_count_active(owner, limit)).scalar_one() >= limit:
+                raise OverUserLimit(limit)
+            _insert(conn, *rows)
+        return str(stored.id)
+
+    def _one_create_at_a_time(self, conn: Connection, owner: str) -> None:
+        """Make the owner's limited creates take turns until this transaction ends.
+
+        SQLite: nothing to do. ``_write`` began with ``BEGIN IMMEDIATE``, which takes the database's one write
+        lock (across processes, not only this one's threads) before the count, and keeps it to the commit.
+
+        PostgreSQL: a transaction-scoped advisory lock keyed by the owner. At READ COMMITTED each statement
+        sees what was committed before it started, so once the lock is ours the count includes the insert of
+        the create that held it before (committed before its lock was released). Only the same user's creates
+        wait for each other (two names whose 32-bit keys collide merely take turns too). Chosen over a
+        per-owner counter row, which would need a table kept in step by every transition to a final state,
+        by retention's deletes and by imports, and mended whenever it drifted; the lock needs nothing kept.
+        """
+        if self.dialect == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:space, :key)"), {"space": _LOCKS, "key": _key(owner)})
 
     @_outage_is_unavailable
     def import_tasks(self, stored: Iterable[Task]) -> list[str]:
         """Store tasks exactly as given, with their own id, state and creation_time (restoring a backup,
         moving between databases, benchmarks), in one transaction. Ids must come from :mod:`ktes.tes.ids`."""
-        rows: list[dict[str, Any]] = []
-        doc_rows: list[dict[str, Any]] = []
-        tag_rows: list[dict[str, Any]] = []
-        for task in stored:
-            if task.id is None or task.state is None or task.creation_time is None:
-                raise ValueError("an imported task needs its id, state and creation_time")
-            if not is_id(task.id):
-                raise ValueError(f"{task.id!r} is not a ktes task id")
-            rows.append(
-                {
-                    "id": task.id,
-                    "state": task.state.value,
-                    "name": task.name,
-                    "creation_time": task.creation_time,
-                    "owner": task.owner,
-                }
-            )
-            doc_rows.append({"task_id": task.id, **_documents(task)})
-            tag_rows.extend({"task_id": task.id, "key": k, "value": v} for k, v in (task.tags or {}).items())
+        rows, doc_rows, tag_rows = _rows(stored)
         if rows:
             with self._write() as conn:
-                conn.execute(tasks.insert(), rows)
-                conn.execute(task_docs.insert(), doc_rows)
-                if tag_rows:
-                    conn.execute(task_tags.insert(), tag_rows)
+                _insert(conn, rows, doc_rows, tag_rows)
             if len(rows) >= _ANALYZE_AFTER_ROWS and self.dialect == "postgresql":
                 # Give the planner statistics, and mark the new pages all-visible (index-only scans need no
                 # heap visit), at once rather than at autovacuum's next pass, which would otherwise land on
@@ -288,6 +371,8 @@ class SqlStore:
                 return None
             conn.execute(task_docs.update().where(task_docs.c.task_id == task_id).values(**_documents(task)))
             self._sync_tags(conn, task, before_tags)
+            if target is State.INITIALIZING:  # only ever from QUEUED: the engine dispatched it
+                conn.execute(_RECORD_DISPATCH, {"owner": _owner_key(task.owner)})
         metrics.transition(current, target)
         return task
 
@@ -397,10 +482,8 @@ class SqlStore:
 
     @_outage_is_unavailable
     def count_active(self, owner: str) -> int:
-        active = [s.value for s in State if s not in TERMINAL and s is not State.UNKNOWN]
-        query = sa.select(sa.func.count()).select_from(tasks).where(tasks.c.owner == owner, tasks.c.state.in_(active))
         with self._reader.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+            return int(conn.execute(_count_active(owner)).scalar_one())
 
     @_outage_is_unavailable
     def queued_in_turns(self, limit: int) -> list[Task]:
@@ -439,11 +522,25 @@ class SqlStore:
                     if len(rows) == share:
                         still.append(owner)
                 active = still
-            ranked = [(turn, task_id) for ids in got.values() for turn, task_id in enumerate(ids, start=1)]
-            ranked.sort()
-            chosen = [task_id for _, task_id in ranked[:limit]]
-            if not chosen:
+            # Within a turn, the owner served longest ago first (remembered in the database, so a restart
+            # keeps whose turn it is), then the oldest task.
+            keys = [_owner_key(owner) for owner, ids in got.items() if ids]
+            if not keys:
                 return []
+            served = dict(
+                conn.execute(
+                    sa.select(owner_dispatches.c.owner, owner_dispatches.c.last_dispatch).where(
+                        owner_dispatches.c.owner.in_(keys)
+                    )
+                ).all()
+            )
+            ranked = [
+                (turn, served.get(_owner_key(owner), 0), task_id)
+                for owner, ids in got.items()
+                for turn, task_id in enumerate(ids, start=1)
+            ]
+            ranked.sort()
+            chosen = [task_id for _, _, task_id in ranked[:limit]]
             query = (
                 sa.select(tasks.c.id, task_docs.c.doc, tasks.c.owner)
                 .join_from(tasks, task_docs, task_docs.c.task_id == tasks.c.id)

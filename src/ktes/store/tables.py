@@ -59,3 +59,17 @@ task_tags = sa.Table(
     sa.Index("ix_task_tags_key_task", "key", "task_id"),
     sqlite_with_rowid=False,
 )
+
+#: Fair shares: when each owner last had a task dispatched (left QUEUED for INITIALIZING), as a serial number
+#: that grows with every dispatch (one higher than the highest so far; no clock involved). Tasks of no owner
+#: (stored while auth was off) count as the owner "" (no user has that name). Read for the owners with queued
+#: tasks only; one row per owner ever served, kept when their tasks are deleted.
+owner_dispatches = sa.Table(
+    "owner_dispatches",
+    metadata,
+    sa.Column("owner", sa.Text, primary_key=True),
+    sa.Column("last_dispatch", sa.BigInteger, nullable=False),
+    # the highest serial so far (the next dispatch's is one more) is one index seek, however many owners
+    sa.Index("ix_owner_dispatches_last", "last_dispatch"),
+    sqlite_with_rowid=False,
+)

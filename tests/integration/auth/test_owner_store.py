@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from ktes.errors import TaskNotFound
+from ktes.errors import OverUserLimit, TaskNotFound
 from ktes.store.base import TaskFilter
 from ktes.store.migrate import alembic_config
 from ktes.store.sql import make_engine, open_store
@@ -77,5 +78,57 @@ def test_owner_limited_reads_pages_counts_and_turns(url: str) -> None:
         started = store.transition(alices[1], State.INITIALIZING)
         assert started is not None and started.owner == "alice"
         assert {t.owner for t in store.tasks_in({State.QUEUED})} == {"alice", "bob"}
+    finally:
+        store.close()
+
+
+def test_two_replicas_creating_at_once_never_pass_the_per_user_limit(url: str) -> None:
+    # Two stores on one database are two API replicas (separate connection pools; on SQLite, separate
+    # process-local locks): 24 creates for alice at once, through both, against a limit of 5.
+    replicas = [open_store(url), open_store(url)]
+    start = threading.Barrier(24)
+    accepted: list[str] = []
+    refused: list[OverUserLimit] = []
+
+    def create(index: int) -> None:
+        start.wait()
+        try:
+            accepted.append(replicas[index % 2].create(owned("alice"), max_active=5))
+        except OverUserLimit as exc:
+            refused.append(exc)
+
+    try:
+        threads = [threading.Thread(target=create, args=(i,)) for i in range(24)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(accepted) == 5 and len(refused) == 19
+        assert refused[0].limit == 5
+        assert replicas[0].count_active("alice") == 5
+        assert replicas[1].create(owned("bob"), max_active=5)  # the limit is per user
+        assert replicas[0].create(owned("alice"))  # without a limit (auth off): no check
+    finally:
+        for replica in replicas:
+            replica.close()
+
+
+def test_whose_turn_it_is_is_kept_in_the_database(url: str) -> None:
+    store = open_store(url)
+    alices = [store.create(owned("alice", f"a{i}")) for i in range(2)]
+    bobs = [store.create(owned("bob", f"b{i}")) for i in range(2)]
+    unowned = store.create(owned(None, "before auth"))
+    try:
+        assert [t.id for t in store.queued_in_turns(10)] == [alices[0], bobs[0], unowned, alices[1], bobs[1]]
+        assert store.transition(alices[0], State.INITIALIZING) is not None
+    finally:
+        store.close()
+    store = open_store(url)  # a restart: alice was served last, so she goes last in each turn
+    try:
+        assert [t.id for t in store.queued_in_turns(10)] == [bobs[0], unowned, alices[1], bobs[1]]
+        assert store.transition(unowned, State.INITIALIZING) is not None
+        assert store.transition(bobs[0], State.INITIALIZING) is not None
+        assert [t.id for t in store.queued_in_turns(10)] == [alices[1], bobs[1]]
+        assert [t.id for t in store.queued_in_turns(1)] == [alices[1]]
     finally:
         store.close()

@@ -1,20 +1,25 @@
 """A secured ktes on the lab cluster: the owner is a label on each task's Job and Pod, the operator's queue
-mapping labels the Job, and users do not see each other's tasks on this backend either."""
+mapping labels the Job, users do not see or cancel each other's tasks on this backend either (an admin sees
+both), and a task reaches only its owner's files on the shared volume, also through a link made after the
+task was accepted."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import tes
 
 from ktes.auth.users_file import add_user
 from tests.fixtures.k8s import fresh_namespace, kubectl
 from tests.fixtures.ktes_server import StartServer
+from tests.integration.k8s.test_k8s_backend import busybox, system_logs, wait_end, wait_state
 
 pytestmark = pytest.mark.k8s
 
@@ -36,6 +41,7 @@ def test_owner_labels_and_queues_on_the_lab(
     users = tmp_path / "users"
     add_user(users, "alice@example.org", "a-pw", rounds=4)
     add_user(users, "bob", "b-pw", rounds=4)
+    add_user(users, "root", "r-pw", rounds=4)
     server = ktes_server(
         env={
             "KUBECONFIG": str(k8s_lab),
@@ -53,6 +59,7 @@ def test_owner_labels_and_queues_on_the_lab(
             "KTES_K8S_USER_QUEUES": '{"bob": "team-b"}',
             "KTES_AUTH": "basic",
             "KTES_AUTH_USERS_FILE": str(users),
+            "KTES_ADMINS": '["root"]',
         }
     )
     alice = tes.HTTPClient(server.url, timeout=30, user="alice@example.org", password="a-pw")
@@ -68,6 +75,12 @@ def test_owner_labels_and_queues_on_the_lab(
     assert [t.id for t in alice.list_tasks().tasks] == [alices]
     with pytest.raises(Exception, match="404"):
         bob.get_task(alices)
+    with pytest.raises(Exception, match="404"):
+        bob.cancel_task(alices)
+    root = tes.HTTPClient(server.url, timeout=30, user="root", password="r-pw")
+    assert {t.id for t in root.list_tasks().tasks} == {alices, bobs}
+    owners = httpx.get(f"{server.tes_url}/tasks", params={"owner": "bob"}, auth=("root", "r-pw"), timeout=30)
+    assert [t["id"] for t in owners.json()["tasks"]] == [bobs]
 
     def labelled(selector: str) -> dict[str, dict[str, str]]:
         items = json.loads(kubectl("-n", namespace, "get", "jobs,pods", "-l", selector, "-o", "json"))["items"]
@@ -79,3 +92,96 @@ def test_owner_labels_and_queues_on_the_lab(
     bobs_objects = labelled("ktes.owner=bob")
     assert set(bobs_objects) == {f"Job/{bobs}", f"Pod/{bobs}"}
     assert bobs_objects[f"Job/{bobs}"]["kueue.x-k8s.io/queue-name"] == "team-b"
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory below /tmp, which the Pods see through ``hostpath:/tmp`` (the lab has one node: this one)."""
+    path = Path("/tmp") / f"ktes-users-{uuid.uuid4().hex[:8]}"
+    path.mkdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_task_reaches_only_its_owners_files_even_through_a_link_made_after_post(
+    ktes_server: StartServer,
+    k8s_lab: Path,
+    namespace: str,
+    ktes_image: str,
+    k8s_busybox_image: str,
+    shared_dir: Path,
+    tmp_path: Path,
+) -> None:
+    users = tmp_path / "users"
+    add_user(users, "alice", "a-pw", rounds=4)
+    add_user(users, "bob", "b-pw", rounds=4)
+    for name in ("alice", "bob"):
+        (shared_dir / name).mkdir()
+    (shared_dir / "alice" / "mine.txt").write_text("alice's own\n")
+    (shared_dir / "bob" / "secret.txt").write_text("bob's secret\n")
+    server = ktes_server(
+        env={
+            "KUBECONFIG": str(k8s_lab),
+            "KTES_BACKEND": "kubernetes",
+            "KTES_K8S_NAMESPACE": namespace,
+            "KTES_K8S_IMAGE": ktes_image,
+            "KTES_K8S_IMAGE_PULL_POLICY": "IfNotPresent",
+            "KTES_K8S_DNS_POLICY": "Default",
+            "KTES_K8S_LEASE_NAME": f"ktes-{uuid.uuid4().hex[:8]}",
+            "KTES_K8S_LEASE_DURATION_SECONDS": "4",
+            "KTES_K8S_LEASE_RENEW_SECONDS": "1",
+            "KTES_ENGINE_POLL_SECONDS": "0.5",
+            "KTES_K8S_FILE_VOLUME": "hostpath:/tmp",
+            "KTES_FILE_USER_ROOTS": json.dumps([f"{shared_dir}/{{user}}"]),
+            "KTES_K8S_MAX_RUNNING_TASKS": "1",  # one task at a time: the later ones wait while links are made
+            "KTES_AUTH": "basic",
+            "KTES_AUTH_USERS_FILE": str(users),
+        }
+    )
+    alice = tes.HTTPClient(server.url, timeout=30, user="alice", password="a-pw")
+
+    # Alice's own file, in and out: it works.
+    own = tes.Task(
+        inputs=[tes.Input(path="/data/in.txt", url=f"file://{shared_dir}/alice/mine.txt")],
+        executors=[busybox(k8s_busybox_image, "cat /data/in.txt > /out/copy.txt")],
+        outputs=[tes.Output(path="/out/copy.txt", url=f"file://{shared_dir}/alice/copy.txt")],
+    )
+    done = wait_end(alice, alice.create_task(own))
+    assert done.state == "COMPLETE", system_logs(done)
+    assert (shared_dir / "alice" / "copy.txt").read_text() == "alice's own\n"
+
+    # Bob's file named directly: refused at POST.
+    direct = {
+        "inputs": [{"path": "/data/in.txt", "url": f"file://{shared_dir}/bob/secret.txt"}],
+        "executors": [{"image": k8s_busybox_image, "command": ["true"]}],
+    }
+    refused = httpx.post(f"{server.tes_url}/tasks", json=direct, auth=("alice", "a-pw"), timeout=30)
+    assert refused.status_code == 400 and refused.json()["field"] == "inputs[0].url"
+
+    # Through links Alice makes after POST, while her tasks wait behind one that holds the only slot.
+    blocker = alice.create_task(tes.Task(executors=[busybox(k8s_busybox_image, "sleep 600")]))
+    wait_state(alice, blocker, lambda s: s == "RUNNING")
+    reads = alice.create_task(
+        tes.Task(
+            inputs=[tes.Input(path="/data/in.txt", url=f"file://{shared_dir}/alice/link.txt")],
+            executors=[busybox(k8s_busybox_image, "cat /data/in.txt")],
+        )
+    )
+    writes = alice.create_task(
+        tes.Task(
+            executors=[busybox(k8s_busybox_image, "echo planted > /out/x.txt")],
+            outputs=[tes.Output(path="/out/x.txt", url=f"file://{shared_dir}/alice/drop/planted.txt")],
+        )
+    )
+    (shared_dir / "alice" / "link.txt").symlink_to(shared_dir / "bob" / "secret.txt")
+    (shared_dir / "alice" / "drop").symlink_to(shared_dir / "bob")
+    alice.cancel_task(blocker)
+
+    read = wait_end(alice, reads)
+    assert read.state == "SYSTEM_ERROR", system_logs(read)
+    assert f"{shared_dir}/alice/link.txt is outside the allowed roots" in system_logs(read), system_logs(read)
+    assert read.logs[0].logs in (None, [])  # the executor never ran: nothing of Bob's file reached a log
+    written = wait_end(alice, writes)
+    assert written.state == "SYSTEM_ERROR", system_logs(written)
+    assert f"{shared_dir}/alice/drop/planted.txt is outside the allowed roots" in system_logs(written)
+    assert sorted(p.name for p in (shared_dir / "bob").iterdir()) == ["secret.txt"]

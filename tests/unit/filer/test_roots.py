@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -83,3 +84,69 @@ def test_nul_and_traversal_in_file_urls_are_refused(tmp_path: Path, url: str) ->
     with pytest.raises(PermanentTransferError):
         plugin.download_file(url, tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
+
+
+@pytest.fixture
+def alice_and_bob(tmp_path: Path) -> tuple[Path, Path]:
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    (alice / "sub").mkdir(parents=True)
+    bob.mkdir()
+    (alice / "sub" / "f.txt").write_text("alice's\n")
+    (bob / "f.txt").write_text("bob's secret\n")
+    return alice, bob
+
+
+def swap_after_the_check(monkeypatch: pytest.MonkeyPatch, component: Path, target: Path) -> None:
+    """Replace ``component`` by a link to ``target`` right after the roots were checked (the race a task's
+    owner could run with a loop of renames while the task stages)."""
+    checked = AllowedRoots.refusal
+
+    def check_then_swap(self: AllowedRoots, path: Path, *, directory: bool = False) -> str | None:
+        answer = checked(self, path, directory=directory)
+        component.rename(component.with_name(component.name + ".before"))
+        component.symlink_to(target)
+        return answer
+
+    monkeypatch.setattr(AllowedRoots, "refusal", check_then_swap)
+
+
+def test_a_link_swapped_in_after_the_check_is_not_read_through(
+    alice_and_bob: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob = alice_and_bob
+    plugin = FilePlugin([alice])
+    swap_after_the_check(monkeypatch, alice / "sub", bob)
+    dest = tmp_path / "dest.txt"
+    with pytest.raises(PermanentTransferError, match="a link appeared"):
+        plugin.download_file(f"file://{alice}/sub/f.txt", dest)
+    assert not dest.exists() or "bob" not in dest.read_text()
+
+
+def test_a_link_swapped_in_after_the_check_is_not_written_through(
+    alice_and_bob: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob = alice_and_bob
+    plugin = FilePlugin([alice])
+    src = tmp_path / "result.txt"
+    src.write_text("planted\n")
+    swap_after_the_check(monkeypatch, alice / "sub", bob)
+    with pytest.raises(PermanentTransferError, match="a link appeared"):
+        plugin.upload_file(src, f"file://{alice}/sub/new/planted.txt")
+    assert sorted(p.name for p in bob.iterdir()) == ["f.txt"]
+
+
+def test_files_are_read_and_written_below_the_roots(alice_and_bob: tuple[Path, Path], tmp_path: Path) -> None:
+    alice, _ = alice_and_bob
+    plugin = FilePlugin([alice])
+    plugin.download_file(f"file://{alice}/sub/f.txt", tmp_path / "copy.txt")
+    assert (tmp_path / "copy.txt").read_text() == "alice's\n"
+    plugin.upload_file(tmp_path / "copy.txt", f"file://{alice}/out/deep/copy.txt")
+    assert (alice / "out" / "deep" / "copy.txt").read_text() == "alice's\n"
+    assert sorted(p.name for p in (alice / "out" / "deep").iterdir()) == ["copy.txt"]  # no partial file left
+
+
+def test_a_fifo_is_refused_at_once_not_waited_on(alice_and_bob: tuple[Path, Path], tmp_path: Path) -> None:
+    alice, _ = alice_and_bob
+    os.mkfifo(alice / "pipe")
+    with pytest.raises(PermanentTransferError, match="not a regular file"):
+        FilePlugin([alice]).download_file(f"file://{alice}/pipe", tmp_path / "copy")

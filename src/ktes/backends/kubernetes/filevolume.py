@@ -10,7 +10,8 @@ The stage containers mount it at /PATH (stage-in read-only, stage-out read-write
 (and plain absolute paths) are allowed below ``file_allowed_roots`` (default: /PATH itself), each of which
 must lie below /PATH. Without such a volume a Pod cannot reach the files a URL names, so ``file`` is not
 offered: a task that uses it is refused at POST (400, naming the input or output) and service-info's
-``storage`` leaves it out. Only the Pods of tasks that use ``file://`` get the volume.
+``storage`` leaves it out. Only the Pods of tasks that use ``file://`` get the volume. With per-user roots
+(``file_user_roots``, auth on) a task's stage containers may use only its owner's (:func:`task_roots`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ktes.auth.file_access import user_root_paths
 from ktes.config import Settings
 from ktes.errors import StartupError
 from ktes.filer.urls import scheme_of
@@ -98,6 +100,20 @@ def allowed_roots(settings: Settings) -> list[str]:
                 "(k8s_file_volume), so the task Pods could not reach it"
             )
     return roots
+
+
+def task_roots(task: Task, settings: Settings) -> list[str]:
+    """The roots ``task``'s stage containers may use (their ``file_allowed_roots``): :func:`allowed_roots`, or,
+    with per-user roots (``file_user_roots``) and an owner, the owner's own roots among them, ``{user}`` filled in.
+    The containers resolve links when they stage, so a link made after the task was accepted is caught there."""
+    allowed = allowed_roots(settings)
+    if task.owner is None or not settings.file_user_roots:
+        return allowed
+    return [root for root in user_root_paths(settings, task.owner) if any(_within(root, a) for a in allowed)]
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def refused_schemes(settings: Settings) -> dict[str, str]:

@@ -121,7 +121,7 @@ def secret(task: Task, settings: Settings) -> dict[str, Any]:
     """The Secret ``ktes-<id>``: the task document (``task.json``) and the filer's secret settings."""
     assert task.id is not None
     data = {SPEC_KEY: json.dumps(dump(task), separators=(",", ":"))}
-    for name, value in _filer_settings(settings).items():
+    for name, value in _filer_settings(task, settings).items():
         if isinstance(value, SecretStr):
             data[_setting_key(name)] = value.get_secret_value()
     return {
@@ -187,26 +187,28 @@ def needs_secret(task: Task, settings: Settings) -> bool:
     return needs_stage_in(task, settings) or needs_stage_out(task)
 
 
-def _filer_settings(settings: Settings) -> dict[str, Any]:
+def _filer_settings(task: Task, settings: Settings) -> dict[str, Any]:
     """The settings the pod-side filer needs (every ``s3_*``, ``ftp_*``, ``http_*``, ``transfer_*``, ... set)."""
     values = settings.model_dump()
     chosen = {
         name: getattr(settings, name)
         for name, value in values.items()
-        if name.startswith(_FILER_SETTINGS_PREFIXES) and value is not None
+        if name.startswith(_FILER_SETTINGS_PREFIXES) and value is not None and name != "file_user_roots"
     }
     chosen["k8s_log_tail_bytes"] = settings.k8s_log_tail_bytes
-    # always explicit: without a shared volume a Pod may read no file of its own through file://
-    chosen["file_allowed_roots"] = filevolume.allowed_roots(settings)
+    # always explicit: without a shared volume a Pod may read no file of its own through file://; with
+    # per-user roots, only the owner's (the stage containers check them, links resolved, when they stage)
+    chosen["file_allowed_roots"] = filevolume.task_roots(task, settings)
     return chosen
 
 
-def _stage_env(task_name: str, settings: Settings) -> list[dict[str, Any]]:
+def _stage_env(task: Task, settings: Settings) -> list[dict[str, Any]]:
+    assert task.id is not None
     env: list[dict[str, Any]] = [{"name": "KTES_LOG_LEVEL", "value": settings.log_level}]
-    for name, value in _filer_settings(settings).items():
+    for name, value in _filer_settings(task, settings).items():
         var = f"KTES_{name.upper()}"
         if isinstance(value, SecretStr):
-            ref = {"name": task_name, "key": _setting_key(name)}
+            ref = {"name": job_name(task.id), "key": _setting_key(name)}
             env.append({"name": var, "valueFrom": {"secretKeyRef": ref}})
         elif isinstance(value, list | dict):
             env.append({"name": var, "value": json.dumps(value, default=str)})
@@ -281,7 +283,7 @@ def _workspace_volume(task: Task, settings: Settings) -> dict[str, Any]:
 
 
 def _stage_container(
-    name: str, task_name: str, settings: Settings, files: filevolume.FileVolume | None = None
+    name: str, task: Task, settings: Settings, files: filevolume.FileVolume | None = None
 ) -> dict[str, Any]:
     command = [
         "python3",
@@ -300,7 +302,7 @@ def _stage_container(
         "image": settings.k8s_image,
         "imagePullPolicy": settings.k8s_image_pull_policy,
         "command": command,
-        "env": _stage_env(task_name, settings),
+        "env": _stage_env(task, settings),
         "resources": _stage_resources(settings),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [
@@ -459,11 +461,11 @@ def job(task: Task, settings: Settings, entrypoint_config_map: str) -> dict[str,
     containers = [_executor_container(task, i, settings, pull_policy, waits) for i in range(len(task.executors))]
     init_containers = []
     if first:
-        init_containers.append(_stage_container(STAGE_IN, name, settings, files))
+        init_containers.append(_stage_container(STAGE_IN, task, settings, files))
     elif staged_in:
-        containers.insert(0, _stage_container(STAGE_IN, name, settings, files))
+        containers.insert(0, _stage_container(STAGE_IN, task, settings, files))
     if needs_stage_out(task):
-        containers.append(_stage_container(STAGE_OUT, name, settings, files))
+        containers.append(_stage_container(STAGE_OUT, task, settings, files))
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
