@@ -406,7 +406,15 @@ async def timed_gets(client: httpx.AsyncClient, path: str, n: int) -> list[float
     return took
 
 
-async def large_figures(base: str, task_id: str, lists: int) -> None:
+def peak_rss_mib(pid: int) -> float:
+    """The server's peak resident memory so far (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def large_figures(base: str, pid: int, task_id: str, lists: int) -> None:
     async with httpx.AsyncClient(base_url=base + BASE, timeout=600, limits=httpx.Limits(max_connections=None)) as c:
         basic_list = await timed_gets(c, "/tasks?view=BASIC", 50)
         basic_get = await timed_gets(c, f"/tasks/{task_id}?view=BASIC", 50)
@@ -423,9 +431,13 @@ async def large_figures(base: str, task_id: str, lists: int) -> None:
         )
         page_url = f"{base}{BASE}/tasks?view=FULL&page_size=4"
         readers = [subprocess.Popen([sys.executable, "-c", reader, page_url]) for _ in range(4)]  # noqa: ASYNC220
+        rss: list[float] = []
         try:
             await asyncio.sleep(2.0)
-            info = await timed_gets(c, "/service-info", 40)
+            info = []
+            for _ in range(40):
+                info += await timed_gets(c, "/service-info", 1)
+                rss.append(rss_mib(pid))
         finally:
             for proc in readers:
                 proc.kill()
@@ -434,6 +446,7 @@ async def large_figures(base: str, task_id: str, lists: int) -> None:
             f"service-info while 4 other clients read FULL pages of 4 tasks: p50 {pct(info, 50):8.2f} ms"
             f"  p99 {pct(info, 99):8.2f} ms  max {max(info):8.2f} ms"
         )
+        print(f"server RSS meanwhile: median {statistics.median(rss):.0f} MiB, max {max(rss):.0f} MiB")
 
         async def one_list() -> float:
             began = time.perf_counter()
@@ -447,15 +460,23 @@ async def large_figures(base: str, task_id: str, lists: int) -> None:
 
 
 def large_part(args: argparse.Namespace) -> None:
+    """With --baseline-src, the same figures for the baseline first, then for this tree, on the same store."""
+    versions: list[tuple[str, str | None]] = [("this tree", None)]
+    if args.baseline_src:
+        versions.insert(0, ("baseline", args.baseline_src))
     with tempfile.TemporaryDirectory(prefix="ktes-scale-") as tmp:
         data = Path(tmp)
         store = open_store(f"sqlite:///{data / 'ktes.db'}")
         ids = store.import_tasks([large_task(args.large_mib) for _ in range(args.large_tasks)])
         store.close()
-        print(f"\n## large documents: {args.large_tasks} tasks with {args.large_mib:g} MiB content each (SQLite)")
-        with ktes_serve(data, {"KTES_ENGINE_ENABLED": "false"}) as (base, pid):
-            asyncio.run(large_figures(base, ids[-1], args.large_lists))
-            print(f"ktes serve RSS after: {rss_mib(pid):.0f} MiB", flush=True)
+        for name, src in versions:
+            print(
+                f"\n## large documents: {args.large_tasks} tasks with {args.large_mib:g} MiB content each (SQLite)"
+                + (f": {name}" if args.baseline_src else "")
+            )
+            with ktes_serve(data, {"KTES_ENGINE_ENABLED": "false"}, src) as (base, pid):
+                asyncio.run(large_figures(base, pid, ids[-1], args.large_lists))
+                print(f"ktes serve RSS after: {rss_mib(pid):.0f} MiB, peak {peak_rss_mib(pid):.0f} MiB", flush=True)
 
 
 # --- many stored tasks, many pollers -----------------------------------------------------------------

@@ -43,6 +43,9 @@ _SQLITE_PRAGMAS = (
 P = ParamSpec("P")
 R = TypeVar("R")
 
+#: ListTasks pages of documents are read and sent in parts of about this many bytes (list_tasks_json_parts).
+PART_BYTES = 1 << 20
+
 #: After a bulk import this large, PostgreSQL vacuums and analyzes the tables (see SqlStore.import_tasks).
 _ANALYZE_AFTER_ROWS = 1000
 
@@ -526,9 +529,55 @@ class SqlStore:
         end = b'],"next_page_token":' + orjson.dumps(token) + b"}" if token else b"]}"
         return b'{"tasks":[' + b",".join(row[1].encode() for row in rows) + end
 
+    def list_tasks_json_parts(
+        self,
+        flt: TaskFilter,
+        page_size: int,
+        page_token: str | None,
+        view: View,
+        max_bytes: int | None = None,
+        part_bytes: int = PART_BYTES,
+    ) -> Iterator[tuple[list[bytes], str | None]]:
+        """A ListTasks page of BASIC or FULL documents in parts: ``(documents, None)`` for each part, then
+        ``([], next_page_token or "")``. Each part is one read of about ``part_bytes`` of documents (or one
+        larger document), so a page of huge tasks is never whole in memory, holds no connection while the
+        caller sends a part, and each part can be read in a worker thread of its own. The parts make the same
+        page as :meth:`list_tasks_json` (same rows, same budget), unless tasks change between two parts."""
+        after = page_token
+        sent = used = 0
+        last: str | None = None
+        more = False
+        while sent < page_size:
+            left = None if max_bytes is None else max_bytes - used
+            budget = part_bytes if left is None else min(part_bytes, left)
+            # the page's first document is always sent; a later one only within what the page has left
+            try:
+                rows, more = self._page(
+                    flt, page_size - sent, after, view, budget, first_max=None if sent == 0 else left, as_bytes=True
+                )
+            except sa.exc.TimeoutError as exc:  # the pool is exhausted (a generator cannot take the decorator)
+                raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from exc
+            if rows:
+                sent += len(rows)
+                used += sum(len(row[1]) for row in rows)
+                last = rows[-1][0]
+                after = pagination.encode(last)
+                yield [row[1] for row in rows], None
+            if not more or not rows or (max_bytes is not None and used >= max_bytes):
+                break
+        yield [], (pagination.encode(last) if more and last is not None else "")
+
     def _page(
-        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
-    ) -> tuple[Sequence[Any], str | None]:
+        self,
+        flt: TaskFilter,
+        page_size: int,
+        page_token: str | None,
+        view: View,
+        max_bytes: int | None = None,
+        *,
+        first_max: int | None = None,
+        as_bytes: bool = False,
+    ) -> Any:
         """One page of (id, state) or (id, JSON shaped by view) rows, newest first, and the next page's token.
 
         BASIC and FULL pages stop at ``max_bytes`` of documents (:func:`pagination.take_page`), and memory stays
@@ -546,7 +595,10 @@ class SqlStore:
             sql = "SELECT tasks.id, tasks.state FROM tasks"
         else:
             doc = "task_docs.doc" if view is View.FULL else "coalesce(task_docs.basic, task_docs.doc)"
-            column = doc if self.dialect == "sqlite" else f"octet_length({doc})"
+            if self.dialect == "sqlite":  # as bytes: what is sent, without decoding and encoding it again
+                column = f"CAST({doc} AS BLOB)" if as_bytes else doc
+            else:
+                column = f"octet_length({doc})"
             sql = f"SELECT tasks.id, {column} FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id"
         params: list[Any] = []
         order = "tasks.id"
@@ -585,7 +637,7 @@ class SqlStore:
                 params.append(value)
             conditions.append(f"EXISTS ({tag})")
 
-        def read(cursor: Any) -> tuple[Sequence[Any], str | None]:
+        def read(cursor: Any) -> tuple[Sequence[Any], bool]:
             where = list(conditions)
             args = list(params)
             if flt.name_prefix:
@@ -603,13 +655,22 @@ class SqlStore:
             if view is View.MINIMAL:
                 rows, more = pagination.take_page(cursor.fetchall(), page_size, None, len)
             elif self.dialect == "sqlite":
-                rows, more = pagination.take_page(iter(cursor.fetchone, None), page_size, max_bytes, _doc_size)
+                rows, more = pagination.take_page(
+                    iter(cursor.fetchone, None), page_size, max_bytes, _doc_size, first_max
+                )
             else:
-                sized, more = pagination.take_page(cursor.fetchall(), page_size, max_bytes, lambda r: r[1] or 0)
+                sized, more = pagination.take_page(
+                    cursor.fetchall(), page_size, max_bytes, lambda r: r[1] or 0, first_max
+                )
                 rows = self._docs(cursor, [row[0] for row in sized], view)
-            return rows, (pagination.encode(rows[-1][0]) if more and rows else None)
+                if as_bytes:
+                    rows = [(task_id, doc.encode()) for task_id, doc in rows]
+            return rows, more
 
-        return self._raw_read(read)
+        rows, more = self._raw_read(read)
+        if as_bytes:
+            return rows, more
+        return rows, (pagination.encode(rows[-1][0]) if more and rows else None)
 
     def _docs(self, cursor: Any, ids: list[str], view: View) -> list[tuple[str, str]]:  # PostgreSQL
         """(id, document shaped by view) of ``ids``, in that order."""
