@@ -503,7 +503,7 @@ async def pollers(port: int, ids: list[str], clients: int, seconds: float) -> tu
 
     async def poller(i: int) -> None:
         nonlocal errors
-        request = f"GET {BASE}/tasks/{ids[i % len(ids)]} HTTP/1.1\r\nHost: ktes\r\n\r\n".encode()
+        request = f"GET {BASE}/tasks/{ids[i % len(ids)]} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         await asyncio.sleep(random.random())  # spread the clients over the second
         try:
@@ -567,6 +567,60 @@ def poll_part(args: argparse.Namespace) -> None:
                     print(f"{f.name:44} {f.rps:8.0f} {f.p50_ms:8.2f} {f.p99_ms:8.2f}", flush=True)
 
 
+# --- many connections ---------------------------------------------------------------------------------
+
+
+async def connections_figures(port: int, pid: int, count: int) -> None:
+    """``count`` connections held open doing nothing, then each sending a GET of a list page and a POST at
+    once (as the 1,000-connection fault test does): the server's RSS before, with them open, and after."""
+    get = f"GET {BASE}/tasks?page_size=5 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    body = b'{"name": "c", "executors": [{"image": "alpine", "command": ["true"]}]}'
+    post = (
+        f"POST {BASE}/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    before = rss_mib(pid)
+    conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(count)]
+    await asyncio.sleep(2.0)
+    idle = rss_mib(pid)
+    seen: list[float] = []
+    sampling = True
+
+    async def sample() -> None:
+        while sampling:
+            seen.append(rss_mib(pid))
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.create_task(sample())
+    began = time.perf_counter()
+    codes = await asyncio.gather(
+        *(poll_once(reader, writer, post if i % 2 else get) for i, (reader, writer) in enumerate(conns))
+    )
+    took = time.perf_counter() - began
+    sampling = False
+    await sampler
+    active = rss_mib(pid)
+    for _, writer in conns:
+        writer.close()
+    await asyncio.sleep(2.0)
+    after = rss_mib(pid)
+    bad = sum(1 for code in codes if code != 200)
+    print(f"\n## {count:,} concurrent connections (engine off)")
+    print(f"server RSS: {before:.0f} MiB before, {idle:.0f} MiB with {count:,} idle connections open")
+    print(
+        f"{count:,} requests at once on them (half GET of a list page, half POST): {took:.1f} s, {bad} not 200; "
+        f"RSS max {max(seen, default=active):.0f} MiB meanwhile, {active:.0f} MiB after, {after:.0f} MiB once closed",
+        flush=True,
+    )
+
+
+def connections_part(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="ktes-scale-") as tmp:
+        data = Path(tmp)
+        with ktes_serve(data, {"KTES_ENGINE_ENABLED": "false"}) as (base, pid):
+            asyncio.run(connections_figures(int(base.rsplit(":", 1)[1]), pid, args.connections))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="local,podman,large,poll")
@@ -586,6 +640,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="engine: runs of each version")
     parser.add_argument("--baseline-src", help="engine: a src dir of another ktes to measure beside this one")
     parser.add_argument("--profile", type=Path, help="engine: py-spy's samples of the engine's run go here")
+    parser.add_argument("--connections", type=int, default=1000, help="connections: how many at once")
     parser.add_argument("--keep-log", help="local: copy the server's log here at the end")
     parser.add_argument("--poll-dir", help="poll: a data dir to keep the filled store in (reused when there)")
     args = parser.parse_args()
@@ -600,6 +655,8 @@ def main() -> None:
             podman_part(args, image)
         elif part == "engine":
             engine_part(args, image)
+        elif part == "connections":
+            connections_part(args)
         elif part == "large":
             large_part(args)
         elif part == "poll":
