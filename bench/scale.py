@@ -32,6 +32,7 @@ import contextlib
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -78,13 +79,23 @@ def ts(text: str) -> float:
 
 
 @contextmanager
-def ktes_serve(data_dir: Path, env: dict[str, str]) -> Iterator[tuple[str, int]]:
+def ktes_serve(
+    data_dir: Path, env: dict[str, str], src: str | None = None, profile: Path | None = None
+) -> Iterator[tuple[str, int]]:
+    """``ktes serve`` on ``data_dir``; with ``src``, the ``ktes`` package found there (another version); with
+    ``profile``, under ``py-spy record`` (samples while holding the interpreter lock) writing there."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("KTES_")}
     full_env.update({"KTES_DATA_DIR": str(data_dir), "KTES_LOG_LEVEL": "warning", **env})
+    if src:
+        full_env["PYTHONPATH"] = src
     argv = ["ktes", "serve", "--backend", "local", "--host", "127.0.0.1", "--port", str(port)]
     log = (data_dir / "server.log").open("wb")
+    if profile is not None:
+        spy = ["py-spy", "record", "--gil", "--rate", "250", "--format", "raw", "--output", str(profile), "--"]
+        argv = [*spy, shutil.which("python3") or "python3", shutil.which("ktes") or "ktes", *argv[1:]]
     server = subprocess.Popen(argv, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    server_pid = server.pid
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -93,12 +104,19 @@ def ktes_serve(data_dir: Path, env: dict[str, str]) -> Iterator[tuple[str, int]]
                 break
         except httpx.TransportError:
             pass
+        if profile is not None and server_pid == server.pid:
+            children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+            server_pid = int(children[0]) if children else server_pid
         if server.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"ktes serve did not start: see {data_dir / 'server.log'}")
+            tail = (data_dir / "server.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"ktes serve did not start:\n{tail}")
         time.sleep(0.1)
     try:
-        yield base, server.pid
+        yield base, server_pid
     finally:
+        if server_pid != server.pid:
+            os.kill(server_pid, signal.SIGTERM)  # py-spy writes its profile once the server has ended
+            server.wait(timeout=120)
         server.terminate()
         server.wait(timeout=60)
         log.close()
@@ -114,32 +132,47 @@ def db_size_mib(data_dir: Path) -> float:
 async def submit_all(base: str, bodies: list[dict[str, Any]], clients: int) -> tuple[list[str], float]:
     ids: list[str] = [""] * len(bodies)
     queue = list(enumerate(bodies))
+    retried = 0
     limits = httpx.Limits(max_connections=clients)
     async with httpx.AsyncClient(base_url=base + BASE, timeout=120, limits=limits) as client:
 
         async def worker() -> None:
+            nonlocal retried
             while queue:
                 i, body = queue.pop()
-                response = await client.post("/tasks", json=body)
+                for attempt in range(3):
+                    try:
+                        response = await client.post("/tasks", json=body)
+                        break
+                    except httpx.TransportError:  # a keep-alive connection the server closed as it was reused
+                        if attempt == 2:
+                            raise
+                        retried += 1
                 response.raise_for_status()
                 ids[i] = response.json()["id"]
 
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
+        if retried:
+            print(f"({retried} submissions retried after a lost connection: a task may have been made twice)")
         return ids, time.perf_counter() - began
 
 
-def wait_all_terminal(base: str, count: int, within: float) -> None:
+def wait_all_terminal(base: str, count: int, within: float) -> int:
+    """Wait until no task is QUEUED, INITIALIZING or RUNNING; returns how many list requests that took.
+    Each poll asks for one task per state, so the polling itself costs the server next to nothing."""
     deadline = time.monotonic() + within
+    requests = 0
     with httpx.Client(base_url=base + BASE, timeout=60) as client:
         while True:
             left = 0
             for state in ("QUEUED", "INITIALIZING", "RUNNING"):
-                left += len(client.get("/tasks", params={"state": state, "page_size": 2047}).json()["tasks"])
+                left += len(client.get("/tasks", params={"state": state, "page_size": 1}).json()["tasks"])
+                requests += 1
             if left == 0:
-                return
+                return requests
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{left} of {count} tasks not finished in {within:.0f} s")
+                raise RuntimeError(f"tasks of {count} not finished in {within:.0f} s")
             time.sleep(0.5)
 
 
@@ -159,28 +192,38 @@ def full_tasks(base: str) -> list[dict[str, Any]]:
 
 
 def local_part(args: argparse.Namespace, image: str) -> None:
+    """On Ctrl-C (SIGINT to this process only) the figures are printed over the tasks finished so far."""
     n = args.tasks
     body = {"executors": [{"image": image, "command": ["true"]}], "resources": {"cpu_cores": 1}}
+    submit_s = float("nan")
+    interrupted = False
     with tempfile.TemporaryDirectory(prefix="ktes-scale-") as tmp:
         data = Path(tmp)
         env = {"KTES_LOCAL_MAX_CPUS": str(args.parallel)}
         with ktes_serve(data, env) as (base, pid):
             cpu0 = cpu_seconds(pid)
             began = time.time()
-            _, submit_s = asyncio.run(submit_all(base, [body] * n, args.clients))
-            wait_all_terminal(base, n, within=max(600, n * 0.5))
+            try:
+                _, submit_s = asyncio.run(submit_all(base, [body] * n, args.clients))
+                wait_all_terminal(base, n, within=max(600, n * 0.5))
+            except KeyboardInterrupt:
+                interrupted = True
             wall = time.time() - began
             cpu = cpu_seconds(pid) - cpu0
             rss = rss_mib(pid)
             tasks = full_tasks(base)
-        size = db_size_mib(data)
+            size = db_size_mib(data)
+        if args.keep_log:
+            shutil.copy(data / "server.log", args.keep_log)
     states: dict[str, int] = {}
     to_running: list[float] = []
     to_complete: list[float] = []
     starts: list[float] = []
+    created_all: list[float] = []
     for task in tasks:
         states[task["state"]] = states.get(task["state"], 0) + 1
         created = ts(task["creation_time"])
+        created_all.append(created)
         log = (task.get("logs") or [{}])[0]
         if log.get("start_time"):
             starts.append(ts(log["start_time"]))
@@ -190,15 +233,122 @@ def local_part(args: argparse.Namespace, image: str) -> None:
         if log.get("end_time"):
             to_complete.append(ts(log["end_time"]) - created)
     dispatch_span = (max(starts) - min(starts)) if len(starts) > 1 else float("nan")
-    print(f"\n## local: {n:,} tasks of `true`, {args.clients} clients, at most {args.parallel} at once")
+    done = sum(states.get(s, 0) for s in ("COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"))
+    if interrupted:
+        print(f"\n## local: INTERRUPTED after {wall:.0f} s: {len(tasks):,} of {n:,} submitted, {done:,} finished")
+        if len(created_all) > 1:
+            span = max(created_all) - min(created_all)
+            print(f"submit: {len(created_all) / span:,.0f} tasks/s (first to last creation, {span:.1f} s)")
+    else:
+        print(f"\n## local: {n:,} tasks of `true`, {args.clients} clients, at most {args.parallel} at once")
+        print(f"submit: {n / submit_s:,.0f} tasks/s ({submit_s:.1f} s)")
     print(f"states: {states}")
-    print(f"submit: {n / submit_s:,.0f} tasks/s ({submit_s:.1f} s)")
+    for task in tasks:
+        if task["state"] in ("SYSTEM_ERROR", "EXECUTOR_ERROR"):
+            print(f"  {task['state']} {task['id']}: {(task.get('logs') or [{}])[0].get('system_logs')}")
     print(f"dispatch: {len(starts) / dispatch_span:,.1f} tasks/s (first to last start, {dispatch_span:.1f} s)")
-    print(f"submit→RUNNING  p50 {pct(to_running, 50):8.2f} s  p99 {pct(to_running, 99):8.2f} s")
-    print(f"submit→COMPLETE p50 {pct(to_complete, 50):8.2f} s  p99 {pct(to_complete, 99):8.2f} s")
-    print(f"wall: {wall:.1f} s, {n / wall:.1f} tasks/s end to end")
-    print(f"ktes serve CPU: {cpu:.1f} s in all, {cpu / n * 1000:.1f} ms per task (API + engine, not containers)")
+    print(f"submit→RUNNING  p50 {pct(to_running, 50):8.2f} s  p99 {pct(to_running, 99):8.2f} s  ({len(to_running):,})")
+    print(
+        f"submit→COMPLETE p50 {pct(to_complete, 50):8.2f} s  p99 {pct(to_complete, 99):8.2f} s  ({len(to_complete):,})"
+    )
+    print(f"wall: {wall:.1f} s, {done / wall:.1f} tasks/s end to end")
+    per = max(done, 1)
+    print(
+        f"ktes serve CPU: {cpu:.1f} s in all, {cpu / per * 1000:.1f} ms per finished task "
+        "(API + engine, not containers)"
+    )
     print(f"ktes serve RSS at the end: {rss:.0f} MiB; database: {size:.1f} MiB", flush=True)
+
+
+# --- engine: the engine's own CPU per task, apart from the API ---------------------------------------
+
+#: A stand-in for podman that runs no container: ``run`` prints the helper's result line at once. The local
+#: backend does all its own work (directories, posix_spawn, the result line, batched removal); what it saves
+#: is the container, which is podman's CPU, not ktes's.
+FAKE_PODMAN = """#!/bin/sh
+case "$1" in
+  info) echo '{"host": {"ociRuntime": {"name": "runc"}, "cgroupVersion": "v2", "cgroupManager": "cgroupfs"}}' ;;
+  run)
+    case "$*" in *ktes-network-check*) exit 127 ;; esac  # the start-up's network check: "it would run"
+    index=0
+    while [ $# -gt 0 ]; do [ "$1" = --index ] && index=$2; shift; done
+    echo "KTES-RESULT {\\"index\\": $index, \\"exit_code\\": 0, \\"start_time\\": \\"$(date -u +%FT%TZ)\\",\
+ \\"end_time\\": \\"$(date -u +%FT%TZ)\\"}" ;;
+esac
+exit 0
+"""
+
+
+def idle_poll_cpu(base: str, pid: int, polls: int) -> float:
+    """Server CPU seconds for ``polls`` of the completion poll's requests (to take them out of a figure)."""
+    cpu0 = cpu_seconds(pid)
+    with httpx.Client(base_url=base + BASE, timeout=60) as client:
+        for _ in range(polls):
+            client.get("/tasks", params={"state": "QUEUED", "page_size": 1})
+    return cpu_seconds(pid) - cpu0
+
+
+def engine_once(args: argparse.Namespace, image: str, src: str | None, runtime_dir: Path | None) -> dict[str, float]:
+    """Submit with the engine off (the API's CPU per create), then start the server with the engine on over
+    the same store and let it run every task (the engine's CPU, minus the completion polls)."""
+    n = args.engine_tasks
+    body = {"executors": [{"image": image, "command": ["true"]}], "resources": {"cpu_cores": 1}}
+    env = {"KTES_LOCAL_MAX_CPUS": str(args.parallel)}
+    if runtime_dir is not None:
+        env["KTES_LOCAL_RUNTIME"] = str(runtime_dir / "podman")
+    with tempfile.TemporaryDirectory(prefix="ktes-scale-") as tmp:
+        data = Path(tmp)
+        with ktes_serve(data, {**env, "KTES_ENGINE_ENABLED": "false"}, src) as (base, pid):
+            cpu0 = cpu_seconds(pid)
+            asyncio.run(submit_all(base, [body] * n, args.clients))
+            api = cpu_seconds(pid) - cpu0
+        with ktes_serve(data, env, src, args.profile) as (base, pid):
+            cpu0 = cpu_seconds(pid)
+            began = time.perf_counter()
+            polls = wait_all_terminal(base, n, within=max(600, n * 2))
+            wall = time.perf_counter() - began
+            engine = cpu_seconds(pid) - cpu0
+            engine -= idle_poll_cpu(base, pid, polls)
+            states = httpx.get(f"{base}{BASE}/tasks", params={"state": "COMPLETE", "page_size": 2047}).json()["tasks"]
+            if len(states) != min(n, 2047):
+                raise RuntimeError(f"only {len(states)} tasks COMPLETE: see {data / 'server.log'}")
+    return {"api_ms": api / n * 1000, "engine_ms": engine / n * 1000, "rate": n / wall}
+
+
+def engine_part(args: argparse.Namespace, image: str) -> None:
+    fake = args.engine_runtime == "fake"
+    versions = [("this tree", None)]
+    if args.baseline_src:
+        versions.insert(0, ("baseline", args.baseline_src))
+    with tempfile.TemporaryDirectory(prefix="ktes-fake-podman-") as bin_dir:
+        runtime_dir = None
+        if fake:
+            runtime_dir = Path(bin_dir)
+            (runtime_dir / "podman").write_text(FAKE_PODMAN)
+            (runtime_dir / "podman").chmod(0o755)
+        figures: dict[str, list[dict[str, float]]] = {name: [] for name, _ in versions}
+        for _ in range(args.rounds):  # the versions take turns, so a change in the machine's load hits both
+            for name, src in versions:
+                figures[name].append(engine_once(args, image, src, runtime_dir))
+    what = "a stand-in runtime that runs no container" if fake else "podman"
+    print(
+        f"\n## engine: {args.engine_tasks} tasks of `true` on {what}, at most {args.parallel} at once, "
+        f"{args.rounds} rounds (median)"
+    )
+    print(f"{'':12} {'API ms/create':>14} {'engine ms/task':>15} {'tasks/s':>8}")
+    medians = {}
+    for name, _ in versions:
+        runs = figures[name]
+        medians[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        m = medians[name]
+        each = ", ".join(f"{r['engine_ms']:.1f}" for r in runs)
+        print(f"{name:12} {m['api_ms']:14.1f} {m['engine_ms']:15.1f} {m['rate']:8.1f}   (engine each round: {each})")
+    if args.baseline_src:
+        b, t = medians["baseline"], medians["this tree"]
+        print(
+            f"this tree / baseline: API {t['api_ms'] / b['api_ms']:.2f}x, engine {t['engine_ms'] / b['engine_ms']:.2f}x"
+        )
+    print(flush=True)
 
 
 # --- podman: ktes against bare podman runs -----------------------------------------------------------
@@ -266,14 +416,22 @@ async def timed_gets(client: httpx.AsyncClient, path: str, n: int) -> list[float
     return took
 
 
-async def large_figures(base: str, task_id: str, lists: int) -> None:
+def peak_rss_mib(pid: int) -> float:
+    """The server's peak resident memory so far (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def large_figures(base: str, pid: int, task_id: str, lists: int, mib: float) -> None:
     async with httpx.AsyncClient(base_url=base + BASE, timeout=600, limits=httpx.Limits(max_connections=None)) as c:
         basic_list = await timed_gets(c, "/tasks?view=BASIC", 50)
         basic_get = await timed_gets(c, f"/tasks/{task_id}?view=BASIC", 50)
         full_get = await timed_gets(c, f"/tasks/{task_id}?view=FULL", 5)
         print(f"BASIC list page:  p50 {pct(basic_list, 50):8.2f} ms  p99 {pct(basic_list, 99):8.2f} ms")
         print(f"GET BASIC:        p50 {pct(basic_get, 50):8.2f} ms  p99 {pct(basic_get, 99):8.2f} ms")
-        print(f"GET FULL (15 MiB-ish): p50 {pct(full_get, 50):8.2f} ms")
+        print(f"GET FULL ({mib:g} MiB): p50 {pct(full_get, 50):8.2f} ms")
 
         # The readers are other processes, so this process's own loop measures only the server.
         reader = (
@@ -283,17 +441,23 @@ async def large_figures(base: str, task_id: str, lists: int) -> None:
         )
         page_url = f"{base}{BASE}/tasks?view=FULL&page_size=4"
         readers = [subprocess.Popen([sys.executable, "-c", reader, page_url]) for _ in range(4)]  # noqa: ASYNC220
+        rss: list[float] = []
         try:
             await asyncio.sleep(2.0)
-            info = await timed_gets(c, "/service-info", 40)
+            info = []
+            for _ in range(40):
+                info += await timed_gets(c, "/service-info", 1)
+                rss.append(rss_mib(pid))
         finally:
             for proc in readers:
                 proc.kill()
                 proc.wait()
         print(
-            f"service-info while 4 other clients read FULL pages of 4 tasks: p50 {pct(info, 50):8.2f} ms"
+            f"service-info while 4 other clients read FULL pages of 4 tasks (4x{mib:g} MiB):"
+            f" p50 {pct(info, 50):8.2f} ms"
             f"  p99 {pct(info, 99):8.2f} ms  max {max(info):8.2f} ms"
         )
+        print(f"server RSS meanwhile: median {statistics.median(rss):.0f} MiB, max {max(rss):.0f} MiB")
 
         async def one_list() -> float:
             began = time.perf_counter()
@@ -307,15 +471,24 @@ async def large_figures(base: str, task_id: str, lists: int) -> None:
 
 
 def large_part(args: argparse.Namespace) -> None:
+    """With --baseline-src, the same figures for the baseline first, then for this tree, on the same store."""
+    versions: list[tuple[str, str | None]] = [("this tree", None)]
+    if args.baseline_src:
+        versions.insert(0, ("baseline", args.baseline_src))
     with tempfile.TemporaryDirectory(prefix="ktes-scale-") as tmp:
         data = Path(tmp)
         store = open_store(f"sqlite:///{data / 'ktes.db'}")
         ids = store.import_tasks([large_task(args.large_mib) for _ in range(args.large_tasks)])
         store.close()
-        print(f"\n## large documents: {args.large_tasks} tasks with {args.large_mib:g} MiB content each (SQLite)")
-        with ktes_serve(data, {"KTES_ENGINE_ENABLED": "false"}) as (base, pid):
-            asyncio.run(large_figures(base, ids[-1], args.large_lists))
-            print(f"ktes serve RSS after: {rss_mib(pid):.0f} MiB", flush=True)
+        for name, src in versions:
+            print(
+                f"\n## large documents: {args.large_tasks} tasks with {args.large_mib:g} MiB content each (SQLite)"
+                + (f": {name}" if args.baseline_src else "")
+            )
+            env = {"KTES_ENGINE_ENABLED": "false", "KTES_LIST_PAGE_MAX_BYTES": str(int(args.large_page_mib * 2**20))}
+            with ktes_serve(data, env, src) as (base, pid):
+                asyncio.run(large_figures(base, pid, ids[-1], args.large_lists, args.large_mib))
+                print(f"ktes serve RSS after: {rss_mib(pid):.0f} MiB, peak {peak_rss_mib(pid):.0f} MiB", flush=True)
 
 
 # --- many stored tasks, many pollers -----------------------------------------------------------------
@@ -342,7 +515,7 @@ async def pollers(port: int, ids: list[str], clients: int, seconds: float) -> tu
 
     async def poller(i: int) -> None:
         nonlocal errors
-        request = f"GET {BASE}/tasks/{ids[i % len(ids)]} HTTP/1.1\r\nHost: ktes\r\n\r\n".encode()
+        request = f"GET {BASE}/tasks/{ids[i % len(ids)]} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         await asyncio.sleep(random.random())  # spread the clients over the second
         try:
@@ -630,6 +803,61 @@ def k8s_part(args: argparse.Namespace) -> None:
         kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
+# --- many connections ---------------------------------------------------------------------------------
+
+
+async def connections_figures(port: int, pid: int, count: int) -> None:
+    """``count`` connections held open doing nothing, then each sending a GET of a list page and a POST at
+    once (as the 1,000-connection fault test does): the server's RSS before, with them open, and after."""
+    get = f"GET {BASE}/tasks?page_size=5 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    body = b'{"name": "c", "executors": [{"image": "alpine", "command": ["true"]}]}'
+    post = (
+        f"POST {BASE}/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    before = rss_mib(pid)
+    conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(count)]
+    await asyncio.sleep(2.0)
+    idle = rss_mib(pid)
+    seen: list[float] = []
+    sampling = True
+
+    async def sample() -> None:
+        while sampling:
+            seen.append(rss_mib(pid))
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.create_task(sample())
+    began = time.perf_counter()
+    codes = await asyncio.gather(
+        *(poll_once(reader, writer, post if i % 2 else get) for i, (reader, writer) in enumerate(conns))
+    )
+    took = time.perf_counter() - began
+    sampling = False
+    await sampler
+    active = rss_mib(pid)
+    for _, writer in conns:
+        writer.close()
+    await asyncio.sleep(2.0)
+    after = rss_mib(pid)
+    bad = sum(1 for code in codes if code != 200)
+    print(f"\n## {count:,} concurrent connections (engine off)")
+    print(f"server RSS: {before:.0f} MiB before, {idle:.0f} MiB with {count:,} idle connections open")
+    print(
+        f"{count:,} requests at once on them (half GET of a list page, half POST): {took:.1f} s, {bad} not 200; "
+        f"RSS max {max(seen, default=active):.0f} MiB meanwhile, {active:.0f} MiB after, {after:.0f} MiB once closed",
+        flush=True,
+    )
+
+
+def connections_part(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="ktes-scale-") as tmp:
+        data = Path(tmp)
+        with ktes_serve(data, {"KTES_ENGINE_ENABLED": "false"}) as (base, pid):
+            for _ in range(2):  # the second round shows whether the first one's memory is kept or reused
+                asyncio.run(connections_figures(int(base.rsplit(":", 1)[1]), pid, args.connections))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="local,podman,large,poll")
@@ -640,10 +868,20 @@ def main() -> None:
     parser.add_argument("--large-tasks", type=int, default=20)
     parser.add_argument("--large-mib", type=float, default=15.0)
     parser.add_argument("--large-lists", type=int, default=1000)
+    parser.add_argument(
+        "--large-page-mib", type=float, default=64.0, help="large: list_page_max_bytes (64: a FULL page of 4 whole)"
+    )
     parser.add_argument("--stored", type=int, default=1_000_000, help="poll: stored tasks")
     parser.add_argument("--pollers", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=30.0, help="poll: how long the clients poll")
     parser.add_argument("--wrk-seconds", type=float, default=5.0, help="poll: each wrk run after the pollers")
+    parser.add_argument("--engine-tasks", type=int, default=1000, help="engine: tasks per run")
+    parser.add_argument("--engine-runtime", choices=("fake", "podman"), default="fake", help="engine: the runtime")
+    parser.add_argument("--rounds", type=int, default=3, help="engine: runs of each version")
+    parser.add_argument("--baseline-src", help="engine: a src dir of another ktes to measure beside this one")
+    parser.add_argument("--profile", type=Path, help="engine: py-spy's samples of the engine's run go here")
+    parser.add_argument("--connections", type=int, default=1000, help="connections: how many at once")
+    parser.add_argument("--keep-log", help="local: copy the server's log here at the end")
     parser.add_argument("--poll-dir", help="poll: a data dir to keep the filled store in (reused when there)")
     parser.add_argument("--k8s-tasks", type=int, default=200, help="k8s: tasks (and bare Jobs) at once")
     parser.add_argument("--k8s-sleep", type=int, default=5, help="k8s: seconds each task sleeps")
@@ -653,12 +891,16 @@ def main() -> None:
     load = os.getloadavg()
     print(f"ktes scale benchmark: {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     parts = args.parts.split(",")
-    image = build_busybox_image() if {"local", "podman"} & set(parts) else ""
+    image = build_busybox_image() if {"local", "podman", "engine"} & set(parts) else ""
     for part in parts:
         if part == "local":
             local_part(args, image)
         elif part == "podman":
             podman_part(args, image)
+        elif part == "engine":
+            engine_part(args, image)
+        elif part == "connections":
+            connections_part(args)
         elif part == "large":
             large_part(args)
         elif part == "poll":

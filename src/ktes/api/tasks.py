@@ -7,15 +7,15 @@ half as much per request as FastAPI's dependency injection on the hot read path.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from ktes.api.body import json_response, read_json
@@ -28,13 +28,15 @@ from ktes.capabilities import Capabilities
 from ktes.config import Settings
 from ktes.engine.commands import request_cancel
 from ktes.store.base import Store, TaskFilter
-from ktes.store.json_reads import JsonReads
+from ktes.store.json_reads import JsonListParts, JsonReads
 from ktes.tes import tes10
 from ktes.tes.models import View
 from ktes.tes.validation import Limits, validate_submission
 from ktes.tes.views import parse_view
 
 JSON = "application/json"
+T = TypeVar("T")
+_LIST_START = b'{"tasks":['
 #: FULL reads in worker threads at once: more only fight over the interpreter lock with the event loop
 LARGE_READS_AT_ONCE = 2
 
@@ -47,7 +49,7 @@ class OffLoop:
         self._size = max(1, limit)
         self._limiter: anyio.CapacityLimiter | None = None  # made on first use, inside the event loop
 
-    async def run(self, call: Callable[..., bytes], *args: Any) -> bytes:
+    async def run(self, call: Callable[..., T], *args: Any) -> T:
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self._size)
         return await anyio.to_thread.run_sync(call, *args, limiter=self._limiter)
@@ -110,12 +112,60 @@ def task_routes(
     def list_page(flt: TaskFilter, size: int, token: str | None, view: View, show_owner: bool) -> bytes:
         body = reads.list_tasks_json(flt, size, token, view, settings.list_page_max_bytes)
         if view is not View.MINIMAL:
-            if show_owner:
-                body = access.list_with_owner(body, store.owners)
-            body = redact_list_json(body)
+            return list_page_shown(body, view, show_owner)
         if as_tes_1_0:
             body = tes10.present_list_json(body, view)
         return body
+
+    def present_part(docs: list[bytes], view: View, show_owner: bool) -> bytes:
+        """A part of a page's documents, changed as :func:`list_page` changes a whole page, joined by commas.
+        A document that needs no change is not copied (``join`` of one returns it)."""
+        if show_owner:  # one owner look-up for the part
+            body = list_page_shown(_LIST_START + b",".join(docs) + b"]}", view, show_owner)
+            assert body.startswith(_LIST_START) and body.endswith(b"]}")  # orjson writes {"tasks":[...]} so
+            return body[len(_LIST_START) : -2]
+        shown = [redact_task_json(doc) for doc in docs]
+        if as_tes_1_0:
+            shown = [tes10.present_task_json(doc, view) for doc in shown]
+        return b",".join(shown)
+
+    def list_page_shown(body: bytes, view: View, show_owner: bool) -> bytes:
+        if show_owner:
+            body = access.list_with_owner(body, store.owners)
+        body = redact_list_json(body)
+        if as_tes_1_0:
+            body = tes10.present_list_json(body, view)
+        return body
+
+    async def streamed_page(
+        parted: JsonListParts, flt: TaskFilter, size: int, token: str | None, view: View, show_owner: bool
+    ) -> Response:
+        """A page of FULL documents (input content can be MiBs each), read and sent a part at a time, each part
+        in a worker thread: the page is never whole in memory, and the loop is never held for long. An error
+        reading the first part (a bad page_token, the database down) is answered as usual."""
+        parts = parted.list_tasks_json_parts(flt, size, token, view, settings.list_page_max_bytes)
+
+        def next_part() -> tuple[bytes, str | None]:
+            docs, end = next(parts)
+            return (present_part(docs, view, show_owner) if docs else b""), end
+
+        first, end = await off_loop.run(next_part)
+
+        async def body() -> AsyncIterator[bytes]:
+            nonlocal end
+            yield _LIST_START
+            yield first
+            comma = bool(first)
+            while end is None:
+                chunk, end = await off_loop.run(next_part)
+                if chunk:
+                    if comma:
+                        yield b","
+                    yield chunk
+                    comma = True
+            yield b'],"next_page_token":' + orjson.dumps(end) + b"}" if end else b"]}"
+
+        return StreamingResponse(body(), media_type=JSON)
 
     async def list_tasks(request: Request) -> Response:
         principal = principal_of(request)
@@ -130,6 +180,8 @@ def task_routes(
         view = parse_view(query.get("view"))
         token = query.get("page_token") or None
         show_owner = access.shows_owner(principal)
+        if view is View.FULL and isinstance(reads, JsonListParts):
+            return await streamed_page(reads, flt, size, token, view, show_owner)
         if view is View.FULL:  # a page of FULL documents may be large (input content can be MiBs): off the loop
             body = await off_loop.run(list_page, flt, size, token, view, show_owner)
         else:  # MINIMAL and BASIC leave the large fields out; a thread hop would halve their throughput

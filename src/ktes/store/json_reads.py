@@ -7,6 +7,7 @@ without building Python objects. The API uses these methods when the store has t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 from ktes.store.base import TaskFilter
@@ -23,4 +24,14 @@ class JsonReads(Protocol):
         self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
     ) -> bytes:
         """The whole ListTasks response body (``tasks`` and, when more match, ``next_page_token``)."""
+        ...
+
+
+@runtime_checkable
+class JsonListParts(Protocol):
+    def list_tasks_json_parts(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> Iterator[tuple[list[bytes], str | None]]:
+        """A ListTasks page of BASIC or FULL documents read in parts: ``(documents, None)`` per part, then
+        ``([], next_page_token or "")``; no part holds a connection once it is handed over."""
         ...

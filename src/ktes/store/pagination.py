@@ -35,11 +35,16 @@ def decode(token: str) -> str:
 
 
 def take_page(
-    rows: Iterable[T], page_size: int, max_bytes: int | None, size_of: Callable[[T], int]
+    rows: Iterable[T],
+    page_size: int,
+    max_bytes: int | None,
+    size_of: Callable[[T], int],
+    first_max: int | None = None,
 ) -> tuple[list[T], bool]:
     """The leading ``rows`` one page holds, and whether more follow: at most ``page_size`` rows, and no more
     than ``max_bytes`` together (by ``size_of``), yet always the first row (a page is never empty while tasks
-    match). Reads ``rows`` only as far as needed, so a lazy cursor never loads the rest.
+    match) unless ``first_max`` is given and it is larger. Reads ``rows`` only as far as needed, so a lazy
+    cursor never loads the rest.
 
     A page cut short by the budget still hands out a token after its last row, so paging stays correct.
     """
@@ -49,6 +54,8 @@ def take_page(
         if len(kept) == page_size:
             return kept, True
         total += size_of(row)
+        if not kept and first_max is not None and total > first_max:
+            return kept, True
         if kept and max_bytes is not None and total > max_bytes:
             return kept, True
         kept.append(row)

@@ -26,7 +26,7 @@ from ktes.errors import OverUserLimit, StoreUnavailable, TaskNotFound
 from ktes.store import pagination
 from ktes.store.base import Edit, TaskFilter, TaskPage
 from ktes.store.migrate import upgrade
-from ktes.store.tables import owner_dispatches, task_docs, task_tags, tasks
+from ktes.store.tables import task_docs, task_tags, tasks
 from ktes.tes import views
 from ktes.tes.ids import is_id, new_id, rfc3339
 from ktes.tes.models import State, Task, View
@@ -43,6 +43,9 @@ _SQLITE_PRAGMAS = (
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: ListTasks pages of documents are read and sent in parts of about this many bytes (list_tasks_json_parts).
+PART_BYTES = 1 << 20
 
 #: After a bulk import this large, PostgreSQL vacuums and analyzes the tables (see SqlStore.import_tasks).
 _ANALYZE_AFTER_ROWS = 1000
@@ -234,9 +237,9 @@ def _owner_key(owner: str | None) -> str:
 
 #: One more dispatch for :owner: one above the highest serial so far (only the engine holding the lead
 #: dispatches, so two never race for a number; a tie would only let two owners share a place).
-_RECORD_DISPATCH = sa.text(
+_RECORD_DISPATCH_SQL = (
     "INSERT INTO owner_dispatches (owner, last_dispatch)"
-    " VALUES (:owner, (SELECT coalesce(max(last_dispatch), 0) + 1 FROM owner_dispatches))"
+    " VALUES ({mark}, (SELECT coalesce(max(last_dispatch), 0) + 1 FROM owner_dispatches))"
     " ON CONFLICT (owner) DO UPDATE SET last_dispatch = excluded.last_dispatch"
 )
 
@@ -287,6 +290,18 @@ class SqlStore:
         joined = f"FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id WHERE tasks.id = {mark} AND tasks.owner"
         self._sql_doc_of = f"SELECT task_docs.doc {joined} = {mark}"
         self._sql_basic_of = f"SELECT coalesce(task_docs.basic, task_docs.doc) {joined} = {mark}"
+        # The engine's writes (five a task) likewise: lock the row, then update it.
+        lock = "" if self.dialect == "sqlite" else " FOR UPDATE"
+        #: task id -> (document, task) of the last queued batch (see queued_in_turns)
+        self._queued_parsed: dict[str, tuple[str, Task]] = {}
+        self._sql_lock = (
+            f"SELECT tasks.state, task_docs.doc, tasks.owner FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id "
+            f"WHERE tasks.id = {mark}{lock}"
+        )
+        self._sql_set_name = f"UPDATE tasks SET name = {mark} WHERE id = {mark}"
+        self._sql_set_doc = f"UPDATE task_docs SET doc = {mark}, basic = {mark} WHERE task_id = {mark}"
+        self._sql_drop_tags = f"DELETE FROM task_tags WHERE task_id = {mark}"
+        self._sql_add_tag = f"INSERT INTO task_tags (task_id, key, value) VALUES ({mark}, {mark}, {mark})"
 
     # --- writes -------------------------------------------------------------------------------------
 
@@ -296,6 +311,36 @@ class SqlStore:
         # collide in BEGIN IMMEDIATE, whose busy handler sleeps.
         with self._write_lock, self._writer.begin() as conn:
             yield conn
+
+    @contextmanager
+    def _raw_write(self) -> Iterator[Any]:
+        """A DBAPI cursor in one write transaction (``BEGIN IMMEDIATE`` on SQLite), committed when the block
+        ends and rolled back when it raises. The engine's state changes use it: through SQLAlchemy's execution
+        layer, building and running their three statements cost more CPU than the database spent on them."""
+        with self._write_lock:
+            try:
+                raw = self._writer.raw_connection()
+            except self._connect_failed as exc:  # the pool does not wrap a failed connect
+                raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from exc
+            try:
+                cursor = raw.cursor()
+                try:
+                    if self.dialect == "sqlite":
+                        cursor.execute("BEGIN IMMEDIATE")
+                    yield cursor
+                    raw.commit()
+                except BaseException:
+                    with suppress(Exception):
+                        raw.rollback()
+                    raise
+                finally:
+                    with suppress(Exception):
+                        cursor.close()
+            except self._dbapi_outage as exc:
+                raw.invalidate(exc)
+                raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from exc
+            finally:
+                raw.close()
 
     def create(self, task: Task, max_active: int | None = None) -> str:
         if max_active is None or task.owner is None:
@@ -354,61 +399,57 @@ class SqlStore:
     @_outage_is_unavailable
     def transition(self, task_id: str, target: State, edit: Edit | None = None) -> Task | None:
         allowed = ALLOWED_FROM[target]
-        with self._write() as conn:
-            current, task = self._locked(conn, task_id)
+        with self._raw_write() as cursor:
+            current, task = self._locked(cursor, task_id)
             if current not in allowed:
                 return None
             before_tags = dict(task.tags or {})
             if edit is not None:
                 edit(task)
             task.state = target
-            done = conn.execute(
-                tasks.update()
-                .where(tasks.c.id == task_id, tasks.c.state.in_([s.value for s in allowed]))
-                .values(state=target.value, name=task.name)
+            states = [s.value for s in allowed]
+            cursor.execute(
+                f"UPDATE tasks SET state = {self._mark}, name = {self._mark} WHERE id = {self._mark} "
+                f"AND state IN ({', '.join([self._mark] * len(states))})",
+                (target.value, task.name, task_id, *states),
             )
-            if done.rowcount != 1:  # cannot happen under the row lock; kept as the compare-and-set guard
+            if cursor.rowcount != 1:  # cannot happen under the row lock; kept as the compare-and-set guard
                 return None
-            conn.execute(task_docs.update().where(task_docs.c.task_id == task_id).values(**_documents(task)))
-            self._sync_tags(conn, task, before_tags)
+            self._write_docs(cursor, task, before_tags)
             if target is State.INITIALIZING:  # only ever from QUEUED: the engine dispatched it
-                conn.execute(_RECORD_DISPATCH, {"owner": _owner_key(task.owner)})
+                cursor.execute(_RECORD_DISPATCH_SQL.format(mark=self._mark), (_owner_key(task.owner),))
         metrics.transition(current, target)
         return task
 
     @_outage_is_unavailable
     def edit(self, task_id: str, edit: Edit) -> Task:
-        with self._write() as conn:
-            current, task = self._locked(conn, task_id)
+        with self._raw_write() as cursor:
+            current, task = self._locked(cursor, task_id)
             before_tags = dict(task.tags or {})
             edit(task)
             task.state = current  # only transition() changes the state
-            conn.execute(tasks.update().where(tasks.c.id == task_id).values(name=task.name))
-            conn.execute(task_docs.update().where(task_docs.c.task_id == task_id).values(**_documents(task)))
-            self._sync_tags(conn, task, before_tags)
+            cursor.execute(self._sql_set_name, (task.name, task_id))
+            self._write_docs(cursor, task, before_tags)
             return task
 
-    def _locked(self, conn: Connection, task_id: str) -> tuple[State, Task]:
+    def _locked(self, cursor: Any, task_id: str) -> tuple[State, Task]:
         if not is_id(task_id):
             raise TaskNotFound(task_id)
-        query = (
-            sa.select(tasks.c.state, task_docs.c.doc, tasks.c.owner)
-            .join_from(tasks, task_docs, task_docs.c.task_id == tasks.c.id)
-            .where(tasks.c.id == task_id)
-            .with_for_update()
-        )
-        row = conn.execute(query).first()
+        row = _fetchone(cursor, self._sql_lock, (task_id,))
         if row is None:
             raise TaskNotFound(task_id)
-        return State(row.state), _task(row.doc, row.owner)
+        return State(row[0]), _task(row[1], row[2])
 
-    def _sync_tags(self, conn: Connection, task: Task, before: dict[str, str]) -> None:
+    def _write_docs(self, cursor: Any, task: Task, before_tags: dict[str, str]) -> None:
+        """Store ``task``'s document (and BASIC view), and its tags when an edit changed them."""
+        assert task.id is not None
+        docs = _documents(task)
+        cursor.execute(self._sql_set_doc, (docs["doc"], docs["basic"], task.id))
         after = task.tags or {}
-        if after == before or task.id is None:
-            return
-        conn.execute(task_tags.delete().where(task_tags.c.task_id == task.id))
-        if after:
-            conn.execute(task_tags.insert(), [{"task_id": task.id, "key": k, "value": v} for k, v in after.items()])
+        if after != before_tags:
+            cursor.execute(self._sql_drop_tags, (task.id,))
+            if after:
+                cursor.executemany(self._sql_add_tag, [(task.id, k, v) for k, v in after.items()])
 
     # --- reads --------------------------------------------------------------------------------------
 
@@ -489,24 +530,24 @@ class SqlStore:
     def queued_in_turns(self, limit: int) -> list[Task]:
         # The owners with QUEUED tasks, by a skip scan of ix_tasks_state_owner_id (one index seek per owner,
         # however many tasks each has queued), then each owner's oldest few: a look costs about the same with
-        # 100 or 100,000 queued tasks.
+        # 100 or 100,000 queued tasks. The engine looks after every start and end, and usually admits one
+        # task: the documents of the tasks that wait are parsed once, not at every look (_queued_parsed).
+        m = self._mark
         queued = State.QUEUED.value
-        owners_sql = sa.text(
+        owners_sql = (
             "WITH RECURSIVE o(owner) AS ("
-            " SELECT min(owner) FROM tasks WHERE state = :q"
+            f" SELECT min(owner) FROM tasks WHERE state = {m}"
             " UNION ALL"
-            " SELECT (SELECT min(owner) FROM tasks WHERE state = :q AND owner > o.owner) FROM o"
+            f" SELECT (SELECT min(owner) FROM tasks WHERE state = {m} AND owner > o.owner) FROM o"
             " WHERE o.owner IS NOT NULL"
             ") SELECT owner FROM o WHERE owner IS NOT NULL"
         )
-        oldest_sql = sa.text(
-            "SELECT id FROM tasks WHERE state = :q AND owner = :o AND id > :after ORDER BY id LIMIT :k"
-        )
-        unowned_sql = sa.text(
-            "SELECT id FROM tasks WHERE state = :q AND owner IS NULL AND id > :after ORDER BY id LIMIT :k"
-        )
-        with self._reader.connect() as conn:
-            owners: list[str | None] = [row[0] for row in conn.execute(owners_sql, {"q": queued})]
+        oldest_sql = f"SELECT id FROM tasks WHERE state = {m} AND owner = {m} AND id > {m} ORDER BY id LIMIT {m}"
+        unowned_sql = f"SELECT id FROM tasks WHERE state = {m} AND owner IS NULL AND id > {m} ORDER BY id LIMIT {m}"
+
+        def read(cursor: Any) -> list[tuple[str, str, str | None]]:
+            cursor.execute(owners_sql, (queued, queued))
+            owners: list[str | None] = [row[0] for row in cursor.fetchall()]
             owners.append(None)  # tasks stored while auth was off
             got: dict[str | None, list[str]] = {owner: [] for owner in owners}
             active = list(owners)
@@ -516,8 +557,12 @@ class SqlStore:
                 share = -(-(limit - sum(len(ids) for ids in got.values())) // len(active))
                 still = []
                 for owner in active:
-                    params = {"q": queued, "o": owner, "k": share, "after": got[owner][-1] if got[owner] else ""}
-                    rows = [row[0] for row in conn.execute(unowned_sql if owner is None else oldest_sql, params)]
+                    after = got[owner][-1] if got[owner] else ""
+                    if owner is None:
+                        cursor.execute(unowned_sql, (queued, after, share))
+                    else:
+                        cursor.execute(oldest_sql, (queued, owner, after, share))
+                    rows = [row[0] for row in cursor.fetchall()]
                     got[owner].extend(rows)
                     if len(rows) == share:
                         still.append(owner)
@@ -527,13 +572,11 @@ class SqlStore:
             keys = [_owner_key(owner) for owner, ids in got.items() if ids]
             if not keys:
                 return []
-            served = dict(
-                conn.execute(
-                    sa.select(owner_dispatches.c.owner, owner_dispatches.c.last_dispatch).where(
-                        owner_dispatches.c.owner.in_(keys)
-                    )
-                ).all()
+            cursor.execute(
+                f"SELECT owner, last_dispatch FROM owner_dispatches WHERE owner IN ({', '.join([m] * len(keys))})",
+                tuple(keys),
             )
+            served = dict(cursor.fetchall())
             ranked = [
                 (turn, served.get(_owner_key(owner), 0), task_id)
                 for owner, ids in got.items()
@@ -541,13 +584,21 @@ class SqlStore:
             ]
             ranked.sort()
             chosen = [task_id for _, _, task_id in ranked[:limit]]
-            query = (
-                sa.select(tasks.c.id, task_docs.c.doc, tasks.c.owner)
-                .join_from(tasks, task_docs, task_docs.c.task_id == tasks.c.id)
-                .where(tasks.c.id.in_(chosen))
+            cursor.execute(
+                f"SELECT tasks.id, task_docs.doc, tasks.owner FROM tasks JOIN task_docs ON task_docs.task_id = "
+                f"tasks.id WHERE tasks.id IN ({', '.join([m] * len(chosen))})",
+                tuple(chosen),
             )
-            found = {row.id: _task(row.doc, row.owner) for row in conn.execute(query)}
-        return [found[task_id] for task_id in chosen if task_id in found]
+            found = {row[0]: row for row in cursor.fetchall()}
+            return [found[task_id] for task_id in chosen if task_id in found]
+
+        rows = self._raw_read(read)
+        before, parsed = self._queued_parsed, {}
+        for task_id, doc, owner in rows:
+            known = before.get(task_id)
+            parsed[task_id] = known if known is not None and known[0] == doc else (doc, _task(doc, owner))
+        self._queued_parsed = parsed  # only this batch: what the next look most likely finds again
+        return [parsed[task_id][1].model_copy() for task_id, _, _ in rows]
 
     @_outage_is_unavailable
     def list_tasks(
@@ -573,9 +624,55 @@ class SqlStore:
         end = b'],"next_page_token":' + orjson.dumps(token) + b"}" if token else b"]}"
         return b'{"tasks":[' + b",".join(row[1].encode() for row in rows) + end
 
+    def list_tasks_json_parts(
+        self,
+        flt: TaskFilter,
+        page_size: int,
+        page_token: str | None,
+        view: View,
+        max_bytes: int | None = None,
+        part_bytes: int = PART_BYTES,
+    ) -> Iterator[tuple[list[bytes], str | None]]:
+        """A ListTasks page of BASIC or FULL documents in parts: ``(documents, None)`` for each part, then
+        ``([], next_page_token or "")``. Each part is one read of about ``part_bytes`` of documents (or one
+        larger document), so a page of huge tasks is never whole in memory, holds no connection while the
+        caller sends a part, and each part can be read in a worker thread of its own. The parts make the same
+        page as :meth:`list_tasks_json` (same rows, same budget), unless tasks change between two parts."""
+        after = page_token
+        sent = used = 0
+        last: str | None = None
+        more = False
+        while sent < page_size:
+            left = None if max_bytes is None else max_bytes - used
+            budget = part_bytes if left is None else min(part_bytes, left)
+            # the page's first document is always sent; a later one only within what the page has left
+            try:
+                rows, more = self._page(
+                    flt, page_size - sent, after, view, budget, first_max=None if sent == 0 else left, as_bytes=True
+                )
+            except sa.exc.TimeoutError as exc:  # the pool is exhausted (a generator cannot take the decorator)
+                raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from exc
+            if rows:
+                sent += len(rows)
+                used += sum(len(row[1]) for row in rows)
+                last = rows[-1][0]
+                after = pagination.encode(last)
+                yield [row[1] for row in rows], None
+            if not more or not rows or (max_bytes is not None and used >= max_bytes):
+                break
+        yield [], (pagination.encode(last) if more and last is not None else "")
+
     def _page(
-        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
-    ) -> tuple[Sequence[Any], str | None]:
+        self,
+        flt: TaskFilter,
+        page_size: int,
+        page_token: str | None,
+        view: View,
+        max_bytes: int | None = None,
+        *,
+        first_max: int | None = None,
+        as_bytes: bool = False,
+    ) -> Any:
         """One page of (id, state) or (id, JSON shaped by view) rows, newest first, and the next page's token.
 
         BASIC and FULL pages stop at ``max_bytes`` of documents (:func:`pagination.take_page`), and memory stays
@@ -593,7 +690,10 @@ class SqlStore:
             sql = "SELECT tasks.id, tasks.state FROM tasks"
         else:
             doc = "task_docs.doc" if view is View.FULL else "coalesce(task_docs.basic, task_docs.doc)"
-            column = doc if self.dialect == "sqlite" else f"octet_length({doc})"
+            if self.dialect == "sqlite":  # as bytes: what is sent, without decoding and encoding it again
+                column = f"CAST({doc} AS BLOB)" if as_bytes else doc
+            else:
+                column = f"octet_length({doc})"
             sql = f"SELECT tasks.id, {column} FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id"
         params: list[Any] = []
         order = "tasks.id"
@@ -632,7 +732,7 @@ class SqlStore:
                 params.append(value)
             conditions.append(f"EXISTS ({tag})")
 
-        def read(cursor: Any) -> tuple[Sequence[Any], str | None]:
+        def read(cursor: Any) -> tuple[Sequence[Any], bool]:
             where = list(conditions)
             args = list(params)
             if flt.name_prefix:
@@ -650,13 +750,22 @@ class SqlStore:
             if view is View.MINIMAL:
                 rows, more = pagination.take_page(cursor.fetchall(), page_size, None, len)
             elif self.dialect == "sqlite":
-                rows, more = pagination.take_page(iter(cursor.fetchone, None), page_size, max_bytes, _doc_size)
+                rows, more = pagination.take_page(
+                    iter(cursor.fetchone, None), page_size, max_bytes, _doc_size, first_max
+                )
             else:
-                sized, more = pagination.take_page(cursor.fetchall(), page_size, max_bytes, lambda r: r[1] or 0)
+                sized, more = pagination.take_page(
+                    cursor.fetchall(), page_size, max_bytes, lambda r: r[1] or 0, first_max
+                )
                 rows = self._docs(cursor, [row[0] for row in sized], view)
-            return rows, (pagination.encode(rows[-1][0]) if more and rows else None)
+                if as_bytes:
+                    rows = [(task_id, doc.encode()) for task_id, doc in rows]
+            return rows, more
 
-        return self._raw_read(read)
+        rows, more = self._raw_read(read)
+        if as_bytes:
+            return rows, more
+        return rows, (pagination.encode(rows[-1][0]) if more and rows else None)
 
     def _docs(self, cursor: Any, ids: list[str], view: View) -> list[tuple[str, str]]:  # PostgreSQL
         """(id, document shaped by view) of ``ids``, in that order."""
@@ -704,17 +813,23 @@ class SqlStore:
 
     @_outage_is_unavailable
     def tasks_in(self, states: Collection[State], limit: int | None = None) -> list[Task]:
-        query = (
-            sa.select(task_docs.c.doc, tasks.c.owner)
-            .join_from(tasks, task_docs, task_docs.c.task_id == tasks.c.id)
-            .where(tasks.c.state.in_([s.value for s in states]))
-            .order_by(tasks.c.id.asc())
+        values = [s.value for s in states]
+        if not values:
+            return []
+        sql = (
+            "SELECT task_docs.doc, tasks.owner FROM tasks JOIN task_docs ON task_docs.task_id = tasks.id "
+            f"WHERE tasks.state IN ({', '.join([self._mark] * len(values))}) ORDER BY tasks.id"
         )
+        params: tuple[Any, ...] = tuple(values)
         if limit is not None:
-            query = query.limit(limit)
-        with self._reader.connect() as conn:
-            rows = conn.execute(query).all()
-        return [_task(row.doc, row.owner) for row in rows]
+            sql += f" LIMIT {self._mark}"
+            params += (limit,)
+
+        def read(cursor: Any) -> list[Any]:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+
+        return [_task(doc, owner) for doc, owner in self._raw_read(read)]
 
     # --- operations ---------------------------------------------------------------------------------
 

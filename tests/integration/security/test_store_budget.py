@@ -56,3 +56,26 @@ def test_pages_stop_at_the_budget_and_tokens_lead_through_every_task(store: SqlS
                     break
             assert seen == list(reversed(created))
             assert pages > 1 if view is View.FULL else pages >= 1
+
+
+def test_a_page_read_in_parts_is_the_page_read_whole(store: SqlStore) -> None:
+    """FULL pages are sent in parts of about a MiB (so one of huge tasks is never whole in memory): the parts
+    hold the same tasks and hand out the same token as the page read at once, whatever the part size."""
+    for i in range(15):
+        content = "x" * (30_000 if i % 4 == 0 else 50)
+        store.create(Task(executors=[Executor(image="a", command=["b"])], inputs=[Input(path="/i", content=content)]))
+    for view in (View.BASIC, View.FULL):
+        for budget in (None, 40_000, 100):
+            for part_bytes in (1, 10_000, 1 << 20):
+                token = None
+                while True:
+                    whole = orjson.loads(store.list_tasks_json(TaskFilter(), 6, token, view, max_bytes=budget))
+                    parts = list(store.list_tasks_json_parts(TaskFilter(), 6, token, view, budget, part_bytes))
+                    docs = [doc for part, _ in parts for doc in part]
+                    end = parts[-1][1]
+                    assert all(last is None for _, last in parts[:-1]) and parts[-1][0] == []
+                    assert [orjson.loads(doc) for doc in docs] == whole["tasks"], (view, budget, part_bytes)
+                    assert end == whole.get("next_page_token", ""), (view, budget, part_bytes)
+                    token = end
+                    if not token:
+                        break
