@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import textwrap
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ktes.backends.local import executions
 from ktes.backends.local.backend import LocalBackend
 from ktes.config import Settings
 from ktes.run.observations import Ended, ExecutorFinished, ExecutorStarted, Initializing, Observation, SystemLog
@@ -279,6 +281,37 @@ async def test_adopt_settles_a_lost_exit_code(backend: LocalBackend, tmp_path: P
     await backend.adopt(job, report)
     assert report.ended.state == State.SYSTEM_ERROR
     assert "its result was lost" in (report.ended.reason or "")
+
+
+async def test_adopt_waits_for_a_cli_that_outlived_ktes(backend: LocalBackend, tmp_path: Path) -> None:
+    """kill -9 of ktes leaves the executor's CLI running, maybe before it has made its container: the next
+    ktes waits for that CLI and reads its result instead of settling the task as lost."""
+    job = task(["echo", "late"])
+    assert job.id is not None
+    run_dir = tmp_path / "data" / "run" / job.id
+    run_dir.mkdir(parents=True)
+    (tmp_path / "data" / "work" / job.id).mkdir(parents=True)
+    files = executions.ExecutorFiles(run_dir, 0)
+    files.start_file.write_text("2024-01-01T00:00:00Z")
+    result = ExecutorReport(
+        index=0, exit_code=0, start_time="2024-01-01T00:00:00Z", end_time="2024-01-01T00:00:01Z", stdout="late\n"
+    )
+    line = RESULT_MARKER + result.model_dump_json() + "\n"
+    cli = await asyncio.create_subprocess_exec(
+        "sh", "-c", 'read -r _; printf "%s" "$1" > "$2"', "sh", line, str(files.log_file), stdin=subprocess.PIPE
+    )
+    files.cli_file.write_text(f"{cli.pid} {executions.process_start(cli.pid)}")
+    report = Recorder()
+    adopting = asyncio.create_task(backend.adopt(job, report))
+    await asyncio.wait_for(report.started.wait(), 30)  # re-attached: now it looks for the result
+    assert cli.stdin is not None
+    cli.stdin.write(b"go\n")  # only now does the CLI write its result line and end
+    await cli.stdin.drain()
+    cli.stdin.close()
+    await asyncio.wait_for(adopting, 30)
+    await cli.wait()
+    assert report.ended.state == State.COMPLETE, report.ended.reason
+    assert [o.log.stdout for o in report.seen if isinstance(o, ExecutorFinished)] == ["late\n"]
 
 
 async def test_adopt_before_any_executor_starts_over(backend: LocalBackend) -> None:

@@ -509,7 +509,12 @@ class LocalBackend:
         await report(task_id, ExecutorStarted(index=last, start_time=started[-1].start_time() or clock.now()))
         results: list[ExecutorReport] = []
         for record in files[: last + 1]:
-            result = record.result() or await self._result_of_container(task_id, record.index)
+            result = record.result()
+            cli = record.running_cli() if result is None else None
+            if cli is not None:  # the CLI outlived the killed ktes: it may not have made the container yet
+                await executions.wait_gone(cli)
+                result = record.result()
+            result = result or await self._result_of_container(task_id, record.index)
             if result is None:
                 reason = (
                     f"ktes restarted while executor {record.index} was running, and its result was lost "

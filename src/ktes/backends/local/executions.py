@@ -10,6 +10,7 @@ container) keeps, per executor:
 ``<i>.start``   when ktes started it (so a restarted ktes knows it ran).
 ``<i>.log``     the CLI's stdout: the helper's result line.
 ``<i>.err``     the CLI's stderr: the runtime's own error when it (not the command) failed.
+``<i>.cli``     the CLI's pid and start time, so a restarted ktes can wait for a CLI that outlived it.
 ``state-<i>/``  mounted at ``/ktes/state`` into executor ``i`` only: the helper's state directory (its result
                 file, the default stdout/stderr files). ktes never reads from it: a task could plant links
                 there, and the result line says all there is.
@@ -54,6 +55,10 @@ class ExecutorFiles:
         return self.run_dir / f"{self.index}.err"
 
     @property
+    def cli_file(self) -> Path:
+        return self.run_dir / f"{self.index}.cli"
+
+    @property
     def state_dir(self) -> Path:
         return self.run_dir / f"state-{self.index}"
 
@@ -72,6 +77,27 @@ class ExecutorFiles:
 
     def runtime_error(self) -> str:
         return read_tail(self.err_file, 8192)
+
+    def running_cli(self) -> int | None:
+        """The pid of this executor's CLI if it is still running (it outlived a ktes killed with -9: it may not
+        have made its container yet, or not yet written the result line). The start time recorded beside the
+        pid tells a reused pid apart."""
+        try:
+            pid_text, started = self.cli_file.read_text().split()
+            pid = int(pid_text)
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if process_start(pid) == started else None
+
+
+def process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 and fields[0] != "Z" else None
 
 
 def read_tail(path: Path, limit: int) -> str:
@@ -97,7 +123,9 @@ def start(argv: list[str], files: ExecutorFiles, start_time: str) -> int:
         (os.POSIX_SPAWN_OPEN, 1, str(files.log_file), write, 0o600),
         (os.POSIX_SPAWN_OPEN, 2, str(files.err_file), write, 0o600),
     ]
-    return os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsid=True)
+    pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsid=True)
+    files.cli_file.write_text(f"{pid} {process_start(pid)}")
+    return pid
 
 
 #: Reapers of children whose waiter was canceled (a reference keeps each alive until it is done).
