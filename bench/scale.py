@@ -11,7 +11,8 @@ Parts (``--parts``, comma separated; sizes are flags, so a quick run is possible
   page latency, GET BASIC latency, service-info latency while FULL pages are read, and ``--large-lists``
   concurrent BASIC lists.
 - ``poll``: ``--stored`` stored tasks (bulk import), ``--pollers`` clients each polling one task once a
-  second for ``--seconds``: p50/p99 of the polls.
+  second for ``--seconds``: p50/p99 of the polls, then wrk on a get and list pages. ``--poll-database
+  postgresql`` runs it on a throw-away PostgreSQL 15 (Debian's) instead of SQLite.
 - ``k8s``: on the lab cluster, ``--k8s-tasks`` tasks of ``sleep --k8s-sleep`` submitted at once to
   ``ktes serve --backend kubernetes``, against as many bare Jobs (same image and command, one container)
   created at once, ``--k8s-rounds`` times each, alternating: wall times side by side, p50/p99
@@ -534,49 +535,63 @@ async def pollers(port: int, ids: list[str], clients: int, seconds: float) -> tu
 
 
 def poll_part(args: argparse.Namespace) -> None:
+    if args.poll_database == "postgresql":
+        from tests.fixtures.postgres import running_postgres
+
+        with running_postgres() as url, tempfile.TemporaryDirectory(prefix="ktes-scale-") as tmp:
+            poll_store(args, url, "PostgreSQL 15", Path(tmp))
+        return
     with tempfile.TemporaryDirectory(prefix="ktes-scale-") as tmp:
         data = Path(args.poll_dir) if args.poll_dir else Path(tmp)
         data.mkdir(parents=True, exist_ok=True)
-        store = open_store(f"sqlite:///{data / 'ktes.db'}")
-        with store.engine.connect() as conn:
-            have = conn.exec_driver_sql("SELECT count(*) FROM tasks").scalar() or 0
-        rng = random.Random(1)
-        began = time.perf_counter()
-        for batch in range(have, args.stored, 5000):
-            store.import_tasks([synthetic_task(i, rng) for i in range(batch, min(batch + 5000, args.stored))])
-        with store.engine.connect() as conn:  # 1,000 tasks spread over the whole store
-            every = [row[0] for row in conn.exec_driver_sql("SELECT id FROM tasks")]
-            ids = every[:: max(1, len(every) // 1000)]
-            del every
-        store.close()
-        stored = max(have, args.stored)
-        print(f"\n## {stored:,} stored tasks (SQLite; {time.perf_counter() - began:.0f} s to import what was missing)")
-        with ktes_serve(data, {"KTES_ENGINE_ENABLED": "false"}) as (base, pid):
-            port = int(base.rsplit(":", 1)[1])
-            cpu0 = cpu_seconds(pid)
-            took, errors = asyncio.run(pollers(port, ids, args.pollers, args.seconds))
-            cpu = cpu_seconds(pid) - cpu0
-            print(
-                f"{args.pollers} clients polling one task each (GET, MINIMAL) once a second for {args.seconds:g} s: "
-                f"{len(took)} polls ({len(took) / args.seconds:.0f}/s), p50 {pct(took, 50):.2f} ms, "
-                f"p99 {pct(took, 99):.2f} ms, {errors} errors; server CPU {cpu / args.seconds * 100:.0f}%, "
-                f"RSS {rss_mib(pid):.0f} MiB",
-                flush=True,
-            )
-            if shutil.which("wrk"):
-                title = f"wrk -t2 -c16, {args.wrk_seconds:g} s each"
-                print(f"{title:44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-                one = ids[len(ids) // 2]
-                for name, path in (
-                    ("get MINIMAL", f"/tasks/{one}"),
-                    ("get BASIC", f"/tasks/{one}?view=BASIC"),
-                    ("list first page (256, MINIMAL)", "/tasks"),
-                    ("list BASIC page of 256", "/tasks?view=BASIC"),
-                    ("list FULL page of 256", "/tasks?view=FULL"),
-                    ("list by state EXECUTOR_ERROR", "/tasks?state=EXECUTOR_ERROR&view=BASIC"),
-                ):
-                    f = wrk(name, f"{base}{BASE}{path}", args.wrk_seconds)
-                    print(f"{f.name:44} {f.rps:8.0f} {f.p50_ms:8.2f} {f.p99_ms:8.2f}", flush=True)
+        poll_store(args, f"sqlite:///{data / 'ktes.db'}", "SQLite", data)
+
+
+def poll_store(args: argparse.Namespace, url: str, label: str, data: Path) -> None:
+    """Fill the store at ``url`` to ``--stored`` tasks (what is missing), then poll it and run wrk on it."""
+    store = open_store(url)
+    with store.engine.connect() as conn:
+        have = conn.exec_driver_sql("SELECT count(*) FROM tasks").scalar() or 0
+    rng = random.Random(1)
+    began = time.perf_counter()
+    for batch in range(have, args.stored, 5000):
+        store.import_tasks([synthetic_task(i, rng) for i in range(batch, min(batch + 5000, args.stored))])
+    with store.engine.connect() as conn:  # 1,000 tasks spread over the whole store
+        every = [row[0] for row in conn.exec_driver_sql("SELECT id FROM tasks")]
+        ids = every[:: max(1, len(every) // 1000)]
+        del every
+    store.close()
+    stored = max(have, args.stored)
+    print(f"\n## {stored:,} stored tasks ({label}; {time.perf_counter() - began:.0f} s to import what was missing)")
+    env = {"KTES_ENGINE_ENABLED": "false"}
+    if not url.startswith("sqlite"):
+        env["KTES_DATABASE_URL"] = url
+    with ktes_serve(data, env) as (base, pid):
+        port = int(base.rsplit(":", 1)[1])
+        cpu0 = cpu_seconds(pid)
+        took, errors = asyncio.run(pollers(port, ids, args.pollers, args.seconds))
+        cpu = cpu_seconds(pid) - cpu0
+        print(
+            f"{args.pollers} clients polling one task each (GET, MINIMAL) once a second for {args.seconds:g} s: "
+            f"{len(took)} polls ({len(took) / args.seconds:.0f}/s), p50 {pct(took, 50):.2f} ms, "
+            f"p99 {pct(took, 99):.2f} ms, {errors} errors; server CPU {cpu / args.seconds * 100:.0f}%, "
+            f"RSS {rss_mib(pid):.0f} MiB",
+            flush=True,
+        )
+        if shutil.which("wrk"):
+            title = f"wrk -t2 -c16, {args.wrk_seconds:g} s each"
+            print(f"{title:44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+            one = ids[len(ids) // 2]
+            for name, path in (
+                ("get MINIMAL", f"/tasks/{one}"),
+                ("get BASIC", f"/tasks/{one}?view=BASIC"),
+                ("list first page (256, MINIMAL)", "/tasks"),
+                ("list BASIC page of 256", "/tasks?view=BASIC"),
+                ("list FULL page of 256", "/tasks?view=FULL"),
+                ("list by state EXECUTOR_ERROR", "/tasks?state=EXECUTOR_ERROR&view=BASIC"),
+            ):
+                f = wrk(name, f"{base}{BASE}{path}", args.wrk_seconds)
+                print(f"{f.name:44} {f.rps:8.0f} {f.p50_ms:8.2f} {f.p99_ms:8.2f}", flush=True)
 
 
 # --- k8s: ktes on the lab cluster against bare Jobs --------------------------------------------------
@@ -883,6 +898,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1000, help="connections: how many at once")
     parser.add_argument("--keep-log", help="local: copy the server's log here at the end")
     parser.add_argument("--poll-dir", help="poll: a data dir to keep the filled store in (reused when there)")
+    parser.add_argument("--poll-database", choices=("sqlite", "postgresql"), default="sqlite", help="poll: the store")
     parser.add_argument("--k8s-tasks", type=int, default=200, help="k8s: tasks (and bare Jobs) at once")
     parser.add_argument("--k8s-sleep", type=int, default=5, help="k8s: seconds each task sleeps")
     parser.add_argument("--k8s-rounds", type=int, default=1, help="k8s: bare/ktes pairs, alternating")
