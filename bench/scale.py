@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -52,8 +53,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fixtur
 from bench.api import free_port, rss_mib, synthetic_task, wrk
 from tests.fixtures.images import build_busybox_image
 
-from ktes.backends.local.runtime import detect_runtime
+from ktes.backends.local import argv
+from ktes.backends.local.runtime import Runtime, detect_runtime
 from ktes.config import Settings
+from ktes.run import entrypoint
 from ktes.store.sql import open_store
 from ktes.tes.ids import new_id, rfc3339
 from ktes.tes.models import Executor, Input, State, Task
@@ -90,12 +93,12 @@ def ktes_serve(
     full_env.update({"KTES_DATA_DIR": str(data_dir), "KTES_LOG_LEVEL": "warning", **env})
     if src:
         full_env["PYTHONPATH"] = src
-    argv = ["ktes", "serve", "--backend", "local", "--host", "127.0.0.1", "--port", str(port)]
+    command = ["ktes", "serve", "--backend", "local", "--host", "127.0.0.1", "--port", str(port)]
     log = (data_dir / "server.log").open("wb")
     if profile is not None:
         spy = ["py-spy", "record", "--gil", "--rate", "250", "--format", "raw", "--output", str(profile), "--"]
-        argv = [*spy, shutil.which("python3") or "python3", shutil.which("ktes") or "ktes", *argv[1:]]
-    server = subprocess.Popen(argv, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        command = [*spy, shutil.which("python3") or "python3", shutil.which("ktes") or "ktes", *command[1:]]
+    server = subprocess.Popen(command, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     server_pid = server.pid
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -354,41 +357,163 @@ def engine_part(args: argparse.Namespace, image: str) -> None:
 
 # --- podman: ktes against bare podman runs -----------------------------------------------------------
 
+#: What each side of ``--podman-variants`` runs, 500 containers of ``true`` at the same parallelism:
+PODMAN_VARIANTS = {
+    "bare": "bare `podman run --rm --network none IMAGE true`",
+    "mounts": "bare, plus ktes's name, labels and bind mounts (helper, state dir), without the helper",
+    "helper-rm": "ktes's exact `run` argv (through the helper) with --rm",
+    "helper-kept": "ktes's exact `run` argv (kept), removed by batched `podman rm` as ktes did",
+    "ktes": "`ktes serve`, this tree",
+    "baseline": "`ktes serve` from --baseline-src",
+}
+BENCH_INSTANCE = "ktes-bench-scale"
 
-async def bare_podman(image: str, n: int, parallel: int) -> float:
+
+def bench_run_argv(runtime: Runtime, image: str, state_dir: Path, variant: str) -> tuple[str, list[str]]:
+    """A container name and the argv of one ``podman run`` of ``variant`` (state_dir: its own, made here)."""
+    task_id, _ = new_id()
+    task = Task(id=task_id, executors=[Executor(image=image, command=["true"])])
+    state_dir.mkdir(mode=0o777)
+    state_dir.chmod(0o777)
+    options = argv.RunOptions(instance=BENCH_INSTANCE, helper=entrypoint.entrypoint_path())
+    name = argv.container_name(task_id, 0)
+    if variant == "bare":
+        return name, runtime.command("run", *runtime.run_args, "--rm", "--network", "none", image, "true")
+    if variant == "mounts":
+        full = argv.run_argv(runtime, task, 0, state_dir, state_dir, options)
+        cut = full.index(next(a for a in full if a.startswith("--entrypoint=")))
+        return name, [*full[:cut], "--rm", image, "true"]
+    full = argv.run_argv(runtime, task, 0, state_dir, state_dir, options)
+    if variant == "helper-rm":
+        at = full.index("run") + 1
+        return name, [*full[:at], "--rm", *full[at:]]
+    return name, full
+
+
+async def bare_podman(image: str, n: int, parallel: int, variant: str, tmp: Path) -> tuple[float, list[float]]:
+    """``n`` runs of ``variant``, ``parallel`` at once; helper-kept removes the finished containers in batches
+    (one ``podman rm`` at a time, of all that ended meanwhile, as the local backend's reaper)."""
     gate = asyncio.Semaphore(parallel)
     runtime = detect_runtime(Settings(local_runtime="podman"))  # the arguments ktes itself uses here
-    argv = [runtime.binary, *runtime.global_args, "run", *runtime.run_args, "--rm", "--network", "none", image, "true"]
+    finished: list[str] = []
+    runs: list[float] = []
+    reaper: asyncio.Task[None] | None = None
 
-    async def one() -> None:
+    async def reap() -> None:
+        while finished:
+            names = finished[:]
+            del finished[:]
+            rm = await asyncio.create_subprocess_exec(
+                *argv.remove_argv(runtime, names), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            await rm.wait()
+
+    async def one(i: int) -> None:
+        nonlocal reaper
         async with gate:
-            proc = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            if await proc.wait() != 0:
-                raise RuntimeError("podman run failed")
+            name, command = bench_run_argv(runtime, image, tmp / f"{variant}-{i}", variant)
+            began = time.perf_counter()
+            proc = await asyncio.create_subprocess_exec(*command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            _, err = await proc.communicate()
+            runs.append(time.perf_counter() - began)
+            if proc.returncode != 0:
+                raise RuntimeError(f"podman run failed: {err.decode(errors='replace')[-500:]}")
+        if variant == "helper-kept":
+            finished.append(name)
+            if reaper is None or reaper.done():
+                reaper = asyncio.get_running_loop().create_task(reap())
 
     began = time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(n)))
-    return time.perf_counter() - began
+    await asyncio.gather(*(one(i) for i in range(n)))
+    wall = time.perf_counter() - began  # ktes's clock stops at the last end too, not at the last removal
+    if reaper is not None:
+        await reaper
+    return wall, runs
 
 
-def podman_part(args: argparse.Namespace, image: str) -> None:
-    n, parallel = args.ratio_tasks, args.parallel
+def ktes_podman(image: str, n: int, parallel: int, src: str | None, gaps: bool) -> tuple[float, float, str]:
+    """``n`` tasks of ``true`` through ``ktes serve``: wall time, its CPU per task, and (``gaps``) a line on
+    the time ktes spends between one executor's CLI ending and the next one starting."""
     body = {"executors": [{"image": image, "command": ["true"]}], "resources": {"cpu_cores": 1}}
-    bare = asyncio.run(bare_podman(image, n, parallel))
-    with (
-        tempfile.TemporaryDirectory(prefix="ktes-scale-") as tmp,
-        ktes_serve(Path(tmp), {"KTES_LOCAL_MAX_CPUS": str(parallel)}) as (base, pid),
-    ):
+    env = {"KTES_LOCAL_MAX_CPUS": str(parallel)}
+    if gaps:
+        env.update({"KTES_LOG_LEVEL": "debug", "KTES_LOG_FORMAT": "json"})
+    with tempfile.TemporaryDirectory(prefix="ktes-scale-") as tmp, ktes_serve(Path(tmp), env, src) as (base, pid):
         cpu0 = cpu_seconds(pid)
         began = time.perf_counter()
         asyncio.run(submit_all(base, [body] * n, 16))
         wait_all_terminal(base, n, within=max(600, n * 2))
-        ktes = time.perf_counter() - began
+        wall = time.perf_counter() - began
         cpu = cpu_seconds(pid) - cpu0
-    print(f"\n## {n} tasks of `true` at most {parallel} at once: ktes against bare `podman run --rm`")
-    print(f"bare podman run: {bare:7.1f} s  ({n / bare:.1f}/s)")
-    print(f"ktes:            {ktes:7.1f} s  ({n / ktes:.1f}/s)   ratio ktes/bare {ktes / bare:.2f}x")
-    print(f"ktes serve CPU: {cpu / n * 1000:.1f} ms per task", flush=True)
+        tasks = full_tasks(base)
+        log_text = (Path(tmp) / "server.log").read_text(errors="replace") if gaps else ""
+    not_complete = [t["id"] for t in tasks if t["state"] != "COMPLETE"]
+    if not_complete:
+        raise RuntimeError(f"{len(not_complete)} tasks not COMPLETE, e.g. {not_complete[0]}")
+    return wall, cpu / n * 1000, dispatch_gaps(log_text, parallel) if gaps else ""
+
+
+def dispatch_gaps(log_text: str, parallel: int) -> str:
+    """From the backend's debug lines: how long each executor's CLI ran, and how long after a CLI ended the
+    next one started (the i-th start after the first ``parallel`` against the i-th end: the queue is full)."""
+    starts: dict[str, float] = {}
+    ends: dict[str, float] = {}
+    for line in log_text.splitlines():
+        if not line.startswith("{"):
+            continue
+        entry = json.loads(line)
+        message = entry.get("message", "")
+        if entry.get("logger") != "ktes.backends.local.backend" or not message.startswith("executor "):
+            continue
+        if " started" in message:
+            starts[entry["task_id"]] = ts(entry["time"])
+        elif " CLI ended" in message:
+            ends[entry["task_id"]] = ts(entry["time"])
+    if len(starts) <= parallel or not ends:
+        return "dispatch gap: no debug lines (this version does not log executor starts and ends)"
+    runs = [ends[t] - starts[t] for t in ends if t in starts]
+    gaps = [start - end for start, end in zip(sorted(starts.values())[parallel:], sorted(ends.values()), strict=False)]
+    return (
+        f"CLI run p50 {pct(runs, 50) * 1000:.0f} ms; dispatch gap (a CLI's end to the next CLI's start): "
+        f"p50 {pct(gaps, 50) * 1000:.1f} ms, p99 {pct(gaps, 99) * 1000:.1f} ms, "
+        f"mean {statistics.mean(gaps) * 1000:.1f} ms"
+    )
+
+
+def podman_part(args: argparse.Namespace, image: str) -> None:
+    """Each variant in turn, ``--podman-rounds`` times (alternating, so a change in the machine's load hits
+    every side): wall times, and each one's ratio to ``bare`` of the same round."""
+    n, parallel = args.ratio_tasks, args.parallel
+    variants = args.podman_variants.split(",")
+    unknown = [v for v in variants if v not in PODMAN_VARIANTS]
+    if unknown or ("baseline" in variants and not args.baseline_src):
+        raise SystemExit(f"unknown variants {unknown} (or baseline without --baseline-src)")
+    walls: dict[str, list[float]] = {v: [] for v in variants}
+    notes: dict[str, list[str]] = {v: [] for v in variants}
+    print(f"\n## {n} tasks of `true` at most {parallel} at once, {args.podman_rounds} rounds, variants in turn")
+    for variant in variants:
+        print(f"{variant:12} {PODMAN_VARIANTS[variant]}")
+    for round_no in range(args.podman_rounds):
+        for variant in variants:
+            load = os.getloadavg()[0]
+            if variant in ("ktes", "baseline"):
+                src = args.baseline_src if variant == "baseline" else None
+                wall, cpu_ms, gap = ktes_podman(image, n, parallel, src, args.podman_gaps)
+                notes[variant].append(f"serve CPU {cpu_ms:.1f} ms/task" + (f"; {gap}" if gap else ""))
+            else:
+                with tempfile.TemporaryDirectory(prefix="ktes-bench-podman-") as tmp:
+                    wall, runs = asyncio.run(bare_podman(image, n, parallel, variant, Path(tmp)))
+                notes[variant].append(f"podman run p50 {pct(runs, 50) * 1000:.0f} ms")
+            walls[variant].append(wall)
+            print(f"round {round_no + 1} {variant:12} {wall:7.1f} s  ({n / wall:.1f}/s)  load {load:.1f}", flush=True)
+            print(f"             {notes[variant][-1]}", flush=True)
+    print(f"\n{'':12} {'median s':>9} {'tasks/s':>8}  ratio to bare (each round)")
+    for variant in variants:
+        median = statistics.median(walls[variant])
+        ratios = ""
+        if "bare" in walls and variant != "bare":
+            ratios = ", ".join(f"{w / b:.2f}x" for w, b in zip(walls[variant], walls["bare"], strict=True))
+        print(f"{variant:12} {median:9.1f} {n / median:8.1f}  {ratios}", flush=True)
 
 
 # --- large documents ---------------------------------------------------------------------------------
@@ -880,6 +1005,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32, help="local: concurrent submitting clients")
     parser.add_argument("--parallel", type=int, default=8, help="tasks at once (KTES_LOCAL_MAX_CPUS)")
     parser.add_argument("--ratio-tasks", type=int, default=500, help="podman: tasks on each side")
+    parser.add_argument(
+        "--podman-variants", default="bare,ktes", help=f"podman: sides to measure, of {','.join(PODMAN_VARIANTS)}"
+    )
+    parser.add_argument("--podman-rounds", type=int, default=1, help="podman: runs of each variant, in turn")
+    parser.add_argument(
+        "--podman-gaps", action="store_true", help="podman: ktes with debug logs, to time its dispatch gap"
+    )
     parser.add_argument("--large-tasks", type=int, default=20)
     parser.add_argument("--large-mib", type=float, default=15.0)
     parser.add_argument("--large-lists", type=int, default=1000)
@@ -893,7 +1025,7 @@ def main() -> None:
     parser.add_argument("--engine-tasks", type=int, default=1000, help="engine: tasks per run")
     parser.add_argument("--engine-runtime", choices=("fake", "podman"), default="fake", help="engine: the runtime")
     parser.add_argument("--rounds", type=int, default=3, help="engine: runs of each version")
-    parser.add_argument("--baseline-src", help="engine: a src dir of another ktes to measure beside this one")
+    parser.add_argument("--baseline-src", help="engine, podman: a src dir of another ktes to measure beside this one")
     parser.add_argument("--profile", type=Path, help="engine: py-spy's samples of the engine's run go here")
     parser.add_argument("--connections", type=int, default=1000, help="connections: how many at once")
     parser.add_argument("--keep-log", help="local: copy the server's log here at the end")

@@ -39,7 +39,7 @@ def pairs(command: list[str], flag: str) -> list[str]:
 def test_run_is_labelled_named_and_runs_the_command_through_the_helper() -> None:
     command = argv.run_argv(PODMAN, task(), 0, WS, STATE, OPTIONS)
     assert command[:5] == ["/usr/bin/podman", "--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs", "run"]
-    assert "--rm" not in command  # its log holds the result until the backend removes it
+    assert command[5] == "--rm"  # the result outlives the container: the CLI's output, the state directory
     assert pairs(command, "--name") == ["ktes-t1-0"]
     assert pairs(command, "--label") == ["ktes.task-id=t1", "ktes.executor-index=0", "ktes.instance=abc123"]
     image = command.index("localhost/img:1")

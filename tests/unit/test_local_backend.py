@@ -17,13 +17,15 @@ from ktes.backends.local import executions
 from ktes.backends.local.backend import LocalBackend
 from ktes.config import Settings
 from ktes.run.observations import Ended, ExecutorFinished, ExecutorStarted, Initializing, Observation, SystemLog
-from ktes.run.result import RESULT_MARKER, ExecutorReport
+from ktes.run.result import RESULT_MARKER, ExecutorReport, ExecutorResult
 from ktes.tes.models import Executor, OutputFileLog, Resources, State, Task
 
 FAKE_CLI = textwrap.dedent(
     """\
     import json, os, subprocess, sys
     args = sys.argv[1:]
+    with open(os.path.join(os.path.dirname(sys.argv[0]), "calls"), "a") as calls:
+        calls.write(args[0] + "\\n")
     if args[:2] == ["image", "exists"]:
         sys.exit(0 if args[2].startswith("present") else 1)
     if args[0] == "pull":
@@ -346,3 +348,117 @@ def test_a_helper_that_lost_its_mode_bits_is_used_from_an_executable_copy(tmp_pa
     assert copy.read_bytes() == plain.read_bytes()
     assert installed_helper(settings) == copy  # made once
     assert installed_helper(Settings(data_dir=tmp_path / "data")) == entrypoint.packaged()
+
+
+def cli_calls(tmp_path: Path) -> list[str]:
+    """The subcommands the fake CLI was called with, in order."""
+    return (tmp_path / "calls").read_text().split()
+
+
+async def test_a_finished_run_costs_no_removal_of_its_own(backend: LocalBackend, tmp_path: Path) -> None:
+    """The container runs with --rm, so the runtime removes it as it ends: ktes adds no ``rm`` of its own
+    (one per task cost a burst of small tasks a fifth of its time)."""
+    await backend.run(task(["echo", "a"], ["echo", "b"]), Recorder())
+    await backend.close()
+    assert cli_calls(tmp_path).count("run") == 2  # one per executor
+    assert "rm" not in cli_calls(tmp_path)
+
+
+async def test_a_run_the_runtime_failed_is_removed_by_ktes(backend: LocalBackend, tmp_path: Path) -> None:
+    """No result: the container may be left behind (created, never started), so ktes removes it."""
+    await backend.run(task(["true"], image="present-but-broken:1"), Recorder())
+    await backend.close()
+    assert "rm" in cli_calls(tmp_path)
+
+
+class HoldsTheEnd(Recorder):
+    """A reporter whose record of the end waits until ``go`` is set (a busy store)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+
+    async def __call__(self, task_id: str, observation: Observation, /) -> None:
+        if isinstance(observation, Ended):
+            await self.go.wait()
+        await super().__call__(task_id, observation)
+
+
+async def test_the_next_task_starts_before_the_end_of_the_last_is_recorded(backend: LocalBackend) -> None:
+    """Two tasks that each take all CPUs: the second one's container starts as soon as the first one's
+    has ended, not once the first task's end is recorded and its directories removed."""
+    first_report, second_report = HoldsTheEnd(), Recorder()
+    first = asyncio.create_task(backend.run(task(["true"], cpus=2), first_report))
+    await asyncio.wait_for(first_report.started.wait(), 30)
+    second = asyncio.create_task(backend.run(task(["echo", "next"], cpus=2), second_report))
+    await asyncio.wait_for(second_report.started.wait(), 30)
+    assert "Ended" not in first_report.kinds()  # the first one's end is still being recorded
+    first_report.go.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 30)
+    assert first_report.ended.state == second_report.ended.state == State.COMPLETE
+
+
+def left_behind(tmp_path: Path, job: Task, result: str, stdout: str) -> Path:
+    """A run directory as a killed ktes leaves it when the executor's CLI died too (no result line) and the
+    container, run with --rm, is gone: only the helper's files in the state directory hold the result."""
+    assert job.id is not None
+    run_dir = tmp_path / "data" / "run" / job.id
+    state = run_dir / "state-0"
+    state.mkdir(parents=True)
+    (tmp_path / "data" / "work" / job.id).mkdir(parents=True)
+    (run_dir / "0.start").write_text("2024-01-01T00:00:00Z")
+    (state / "0.json").write_text(result)
+    (state / "0.stdout").write_text(stdout)
+    return state
+
+
+def result_json(index: int = 0, exit_code: int = 0) -> str:
+    return ExecutorResult(
+        index=index, exit_code=exit_code, start_time="2024-01-01T00:00:00Z", end_time="2024-01-01T00:00:01Z"
+    ).model_dump_json()
+
+
+async def test_adopt_reads_the_result_the_helper_left_when_cli_and_container_are_gone(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    job = task(["sh", "-c", "echo left; exit 6"])
+    left_behind(tmp_path, job, result_json(exit_code=6), "left\n")
+    report = Recorder()
+    await backend.adopt(job, report)
+    assert report.exit_codes() == [6]
+    assert [o.log.stdout for o in report.seen if isinstance(o, ExecutorFinished)] == ["left\n"]
+    assert report.ended.state == State.EXECUTOR_ERROR
+
+
+async def test_adopt_follows_no_link_the_task_planted_in_its_state_directory(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    """The task can write to its state directory: a result file that is a link (to a result that says all
+    went well) is not read, nor is an output file that links to a host file."""
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("do not show\n")
+    linked_result = task(["sh", "-c", "exit 1"])
+    state = left_behind(tmp_path, linked_result, "", "")
+    (tmp_path / "forged.json").write_text(result_json())
+    (state / "0.json").unlink()
+    (state / "0.json").symlink_to(tmp_path / "forged.json")
+    report = Recorder()
+    await backend.adopt(linked_result, report)
+    assert report.ended.state == State.SYSTEM_ERROR and "its result was lost" in (report.ended.reason or "")
+
+    linked_output = task(["cat", "/etc/passwd"])
+    state = left_behind(tmp_path, linked_output, result_json(), "")
+    (state / "0.stdout").unlink()
+    (state / "0.stdout").symlink_to(secret)
+    report = Recorder()
+    await backend.adopt(linked_output, report)
+    assert report.ended.state == State.COMPLETE
+    assert [o.log.stdout for o in report.seen if isinstance(o, ExecutorFinished)] == [""]
+
+
+async def test_adopt_refuses_a_left_result_that_names_another_executor(backend: LocalBackend, tmp_path: Path) -> None:
+    job = task(["true"], ["true"])
+    left_behind(tmp_path, job, result_json(index=1), "")
+    report = Recorder()
+    await backend.adopt(job, report)
+    assert report.ended.state == State.SYSTEM_ERROR and "its result was lost" in (report.ended.reason or "")

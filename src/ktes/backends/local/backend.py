@@ -11,7 +11,8 @@ log and :mod:`ktes.run.outcome` decides what the run means (the same sentences o
 
 Restart: :meth:`LocalBackend.adopt` re-attaches. A task that had not started an executor starts over; one
 whose executor was running waits for that executor's container to end (``wait``), reads its result (from
-the CLI's output, else the container's log), then goes on with the next executors. Only when the result is
+the CLI's output, else the container's log, else the helper's result file in the executor's state directory:
+containers run with ``--rm``), then goes on with the next executors. Only when the result is
 truly lost (the container is gone without one) is the task settled as SYSTEM_ERROR, saying so.
 """
 
@@ -27,7 +28,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
+from collections.abc import AsyncGenerator, Callable, Collection, Coroutine, Iterable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,7 +44,7 @@ from ktes.config import Settings
 from ktes.errors import BackendError, KtesError
 from ktes.run import clock, entrypoint, outcome
 from ktes.run.observations import Ended, ExecutorStarted, Initializing, Observation, Reporter, SystemLog
-from ktes.run.result import ExecutorReport, parse_result
+from ktes.run.result import ExecutorReport, ExecutorResult, parse_result, result_file
 from ktes.tes.models import State, Task
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REMOVE_TIMEOUT_SECONDS = 60.0
+#: the most of a helper's result file ktes reads (its JSON is a few hundred bytes).
+RESULT_FILE_BYTES = 64 * 1024
 CANCEL_DEADLINE_SECONDS = 120.0
 
 
@@ -275,19 +278,24 @@ class LocalBackend:
         links in, so the file is opened beneath its root without following any (:mod:`.output`). Followed
         until the helper's result line is there (it comes after the last byte) or the run directory is gone."""
         assert task.id is not None
-        workspace, run_dir = self._dirs(task.id)
+        _, run_dir = self._dirs(task.id)
         files = executions.ExecutorFiles(run_dir, index)
-        executor = task.executors[index]
-        named = executor.stdout if stream == "stdout" else executor.stderr
-        if named:
-            root, relative = workspace, PurePosixPath(posixpath.normpath(named).lstrip("/"))
-        else:
-            root, relative = files.state_dir, PurePosixPath(f"{index}.{stream}")
+        root, relative = self._stream_file(task, index, stream)
 
         def ended() -> bool:
             return not run_dir.is_dir() or files.result() is not None
 
         return output.read_file(root, relative, offset, follow, ended)
+
+    def _stream_file(self, task: Task, index: int, stream: Stream) -> tuple[Path, PurePosixPath]:
+        """Where the helper writes executor ``index``'s ``stream``: a root of ktes's and a path beneath it."""
+        assert task.id is not None
+        workspace, run_dir = self._dirs(task.id)
+        executor = task.executors[index]
+        named = executor.stdout if stream == "stdout" else executor.stderr
+        if named:
+            return workspace, PurePosixPath(posixpath.normpath(named).lstrip("/"))
+        return executions.ExecutorFiles(run_dir, index).state_dir, PurePosixPath(f"{index}.{stream}")
 
     # --- supervision -----------------------------------------------------------------------------
 
@@ -389,6 +397,8 @@ class LocalBackend:
         assert task.id is not None and self._options is not None
         task_id = task.id
         workspace, run_dir = self._dirs(task_id)
+        #: executors whose container the runtime removed itself (``--rm``: their CLI ended with the result).
+        removed: set[int] = set()
         for index in range(first, len(task.executors)):
             if task_id in self._canceled:
                 return
@@ -396,26 +406,36 @@ class LocalBackend:
             start_time = clock.now()
             command = argv.run_argv(self.runtime, task, index, workspace, files.state_dir, self._options)
             pid = executions.start(command, files, start_time)
+            log.debug("executor %d started: its CLI is pid %d", index, pid)
             self._clis[task_id] = pid
             await report(task_id, ExecutorStarted(index=index, start_time=start_time))
             try:
                 exit_code = await executions.wait_child(pid)
             finally:
                 self._clis.pop(task_id, None)
+            log.debug("executor %d CLI ended with %d", index, exit_code)
             result = files.result()
+            last = index == len(task.executors) - 1
+            if result is None or last or outcome.stops_run(task.executors[index], result.exit_code):
+                # No container of the task runs any more: its CPU and RAM go to the next task now, and that
+                # task starts its container (the yield) before this one's end is recorded (the store's
+                # writes run on the loop) and its directories removed: these took a slot's dispatch gap.
+                self._release(task_id)
+                await asyncio.sleep(0)
             if result is None:  # its result could not be written either when the disk is full
                 full = disk_full(workspace)
                 reason = f"executor {index} failed with {full}" if full else None
                 await self._no_result(
-                    task, report, index, reason or self._runtime_sentence(task, index, files, exit_code)
+                    task, report, index, reason or self._runtime_sentence(task, index, files, exit_code), removed
                 )
                 return
+            removed.add(index)
             goes_on = await self._executor_ended(task, report, result, results)
             if result.exit_code != 0 and (full := disk_full(workspace)) is not None:
                 await report(task_id, SystemLog(f"executor {index} failed with {full}"))
             if not goes_on:
                 break
-        await self._finish(task, report, results)
+        await self._finish(task, report, results, removed)
 
     async def _executor_ended(
         self, task: Task, report: Reporter, result: ExecutorReport, results: list[ExecutorReport]
@@ -438,10 +458,15 @@ class LocalBackend:
         why = failure or (f"it exited with code {exit_code}" if exit_code is not None else "no reason was given")
         return f"the container runtime could not run executor {index} (image {image}): {why}"
 
-    async def _no_result(self, task: Task, report: Reporter, index: int, reason: str) -> None:
-        await self._end(task, report, [Ended(state=State.SYSTEM_ERROR, end_time=clock.now(), reason=reason)])
+    async def _no_result(
+        self, task: Task, report: Reporter, index: int, reason: str, removed: Collection[int] = ()
+    ) -> None:
+        ended = Ended(state=State.SYSTEM_ERROR, end_time=clock.now(), reason=reason)
+        await self._end(task, report, [ended], removed)
 
-    async def _finish(self, task: Task, report: Reporter, results: list[ExecutorReport]) -> None:
+    async def _finish(
+        self, task: Task, report: Reporter, results: list[ExecutorReport], removed: Collection[int] = ()
+    ) -> None:
         assert task.id is not None
         uploads: outcome.Uploads | None = None
         if task.outputs and outcome.should_upload(task, results):
@@ -451,14 +476,14 @@ class LocalBackend:
                 uploads = outcome.Uploads(uploaded=True, outputs=outputs)
             except (KtesError, OSError) as exc:
                 uploads = outcome.Uploads(uploaded=True, error=transfer_reason("uploading the outputs failed", exc))
-        await self._end(task, report, outcome.run_ended(task, results, uploads, clock.now()))
+        await self._end(task, report, outcome.run_ended(task, results, uploads, clock.now()), removed)
 
     async def _fail(self, task: Task, report: Reporter, state: State, reason: str) -> None:
         await self._end(task, report, [Ended(state=state, end_time=clock.now(), reason=reason)])
 
-    async def _end(self, task: Task, report: Reporter, final: list[Observation]) -> None:
-        """Tell the engine (``final`` ends with Ended), then remove the containers and the work and run
-        directories.
+    async def _end(self, task: Task, report: Reporter, final: list[Observation], removed: Collection[int] = ()) -> None:
+        """Tell the engine (``final`` ends with Ended), then remove the containers (but those of the executors
+        in ``removed``: ``run --rm`` removed them as they ended) and the work and run directories.
 
         Reporting first keeps the removal off the user's wait; if ktes dies in between, the task is final
         and the next start's sweep removes what is left.
@@ -467,7 +492,9 @@ class LocalBackend:
         for observation in final:
             await report(task.id, observation)
         _, run_dir = self._dirs(task.id)
-        started = [i for i in range(len(task.executors)) if executions.ExecutorFiles(run_dir, i).started()]
+        started = [
+            i for i in range(len(task.executors)) if i not in removed and executions.ExecutorFiles(run_dir, i).started()
+        ]
         self._remove_later([argv.container_name(task.id, i) for i in started])
         await asyncio.to_thread(self._remove_dirs, task.id, keep_workspace=self._settings.local_keep_workdirs)
 
@@ -514,7 +541,7 @@ class LocalBackend:
             if cli is not None:  # the CLI outlived the killed ktes: it may not have made the container yet
                 await executions.wait_gone(cli)
                 result = record.result()
-            result = result or await self._result_of_container(task_id, record.index)
+            result = result or await self._result_of_container(task, record.index)
             if result is None:
                 reason = (
                     f"ktes restarted while executor {record.index} was running, and its result was lost "
@@ -531,15 +558,45 @@ class LocalBackend:
                 return
         await self._execute(task, report, first=last + 1, results=results)
 
-    async def _result_of_container(self, task_id: str, index: int) -> ExecutorReport | None:
-        """Wait for executor ``index``'s container to end and read the result from its log (None when the
-        container is gone)."""
-        name = argv.container_name(task_id, index)
+    async def _result_of_container(self, task: Task, index: int) -> ExecutorReport | None:
+        """Wait for executor ``index``'s container to end and read the result from its log; else (``run
+        --rm`` removed the container as it ended) from what the helper left in the state directory. None when
+        neither holds one: the container ended before the helper could write it, or it never ran."""
+        assert task.id is not None
+        name = argv.container_name(task.id, index)
         waited = await invoke(argv.wait_argv(self.runtime, name), None)
-        if not waited.ok:
+        if waited.ok:
+            logs = await invoke(argv.logs_argv(self.runtime, name), REMOVE_TIMEOUT_SECONDS)
+            found = parse_result(logs.stdout) if logs.ok else None
+            if found is not None:
+                return found
+        return await asyncio.to_thread(self._result_left_behind, task, index)
+
+    def _result_left_behind(self, task: Task, index: int) -> ExecutorReport | None:
+        """The helper's result file and the tails of both streams, as its result line would hold them. The
+        task can write to all of these: each is opened beneath its root without following links, and a
+        result that names another executor is refused. (What a task could forge here is its own exit code,
+        times and output, which it decides anyway.)"""
+        assert task.id is not None
+        _, run_dir = self._dirs(task.id)
+        state_dir = executions.ExecutorFiles(run_dir, index).state_dir
+        data = output.read_tail(state_dir, PurePosixPath(result_file(index)), RESULT_FILE_BYTES)
+        try:
+            found = ExecutorResult.model_validate_json(data) if data else None
+        except ValueError:
             return None
-        logs = await invoke(argv.logs_argv(self.runtime, name), REMOVE_TIMEOUT_SECONDS)
-        return parse_result(logs.stdout) if logs.ok else None
+        if found is None or found.index != index:
+            return None
+        tails: dict[str, str] = {}
+        for stream in ("stdout", "stderr"):
+            root, relative = self._stream_file(task, index, stream)
+            limit = self._settings.local_log_tail_bytes
+            tail = output.read_tail(root, relative, limit) or b""
+            cut = 0
+            while len(tail) == limit and cut < 3 and cut < len(tail) and tail[cut] & 0xC0 == 0x80:
+                cut += 1  # as the helper does: no half of a character cut at the start
+            tails[stream] = tail[cut:].decode("utf-8", errors="replace")
+        return ExecutorReport(**found.model_dump(), stdout=tails["stdout"], stderr=tails["stderr"])
 
     # --- containers ------------------------------------------------------------------------------
 

@@ -12,12 +12,13 @@ container) keeps, per executor:
 ``<i>.err``     the CLI's stderr: the runtime's own error when it (not the command) failed.
 ``<i>.cli``     the CLI's pid and start time, so a restarted ktes can wait for a CLI that outlived it.
 ``state-<i>/``  mounted at ``/ktes/state`` into executor ``i`` only: the helper's state directory (its result
-                file, the default stdout/stderr files). ktes never reads from it: a task could plant links
-                there, and the result line says all there is.
+                file, the default stdout/stderr files). A task could plant links there, so ktes opens what
+                is in it only beneath it without following any (:mod:`ktes.backends.local.output`).
 
-So ktes opens no path a task made. After ``kill -9`` of ktes the container and the CLI go on; the next
-ktes reads the same result (from ``<i>.log``, or from the container's log once it has ended, as the
-Kubernetes backend reads a Pod's; see :mod:`ktes.backends.local.backend`).
+After ``kill -9`` of ktes the container and the CLI go on; the next ktes reads the same result from
+``<i>.log``. Only if the CLI did not live to write it does it look further: the container's log, else (the
+container ran with ``--rm`` and is gone once ended) the helper's result file in ``state-<i>/``; see
+:mod:`ktes.backends.local.backend`.
 """
 
 from __future__ import annotations

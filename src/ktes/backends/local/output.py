@@ -50,6 +50,26 @@ def open_beneath(root: Path, relative: PurePosixPath) -> int | None:
     return fd
 
 
+def read_tail(root: Path, relative: PurePosixPath, limit: int) -> bytes | None:
+    """The last ``limit`` bytes of the regular file ``root/relative`` (opened as :func:`open_beneath` does),
+    None when it cannot be opened safely."""
+    fd = open_beneath(root, relative)
+    if fd is None:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        start = max(0, size - limit)
+        chunks: list[bytes] = []
+        while start < size and (data := os.pread(fd, min(CHUNK_BYTES, size - start), start)):
+            chunks.append(data)
+            start += len(data)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 async def read_file(
     root: Path,
     relative: PurePosixPath,
