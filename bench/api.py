@@ -8,6 +8,8 @@ runs. Not a test: it prints figures.
 
     python bench/api.py [--seconds 3] [--sizes 1000,10000,100000] [--databases sqlite,postgresql]
     python bench/api.py --auth [--seconds 3]     # GET throughput with auth off, basic and OIDC, side by side
+    python bench/api.py --get [--baseline-src ../main/src] [--rounds 5] [--profile]
+                                                 # GetTask only, this tree and another taking turns
 
 Needs ``wrk`` (Debian package) and, for PostgreSQL, Debian's postgresql 15 (started in a temp directory).
 """
@@ -105,6 +107,7 @@ class Figures:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
 
 
 def _ms(text: str) -> float:
@@ -127,7 +130,8 @@ def wrk(
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return Figures(name, rps, p50, p99, int(errors.group(1)) if errors else 0)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return Figures(name, rps, p50, p99, int(errors.group(1)) if errors else 0, requests)
 
 
 def get_json(url: str, headers: dict[str, str] | None = None) -> dict:  # type: ignore[type-arg]
@@ -151,7 +155,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def ktes_serve(database_url: str, data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+def ktes_serve(
+    database_url: str, data_dir: Path, extra_env: dict[str, str] | None = None, src: str | None = None
+) -> Iterator[tuple[str, int]]:
+    """An API-only ``ktes serve``; with ``src``, the ``ktes`` package found there (another version)."""
     port = free_port()
     env = {
         **os.environ,
@@ -160,6 +167,8 @@ def ktes_serve(database_url: str, data_dir: Path, extra_env: dict[str, str] | No
         "KTES_LOG_LEVEL": "warning",
         **(extra_env or {}),
     }
+    if src:
+        env["PYTHONPATH"] = src
     argv = ["ktes", "serve", "--backend", "local", "--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen([*argv, "--data-dir", str(data_dir)], env=env)
     base = f"http://127.0.0.1:{port}"
@@ -297,14 +306,157 @@ def auth_comparison(seconds: float, stored: int = 10_000, rounds: int = 3) -> No
         )
 
 
+#: Where a profile sample's time goes: the first of these patterns met walking its stack from the innermost
+#: frame outwards names its share (see ``--profile``).
+SHARES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("store read (SQLite, pool)", ("ktes/store/", "sqlalchemy/", "sqlite", "_sqlite3")),
+    ("socket write (syscall)", ("write (libc", "UVStream_write", "UVStream__")),
+    ("uvicorn + httptools", ("uvicorn/protocols/", "parser.c", "llhttp", "httptools")),
+    (
+        "ktes GetTask code (read, redaction, JSON)",
+        ("ktes/api/tasks.py", "ktes/api/fast_get.py", "ktes/api/redaction", "ktes/tes/", "orjson"),
+    ),
+    (
+        "Starlette/FastAPI + ktes middleware",
+        ("starlette/", "fastapi/", "ktes/api/", "ktes/auth/", "prometheus_client", "uvicorn/middleware/", "anyio/"),
+    ),
+)
+
+
+def shares(profile: Path) -> dict[str, float]:
+    """The shares of a py-spy ``raw`` profile, in percent of its samples (the rest: event loop and other)."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in profile.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(samples)
+        total += n
+        share = "event loop, other"
+        for frame in reversed(stack.split(";")):
+            share = next((name for name, marks in SHARES if any(m in frame for m in marks)), "")
+            if share:
+                break
+        counts[share or "event loop, other"] = counts.get(share or "event loop, other", 0) + n
+    return {name: 100 * n / max(total, 1) for name, n in counts.items()}
+
+
+def profiled_wrk(name: str, url: str, seconds: float, pid: int, out: Path) -> tuple[Figures, dict[str, float]]:
+    """``wrk`` with ``py-spy record --native`` on the server meanwhile (which slows it: figures for shares only)."""
+    spy = subprocess.Popen(
+        [
+            "py-spy",
+            "record",
+            "--native",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--duration",
+            f"{max(1, seconds - 1):g}",
+            "--output",
+            str(out),
+            "--pid",
+            str(pid),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    figures = wrk(name, url, seconds)
+    spy.wait(timeout=120)
+    return figures, shares(out)
+
+
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU time ``pid`` has used (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def get_comparison(
+    seconds: float, rounds: int, baseline_src: str | None, stored: int = 10_000, profile: bool = False
+) -> None:
+    """GetTask only (MINIMAL, BASIC, FULL of one finished task): this tree, and with ``baseline_src`` another
+    tree's ktes on the same store, taking turns ``rounds`` times (the median and the best of each count), the
+    load average printed with every run."""
+    work = Path(tempfile.mkdtemp(prefix="ktes-bench-get-"))
+    url = f"sqlite:///{work / 'ktes.db'}"
+    took = fill(url, 0, stored)
+    print(f"\n## GetTask: SQLite, {stored:,} stored tasks (filled in {took:.1f}s)", flush=True)
+    this_src = str(Path(__file__).resolve().parents[1] / "src")
+    sides = [("this tree", this_src)]
+    if baseline_src:
+        sides.insert(0, ("baseline", baseline_src))
+    views = ["MINIMAL", "BASIC", "FULL"]
+    results: dict[tuple[str, str], list[Figures]] = {}
+    cpu_per_request: dict[tuple[str, str], list[float]] = {}
+    profiles: dict[str, dict[str, float]] = {}
+    try:
+        for turn in range(rounds):
+            for side, src in sides if turn % 2 == 0 else sides[::-1]:
+                with ktes_serve(url, work, src=src) as (base, pid):
+                    newest = get_json(f"{base}{BASE}/tasks?page_size=1&state=COMPLETE")["tasks"][0]["id"]
+                    for view in views:
+                        target = f"{base}{BASE}/tasks/{newest}?view={view}"
+                        cpu = cpu_seconds(pid)
+                        f = wrk(f"get {view}", target, seconds)
+                        cpu_us = (cpu_seconds(pid) - cpu) / max(f.requests, 1) * 1e6
+                        results.setdefault((side, view), []).append(f)
+                        cpu_per_request.setdefault((side, view), []).append(cpu_us)
+                        bad = f"  ({f.errors} non-2xx)" if f.errors else ""
+                        print(
+                            f"round {turn + 1} {side:10} get {view:8} {f.rps:8.0f} req/s  p50 {f.p50_ms:6.2f} ms"
+                            f"  p99 {f.p99_ms:6.2f} ms  server CPU {cpu_us:5.0f} us/req  load {load()}{bad}",
+                            flush=True,
+                        )
+                    if profile and turn == 0:
+                        target = f"{base}{BASE}/tasks/{newest}?view=BASIC"
+                        _f, profiles[side] = profiled_wrk("get BASIC", target, seconds, pid, work / f"{side}.txt")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{'GetTask':14} " + " ".join(f"{side + ' median':>18} {'best':>7}" for side, _ in sides), end="")
+    print(f" {'ratio (median)':>15}" if baseline_src else "")
+    for view in views:
+        row = f"{'get ' + view:14} "
+        medians = []
+        for side, _ in sides:
+            rates = sorted(f.rps for f in results[(side, view)])
+            medians.append(rates[len(rates) // 2])
+            row += f"{medians[-1]:18.0f} {rates[-1]:7.0f}"
+        print(row + (f" {medians[1] / medians[0]:14.2f}x" if baseline_src else ""), flush=True)
+    print("\nserver CPU per request, median (us; the load barely moves it, unlike req/s):")
+    for view in views:
+        cells = []
+        for side, _ in sides:
+            cpu = sorted(cpu_per_request[(side, view)])
+            cells.append(f"{side} {cpu[len(cpu) // 2]:5.0f}")
+        print(f"  get {view:8} " + "   ".join(cells), flush=True)
+    for side, by_share in profiles.items():
+        print(f"\nprofile of get BASIC, {side} (py-spy --native, share of samples):")
+        for name, pct in sorted(by_share.items(), key=lambda item: -item[1]):
+            print(f"  {pct:5.1f}%  {name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each wrk run")
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--auth", action="store_true", help="only compare GET throughput with auth off and on")
-    parser.add_argument("--rounds", type=int, default=3, help="with --auth: turns of the three modes (best counts)")
+    parser.add_argument("--rounds", type=int, default=3, help="with --auth or --get: turns of the modes or trees")
+    parser.add_argument("--get", action="store_true", help="only GetTask (MINIMAL, BASIC, FULL) of one task")
+    parser.add_argument("--baseline-src", help="with --get: a src dir of another ktes measured beside this one")
+    parser.add_argument("--profile", action="store_true", help="with --get: py-spy shares of get BASIC per tree")
     args = parser.parse_args()
+    if args.get:
+        print(f"ktes API benchmark: wrk -t2 -c16, {args.seconds:g}s per run, {os.cpu_count()} CPUs", flush=True)
+        get_comparison(args.seconds, args.rounds, args.baseline_src, profile=args.profile)
+        return
     if args.auth:
         print(f"ktes API benchmark: wrk -t2 -c16, {args.seconds:g}s per run, {os.cpu_count()} CPUs", flush=True)
         auth_comparison(args.seconds, rounds=args.rounds)

@@ -64,11 +64,17 @@ async def _over_limit(_request: Request, exc: Exception) -> Response:
     return response
 
 
-async def _store_unavailable(request: Request, exc: Exception) -> Response:
-    log.warning("%s %s: %s", request.method, request.url.path, exc)
+def store_unavailable_response(method: str, path: str, exc: StoreUnavailable) -> Response:
+    """The 503 for a request the store could not answer (logged: the operator should know)."""
+    log.warning("%s %s: %s", method, path, exc)
     response = error_response(503, "the task database is unavailable just now; try again shortly")
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StoreUnavailable)
+    return store_unavailable_response(request.method, request.url.path, exc)
 
 
 async def _request_validation(_request: Request, exc: Exception) -> Response:

@@ -60,6 +60,11 @@ def served_hosts(settings: Settings) -> frozenset[str] | None:
     return None
 
 
+def serves_host(hosts: frozenset[str] | None, name: str) -> bool:
+    """Whether a request for the host ``name`` (see :func:`host_name`) is served, given :func:`served_hosts`."""
+    return hosts is None or name in hosts or is_loopback(name)
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
@@ -111,7 +116,7 @@ class RequestGuard:
         return None
 
     def _serves(self, name: str) -> bool:
-        return self.hosts is None or name in self.hosts or is_loopback(name)
+        return serves_host(self.hosts, name)
 
     def _may_write(self, origin: str, host: str | None) -> bool:
         origin = origin.rstrip("/")

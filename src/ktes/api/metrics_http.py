@@ -76,19 +76,37 @@ def metrics_route(store: Store) -> Route:
     return Route("/metrics", metrics, methods=["GET"], name="metrics")
 
 
+class RequestCounts:
+    """``ktes_http_requests_total`` and ``ktes_http_request_duration_seconds``, with the labelled series kept in
+    dicts, so a request costs two dict lookups, a counter increment and a histogram observation. Shared by
+    :class:`HttpMetrics` and the GetTask fast path (``api/fast_get.py``), which answers before the middleware."""
+
+    def __init__(self) -> None:
+        self._counters: dict[tuple[str, str, int], Counter] = {}
+        self._timers: dict[str, Histogram] = {}
+
+    def note(self, route: str, method: str, status: int, elapsed: float) -> None:
+        method = method if method in METHODS else "OTHER"
+        key = (route, method, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = HTTP_REQUESTS.labels(route, method, str(status))
+        timer = self._timers.get(route)
+        if timer is None:
+            timer = self._timers[route] = HTTP_DURATION.labels(route)
+        counter.inc()
+        timer.observe(elapsed)
+
+
 class HttpMetrics:
-    """Pure ASGI middleware: ``ktes_http_requests_total`` and ``ktes_http_request_duration_seconds``.
+    """Pure ASGI middleware: counts and times every HTTP request into ``counts``, labelled by the template of
+    the route the router put in the scope."""
 
-    The route template comes from the endpoint the router put in the scope; the labelled series are kept in
-    dicts, so a request costs two dict lookups, a counter increment and a histogram observation.
-    """
-
-    def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, routes: list[BaseRoute], counts: RequestCounts) -> None:
         self.app = app
         self._routes = routes
         self._templates: dict[object, str] | None = None
-        self._counters: dict[tuple[str, str, int], Counter] = {}
-        self._timers: dict[str, Histogram] = {}
+        self._counts = counts
 
     def _template(self, endpoint: object) -> str:
         if self._templates is None or (endpoint is not None and endpoint not in self._templates):
@@ -112,17 +130,7 @@ class HttpMetrics:
             await self.app(scope, receive, send_and_note)
         finally:
             elapsed = time.perf_counter() - started
-            route = self._template(scope.get("endpoint"))
-            method = scope["method"] if scope["method"] in METHODS else "OTHER"
-            key = (route, method, status)
-            counter = self._counters.get(key)
-            if counter is None:
-                counter = self._counters[key] = HTTP_REQUESTS.labels(route, method, str(status))
-            timer = self._timers.get(route)
-            if timer is None:
-                timer = self._timers[route] = HTTP_DURATION.labels(route)
-            counter.inc()
-            timer.observe(elapsed)
+            self._counts.note(self._template(scope.get("endpoint")), scope["method"], status, elapsed)
 
 
 def _templates(routes: list[BaseRoute]) -> Iterator[tuple[object, str]]:

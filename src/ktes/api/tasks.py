@@ -24,6 +24,7 @@ from ktes.api.redaction import redact_list_json, redact_task_json
 from ktes.auth import access
 from ktes.auth.file_access import check_file_urls
 from ktes.auth.middleware import principal_of
+from ktes.auth.principal import Principal
 from ktes.capabilities import Capabilities
 from ktes.config import Settings
 from ktes.engine.commands import request_cancel
@@ -85,15 +86,52 @@ def limits_from(settings: Settings) -> Limits:
     )
 
 
+class TaskReader:
+    """GetTask's answer for one caller: the stored bytes, limited to the caller's own tasks, with the owner tag
+    for admins, URLs redacted and states shown as TES 1.0's when so set. Used by the route and by the fast path
+    (``api/fast_get.py``), so both answer the same bytes.
+
+    MINIMAL and BASIC reads run on the event loop: they are single indexed statements, and a thread hop would
+    cost more. FULL reads (a FULL document holds the inputs' content, possibly MiBs) run in worker threads,
+    at most :data:`LARGE_READS_AT_ONCE` at once (``off_loop``, shared with ListTasks' FULL pages)."""
+
+    def __init__(self, settings: Settings, store: Store, off_loop: OffLoop) -> None:
+        self.store = store
+        self.reads: JsonReads = store if isinstance(store, JsonReads) else _DictReads(store)
+        self.off_loop = off_loop
+        self.as_tes_1_0 = settings.tes_states == "1.0"
+
+    async def get(self, principal: Principal | None, task_id: str, view: View) -> bytes:
+        scope, show_owner = access.owner_scope(principal), access.shows_owner(principal)
+        if view is View.FULL:
+            return await self.off_loop.run(self._one_task, task_id, view, scope, show_owner)
+        return self._one_task(task_id, view, scope, show_owner)
+
+    def _one_task(self, task_id: str, view: View, owner: str | None, show_owner: bool) -> bytes:
+        body = self.reads.get_view_json(task_id, view, owner)
+        if view is not View.MINIMAL:
+            if show_owner:
+                body = access.task_with_owner(body, self.store.owners)
+            body = redact_task_json(body)
+        if self.as_tes_1_0:
+            body = tes10.present_task_json(body, view)
+        return body
+
+
 def task_routes(
-    prefix: str, settings: Settings, store: Store, capabilities: Capabilities, wake: Callable[[], None]
+    prefix: str,
+    settings: Settings,
+    store: Store,
+    capabilities: Capabilities,
+    wake: Callable[[], None],
+    reader: TaskReader | None = None,
 ) -> list[BaseRoute]:
     limits = limits_from(settings)
     as_tes_1_0 = settings.tes_states == "1.0"
     # MINIMAL and BASIC reads run on the event loop: they are single indexed statements, and a thread hop would
     # cost more. FULL reads (possibly MiBs) and writes (which may wait for a lock) run in threads.
-    reads = store if isinstance(store, JsonReads) else _DictReads(store)
-    off_loop = OffLoop(LARGE_READS_AT_ONCE)
+    reader = reader or TaskReader(settings, store, OffLoop(LARGE_READS_AT_ONCE))
+    reads, off_loop = reader.reads, reader.off_loop
 
     async def create_task(request: Request) -> Response:
         principal = principal_of(request)
@@ -188,25 +226,9 @@ def task_routes(
             body = list_page(flt, size, token, view, show_owner)
         return Response(body, media_type=JSON)
 
-    def one_task(task_id: str, view: View, owner: str | None, show_owner: bool) -> bytes:
-        body = reads.get_view_json(task_id, view, owner)
-        if view is not View.MINIMAL:
-            if show_owner:
-                body = access.task_with_owner(body, store.owners)
-            body = redact_task_json(body)
-        if as_tes_1_0:
-            body = tes10.present_task_json(body, view)
-        return body
-
     async def get_task(request: Request) -> Response:
-        principal = principal_of(request)
         view = parse_view(request.query_params.get("view"))
-        task_id = request.path_params["task_id"]
-        scope, show_owner = access.owner_scope(principal), access.shows_owner(principal)
-        if view is View.FULL:  # a FULL document holds the inputs' content, which may be large
-            body = await off_loop.run(one_task, task_id, view, scope, show_owner)
-        else:
-            body = one_task(task_id, view, scope, show_owner)
+        body = await reader.get(principal_of(request), request.path_params["task_id"], view)
         return Response(body, media_type=JSON)
 
     async def cancel_task(request: Request) -> Response:

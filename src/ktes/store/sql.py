@@ -47,6 +47,10 @@ R = TypeVar("R")
 #: ListTasks pages of documents are read and sent in parts of about this many bytes (list_tasks_json_parts).
 PART_BYTES = 1 << 20
 
+#: SQLite connections kept for single-row reads (see SqlStore._sqlite_fetch_one): the event loop needs one,
+#: FULL reads in worker threads one each (at most 2 at once).
+_SPARE_READERS = 4
+
 #: After a bulk import this large, PostgreSQL vacuums and analyzes the tables (see SqlStore.import_tasks).
 _ANALYZE_AFTER_ROWS = 1000
 
@@ -271,6 +275,9 @@ class SqlStore:
         self._write_lock: AbstractContextManager[Any] = threading.Lock() if self.dialect == "sqlite" else nullcontext()
         #: reads run in autocommit mode: no BEGIN/ROLLBACK round trips around a single SELECT
         self._reader: Engine = engine
+        #: SQLite connections for single-row reads, out of the pool (see _sqlite_fetch_one)
+        self._spare_readers: list[Any] = []
+        self._closed = False
         if self.dialect == "sqlite":
             self._writer = engine.execution_options(ktes_write=True)
         else:
@@ -456,10 +463,45 @@ class SqlStore:
     def _fetch_one(self, sql: str, task_id: str, *more: str) -> Any:
         if not is_id(task_id):  # not one of ours: no need to ask the database
             raise TaskNotFound(task_id)
-        row = self._raw_read(lambda cursor: _fetchone(cursor, sql, (task_id, *more)))
+        if self.dialect == "sqlite":
+            row = self._sqlite_fetch_one(sql, (task_id, *more))
+        else:
+            row = self._raw_read(lambda cursor: _fetchone(cursor, sql, (task_id, *more)))
         if row is None:
             raise TaskNotFound(task_id)
         return row
+
+    def _sqlite_fetch_one(self, sql: str, params: tuple[str, ...]) -> Any:
+        """One row on SQLite, on a connection of the store's own free list rather than the pool: the pool's
+        checkout and return (a rollback, events, weak references) cost about as much as the statement, and
+        GetTask is the request clients repeat most. The connections are made by the engine (its pragmas and
+        transaction control) and taken out of its pool (``detach``); at most :data:`_SPARE_READERS` are kept.
+        A ``list.pop``/``append`` needs no lock: each connection is used by one thread at a time."""
+        try:
+            connection = self._spare_readers.pop()
+        except IndexError:
+            connection = self._detached_reader()
+        try:
+            cursor = connection.execute(sql, params)
+            row = cursor.fetchone()
+            cursor.close()  # the statement ends here, not whenever the cursor is collected (a checkpoint waits for it)
+        except self._dbapi_outage as exc:
+            with suppress(Exception):
+                connection.close()
+            raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from exc
+        if len(self._spare_readers) < _SPARE_READERS and not self._closed:
+            self._spare_readers.append(connection)
+        else:
+            connection.close()
+        return row
+
+    def _detached_reader(self) -> Any:
+        try:
+            fairy = self.engine.raw_connection()
+        except self._connect_failed as exc:
+            raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from exc
+        fairy.detach()
+        return fairy.dbapi_connection
 
     def _raw_read(self, read: Callable[[Any], R]) -> R:
         """Run ``read(cursor)`` on a pooled DBAPI connection of the read engine.
@@ -862,6 +904,10 @@ class SqlStore:
             return len(gone)
 
     def close(self) -> None:
+        self._closed = True
+        while self._spare_readers:
+            with suppress(Exception):
+                self._spare_readers.pop().close()
         self.engine.dispose()
         if self._reader is not self.engine:
             self._reader.dispose()
