@@ -10,6 +10,11 @@ runs. Not a test: it prints figures.
     python bench/api.py --auth [--seconds 3]     # GET throughput with auth off, basic and OIDC, side by side
     python bench/api.py --get [--baseline-src ../main/src] [--rounds 5] [--profile]
                                                  # GetTask only, this tree and another taking turns
+    python bench/api.py --url URL --sizes 1000000 [--baseline-src ../main/src] [--rounds 2] [--no-create]
+
+``--url`` reuses a store of your own (filled only up to the size; a million tasks take minutes to add), and
+``--baseline-src`` measures another ktes's ``src`` on the same store, taking turns with this tree (the baseline
+must know the store's schema: migrations it lacks stop it).
 
 Needs ``wrk`` (Debian package) and, for PostgreSQL, Debian's postgresql 15 (started in a temp directory).
 """
@@ -34,6 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fixtures.postgres
 
+import sqlalchemy as sa
 from tests.fixtures.postgres import running_postgres
 
 from ktes.store.sql import open_store
@@ -158,7 +164,7 @@ def free_port() -> int:
 def ktes_serve(
     database_url: str, data_dir: Path, extra_env: dict[str, str] | None = None, src: str | None = None
 ) -> Iterator[tuple[str, int]]:
-    """An API-only ``ktes serve``; with ``src``, the ``ktes`` package found there (another version)."""
+    """An API-only ``ktes serve`` on ``database_url``; with ``src``, the ``ktes`` package found there."""
     port = free_port()
     env = {
         **os.environ,
@@ -170,6 +176,9 @@ def ktes_serve(
     if src:
         env["PYTHONPATH"] = src
     argv = ["ktes", "serve", "--backend", "local", "--host", "127.0.0.1", "--port", str(port)]
+    if src is not None:
+        env["PYTHONPATH"] = str(Path(src).resolve())
+        argv = [sys.executable, "-m", "ktes", *argv[1:]]
     server = subprocess.Popen([*argv, "--data-dir", str(data_dir)], env=env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -201,7 +210,9 @@ def deep_token(base: str, depth: int) -> str | None:
     return token
 
 
-def suite(base: str, pid: int, seconds: float, work: Path, stored: int) -> tuple[list[Figures], float]:
+def suite(
+    base: str, pid: int, seconds: float, work: Path, stored: int, create: bool = True
+) -> tuple[list[Figures], float]:
     create_lua = work / "create.lua"
     create_lua.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
@@ -223,29 +234,84 @@ def suite(base: str, pid: int, seconds: float, work: Path, stored: int) -> tuple
     if token is not None:
         runs.append(("list deep page (90% down)", f"/tasks?page_token={token}"))
     figures = [wrk(name, f"{base}{BASE}{path}", seconds) for name, path in runs]
-    create = wrk("create", f"{base}{BASE}/tasks", seconds, create_lua)
-    figures.insert(0, create)
+    if create:
+        figures.insert(0, wrk("create", f"{base}{BASE}/tasks", seconds, create_lua))
     return figures, rss_mib(pid)
 
 
-def run_database(label: str, url: str, sizes: list[int], seconds: float) -> None:
+def stored_tasks(url: str) -> int:
+    """How many tasks the store at ``url`` holds (0 for a new database)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM tasks")).scalar_one())
+    except sa.exc.DBAPIError:
+        return 0
+    finally:
+        engine.dispose()
+
+
+def load_average() -> str:
+    return "load average " + " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def print_figures(figures: list[Figures]) -> None:
+    print(f"{'operation':44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for f in figures:
+        bad = f"  ({f.errors} non-2xx)" if f.errors else ""
+        print(f"{f.name:44} {f.rps:8.0f} {f.p50_ms:8.2f} {f.p99_ms:8.2f}{bad}")
+
+
+@dataclass
+class Options:
+    seconds: float
+    baseline_src: str | None = None
+    rounds: int = 1
+    create: bool = True
+
+
+def run_database(label: str, url: str, sizes: list[int], options: Options) -> None:
     work = Path(tempfile.mkdtemp(prefix="ktes-bench-"))
-    filled = 0
+    filled = stored_tasks(url)
+    versions: list[tuple[str, str | None]] = [("this tree", None)]
+    if options.baseline_src:
+        versions.insert(0, ("baseline", options.baseline_src))
     try:
         for size in sizes:
+            if size < filled:
+                print(f"\n(skipping {size:,}: the store holds {filled:,} tasks)")
+                continue
             took = fill(url, filled, size)
             print(f"\n## {label}: {size:,} stored tasks (filled {size - filled:,} in {took:.1f}s)", flush=True)
             filled = size
-            with ktes_serve(url, work) as (base, pid):
-                idle = rss_mib(pid)
-                figures, rss = suite(base, pid, seconds, work, size)
-            print(f"{'operation':44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-            for f in figures:
-                bad = f"  ({f.errors} non-2xx)" if f.errors else ""
-                print(f"{f.name:44} {f.rps:8.0f} {f.p50_ms:8.2f} {f.p99_ms:8.2f}{bad}")
-            print(f"server RSS: {idle:.0f} MiB at start, {rss:.0f} MiB after the runs", flush=True)
+            results: dict[str, list[list[Figures]]] = {}
+            for turn in range(1, options.rounds + 1):
+                for name, src in versions:
+                    with ktes_serve(url, work, src=src) as (base, pid):
+                        idle = rss_mib(pid)
+                        before = load_average()
+                        figures, rss = suite(base, pid, options.seconds, work, size, options.create)
+                    tag = f"{name}, turn {turn}: " if len(versions) > 1 or options.rounds > 1 else ""
+                    print(f"\n{tag}{before} at the start, {load_average()} at the end")
+                    print_figures(figures)
+                    print(f"server RSS: {idle:.0f} MiB at start, {rss:.0f} MiB after the runs", flush=True)
+                    results.setdefault(name, []).append(figures)
+            if len(versions) > 1:
+                compare(results["baseline"], results["this tree"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def compare(baseline: list[list[Figures]], this_tree: list[list[Figures]]) -> None:
+    """Each operation's best turn (highest req/s) of both sides."""
+
+    def best(turns: list[list[Figures]]) -> list[Figures]:
+        return [max(column, key=lambda f: f.rps) for column in zip(*turns, strict=True)]
+
+    print("\nbest turn of each side      baseline: req/s   p50   p99   |   this tree: req/s   p50   p99")
+    for b, t in zip(best(baseline), best(this_tree), strict=True):
+        sides = [f"{f.rps:7.0f} {f.p50_ms:7.2f} {f.p99_ms:7.2f}" for f in (b, t)]
+        print(f"{b.name:44} {sides[0]}   | {sides[1]}", flush=True)
 
 
 def auth_comparison(seconds: float, stored: int = 10_000, rounds: int = 3) -> None:
@@ -448,28 +514,35 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--auth", action="store_true", help="only compare GET throughput with auth off and on")
-    parser.add_argument("--rounds", type=int, default=3, help="with --auth or --get: turns of the modes or trees")
+    parser.add_argument("--rounds", type=int, default=None, help="turns of each side (--auth, --get: 3, else 1)")
     parser.add_argument("--get", action="store_true", help="only GetTask (MINIMAL, BASIC, FULL) of one task")
-    parser.add_argument("--baseline-src", help="with --get: a src dir of another ktes measured beside this one")
     parser.add_argument("--profile", action="store_true", help="with --get: py-spy shares of get BASIC per tree")
+    parser.add_argument("--url", help="a database of your own to fill (up to the size) and measure, kept after")
+    parser.add_argument("--baseline-src", help="the src directory of another ktes, measured in turns with this one")
+    parser.add_argument("--no-create", action="store_true", help="skip the create run (it adds tasks to the store)")
     args = parser.parse_args()
     if args.get:
         print(f"ktes API benchmark: wrk -t2 -c16, {args.seconds:g}s per run, {os.cpu_count()} CPUs", flush=True)
-        get_comparison(args.seconds, args.rounds, args.baseline_src, profile=args.profile)
+        get_comparison(args.seconds, args.rounds or 3, args.baseline_src, profile=args.profile)
         return
     if args.auth:
         print(f"ktes API benchmark: wrk -t2 -c16, {args.seconds:g}s per run, {os.cpu_count()} CPUs", flush=True)
-        auth_comparison(args.seconds, rounds=args.rounds)
+        auth_comparison(args.seconds, rounds=args.rounds or 3)
         return
     sizes = [int(s) for s in args.sizes.split(",")]
+    options = Options(args.seconds, args.baseline_src, args.rounds or 1, not args.no_create)
     print(f"ktes API benchmark: wrk -t2 -c16, {args.seconds:g}s per run, {os.cpu_count()} CPUs", flush=True)
+    if args.url:
+        label = "SQLite" if args.url.startswith("sqlite") else "PostgreSQL"
+        run_database(label, args.url, sizes, options)
+        return
     for database in args.databases.split(","):
         if database == "sqlite":
             with tempfile.TemporaryDirectory(prefix="ktes-bench-db-") as tmp:
-                run_database("SQLite", f"sqlite:///{tmp}/ktes.db", sizes, args.seconds)
+                run_database("SQLite", f"sqlite:///{tmp}/ktes.db", sizes, options)
         elif database == "postgresql":
             with running_postgres(durable=True) as url:
-                run_database("PostgreSQL 15", url, sizes, args.seconds)
+                run_database("PostgreSQL 15", url, sizes, options)
         else:
             raise SystemExit(f"unknown database {database!r}")
 

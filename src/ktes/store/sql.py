@@ -320,34 +320,47 @@ class SqlStore:
             yield conn
 
     @contextmanager
+    def _pooled_cursor(self, engine: Engine) -> Iterator[tuple[Any, Any]]:
+        """(connection, cursor) on a pooled DBAPI connection of ``engine``: the cursor is closed and the connection
+        returned to the pool when the block ends. A failed connect raises :class:`StoreUnavailable`; when the
+        block raises the DBAPI's "database gone or busy" errors, the connection is thrown away (not pooled again)
+        and the error goes on to the caller, which retries or reports it."""
+        try:
+            raw = engine.raw_connection()
+        except self._connect_failed as exc:  # the pool does not wrap a failed connect
+            raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from exc
+        try:
+            cursor = raw.cursor()
+            try:
+                yield raw, cursor
+            finally:
+                with suppress(Exception):
+                    cursor.close()
+        except self._dbapi_outage as exc:
+            raw.invalidate(exc)
+            raise
+        finally:
+            raw.close()
+
+    @contextmanager
     def _raw_write(self) -> Iterator[Any]:
         """A DBAPI cursor in one write transaction (``BEGIN IMMEDIATE`` on SQLite), committed when the block
         ends and rolled back when it raises. The engine's state changes use it: through SQLAlchemy's execution
         layer, building and running their three statements cost more CPU than the database spent on them."""
         with self._write_lock:
             try:
-                raw = self._writer.raw_connection()
-            except self._connect_failed as exc:  # the pool does not wrap a failed connect
-                raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from exc
-            try:
-                cursor = raw.cursor()
-                try:
-                    if self.dialect == "sqlite":
-                        cursor.execute("BEGIN IMMEDIATE")
-                    yield cursor
-                    raw.commit()
-                except BaseException:
-                    with suppress(Exception):
-                        raw.rollback()
-                    raise
-                finally:
-                    with suppress(Exception):
-                        cursor.close()
+                with self._pooled_cursor(self._writer) as (raw, cursor):
+                    try:
+                        if self.dialect == "sqlite":
+                            cursor.execute("BEGIN IMMEDIATE")
+                        yield cursor
+                        raw.commit()
+                    except BaseException:
+                        with suppress(Exception):
+                            raw.rollback()
+                        raise
             except self._dbapi_outage as exc:
-                raw.invalidate(exc)
                 raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from exc
-            finally:
-                raw.close()
 
     def create(self, task: Task, max_active: int | None = None) -> str:
         if max_active is None or task.owner is None:
@@ -513,23 +526,12 @@ class SqlStore:
         """
         for attempt in (1, 2):
             try:
-                raw = self._reader.raw_connection()
-            except self._connect_failed as exc:  # the pool does not wrap a failed connect
-                raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from exc
-            try:
-                cursor = raw.cursor()
-                try:
+                with self._pooled_cursor(self._reader) as (_raw, cursor):
                     return read(cursor)
-                finally:
-                    with suppress(Exception):
-                        cursor.close()
             except self._dbapi_outage as exc:
-                raw.invalidate(exc)
                 if self.dialect == "sqlite" or attempt == 2:
                     raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from exc
                 self._reader.dispose()
-            finally:
-                raw.close()
         raise AssertionError("unreachable")
 
     @_outage_is_unavailable
@@ -814,8 +816,9 @@ class SqlStore:
         if not ids:
             return []
         doc = "doc" if view is View.FULL else "coalesce(basic, doc)"
-        marks = ", ".join([self._mark] * len(ids))
-        cursor.execute(f"SELECT task_id, {doc} FROM task_docs WHERE task_id IN ({marks})", tuple(ids))
+        # One array parameter, not one per id: a statement of 256 placeholders cost psycopg more to convert
+        # and bind than PostgreSQL spent running it.
+        cursor.execute(f"SELECT task_id, {doc} FROM task_docs WHERE task_id = ANY({self._mark})", (ids,))
         found = dict(cursor.fetchall())
         return [(task_id, found[task_id]) for task_id in ids if task_id in found]
 
