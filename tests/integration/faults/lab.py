@@ -19,12 +19,11 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.fixtures.k8s import REPO, kubectl, lab_cluster_script
+from tests.fixtures.k8s import REPO, kubectl, lab_cluster_script, lab_ktes_env
 
 LAB_HOME = Path(os.environ.get("K8S_LAB_HOME", "/var/cache/k8s-lab"))
 #: where sessions sharing the lab note what disrupts it: each outage is written there first, if the file exists.
@@ -34,21 +33,8 @@ KINDS = "jobs,pods,secrets,configmaps,persistentvolumeclaims"
 
 
 def ktes_env(kubeconfig: Path, ktes_image: str, namespace: str, storage_env: dict[str, str]) -> dict[str, str]:
-    """``ktes serve --backend kubernetes`` on the lab, in ``namespace``, with a short Lease (a killed leader's
-    successor takes over within seconds)."""
-    return {
-        **storage_env,
-        "KUBECONFIG": str(kubeconfig),
-        "KTES_BACKEND": "kubernetes",
-        "KTES_K8S_NAMESPACE": namespace,
-        "KTES_K8S_IMAGE": ktes_image,
-        "KTES_K8S_IMAGE_PULL_POLICY": "IfNotPresent",
-        "KTES_K8S_DNS_POLICY": "Default",
-        "KTES_K8S_LEASE_NAME": f"ktes-{uuid.uuid4().hex[:8]}",
-        "KTES_K8S_LEASE_DURATION_SECONDS": "4",
-        "KTES_K8S_LEASE_RENEW_SECONDS": "1",
-        "KTES_ENGINE_POLL_SECONDS": "0.5",
-    }
+    """``ktes serve --backend kubernetes`` on the lab, in ``namespace``, reaching the test's storage servers."""
+    return {**storage_env, **lab_ktes_env(kubeconfig, namespace, ktes_image)}
 
 
 def _kept(obj: dict[str, Any]) -> bool:

@@ -6,9 +6,7 @@ task was accepted."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest
 import tes
 
 from ktes.auth.users_file import add_user
-from tests.fixtures.k8s import fresh_namespace, kubectl
+from tests.fixtures.k8s import fresh_namespace, host_tmp_dir, kubectl, lab_ktes_env
 from tests.fixtures.ktes_server import StartServer
 from tests.integration.k8s.test_k8s_backend import busybox, system_logs, wait_end, wait_state
 
@@ -43,24 +41,18 @@ def test_owner_labels_and_queues_on_the_lab(
     add_user(users, "bob", "b-pw", rounds=4)
     add_user(users, "root", "r-pw", rounds=4)
     server = ktes_server(
-        env={
-            "KUBECONFIG": str(k8s_lab),
-            "KTES_BACKEND": "kubernetes",
-            "KTES_K8S_NAMESPACE": namespace,
+        env=lab_ktes_env(
+            k8s_lab,
+            namespace,
             # tasks without inputs or outputs have no stage containers: the ktes image is not needed
-            "KTES_K8S_IMAGE": "localhost/ktes:not-needed",
-            "KTES_K8S_DNS_POLICY": "Default",
-            "KTES_K8S_LEASE_NAME": f"ktes-{uuid.uuid4().hex[:8]}",
-            "KTES_K8S_LEASE_DURATION_SECONDS": "4",
-            "KTES_K8S_LEASE_RENEW_SECONDS": "1",
-            "KTES_ENGINE_POLL_SECONDS": "0.5",
-            "KTES_K8S_ENTRYPOINT_PATH": str(entrypoint_binary),
-            "KTES_K8S_KEEP_FINISHED_JOBS": "true",
-            "KTES_K8S_USER_QUEUES": '{"bob": "team-b"}',
-            "KTES_AUTH": "basic",
-            "KTES_AUTH_USERS_FILE": str(users),
-            "KTES_ADMINS": '["root"]',
-        }
+            "localhost/ktes:not-needed",
+            KTES_K8S_ENTRYPOINT_PATH=str(entrypoint_binary),
+            KTES_K8S_KEEP_FINISHED_JOBS="true",
+            KTES_K8S_USER_QUEUES='{"bob": "team-b"}',
+            KTES_AUTH="basic",
+            KTES_AUTH_USERS_FILE=str(users),
+            KTES_ADMINS='["root"]',
+        )
     )
     alice = tes.HTTPClient(server.url, timeout=30, user="alice@example.org", password="a-pw")
     bob = tes.HTTPClient(server.url, timeout=30, user="bob", password="b-pw")
@@ -96,11 +88,8 @@ def test_owner_labels_and_queues_on_the_lab(
 
 @pytest.fixture
 def shared_dir() -> Iterator[Path]:
-    """A directory below /tmp, which the Pods see through ``hostpath:/tmp`` (the lab has one node: this one)."""
-    path = Path("/tmp") / f"ktes-users-{uuid.uuid4().hex[:8]}"
-    path.mkdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with host_tmp_dir("ktes-users") as path:
+        yield path
 
 
 def test_a_task_reaches_only_its_owners_files_even_through_a_link_made_after_post(
@@ -120,23 +109,16 @@ def test_a_task_reaches_only_its_owners_files_even_through_a_link_made_after_pos
     (shared_dir / "alice" / "mine.txt").write_text("alice's own\n")
     (shared_dir / "bob" / "secret.txt").write_text("bob's secret\n")
     server = ktes_server(
-        env={
-            "KUBECONFIG": str(k8s_lab),
-            "KTES_BACKEND": "kubernetes",
-            "KTES_K8S_NAMESPACE": namespace,
-            "KTES_K8S_IMAGE": ktes_image,
-            "KTES_K8S_IMAGE_PULL_POLICY": "IfNotPresent",
-            "KTES_K8S_DNS_POLICY": "Default",
-            "KTES_K8S_LEASE_NAME": f"ktes-{uuid.uuid4().hex[:8]}",
-            "KTES_K8S_LEASE_DURATION_SECONDS": "4",
-            "KTES_K8S_LEASE_RENEW_SECONDS": "1",
-            "KTES_ENGINE_POLL_SECONDS": "0.5",
-            "KTES_K8S_FILE_VOLUME": "hostpath:/tmp",
-            "KTES_FILE_USER_ROOTS": json.dumps([f"{shared_dir}/{{user}}"]),
-            "KTES_K8S_MAX_RUNNING_TASKS": "1",  # one task at a time: the later ones wait while links are made
-            "KTES_AUTH": "basic",
-            "KTES_AUTH_USERS_FILE": str(users),
-        }
+        env=lab_ktes_env(
+            k8s_lab,
+            namespace,
+            ktes_image,
+            KTES_K8S_FILE_VOLUME="hostpath:/tmp",
+            KTES_FILE_USER_ROOTS=json.dumps([f"{shared_dir}/{{user}}"]),
+            KTES_K8S_MAX_RUNNING_TASKS="1",  # one task at a time: the later ones wait while links are made
+            KTES_AUTH="basic",
+            KTES_AUTH_USERS_FILE=str(users),
+        )
     )
     alice = tes.HTTPClient(server.url, timeout=30, user="alice", password="a-pw")
 
