@@ -2,7 +2,7 @@
 
 A plain ``GET /ga4gh/tes/v1/tasks/{id}`` (no query but ``view=MINIMAL|BASIC|FULL``, no ``Origin``) is answered
 here, before FastAPI's and ktes's middleware and the router: on a 2-CPU machine those layers cost about a third
-of such a request (docs/scale.md, "GET throughput"). It does what they would do for that request, through the
+of such a request (docs/scale.md, "GetTask throughput"). It does what they would do for that request, through the
 same code:
 
 - the Host check of :mod:`ktes.api.guards` (``serves_host``; a GET without ``Origin`` meets no other guard);
