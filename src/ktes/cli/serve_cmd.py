@@ -58,6 +58,7 @@ async def serve(settings: Settings) -> None:
     from fastapi import FastAPI
 
     from ktes.api.app import create_app
+    from ktes.api.http_protocol import CoalescingHttpToolsProtocol
     from ktes.auth.authenticator import Authenticator, warn_if_open
     from ktes.backends.registry import create_backend, create_leadership, preflight, refused_schemes
     from ktes.capabilities import Capabilities
@@ -122,6 +123,7 @@ async def serve(settings: Settings) -> None:
     app.router.lifespan_context = lifespan
     config = uvicorn.Config(
         app,
+        http=CoalescingHttpToolsProtocol,  # one send per small response (ktes.api.http_protocol)
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
