@@ -53,13 +53,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fixtur
 from bench.api import free_port, rss_mib, synthetic_task, wrk
 from tests.fixtures.images import build_busybox_image
 
-from ktes.backends.local import argv
+from ktes.backends.local import argv, executions
 from ktes.backends.local.runtime import Runtime, detect_runtime
 from ktes.config import Settings
 from ktes.run import entrypoint
 from ktes.store.sql import open_store
 from ktes.tes.ids import new_id, rfc3339
-from ktes.tes.models import Executor, Input, State, Task
+from ktes.tes.models import Executor, Input, Resources, State, Task
 
 BASE = "/ga4gh/tes/v1"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -362,6 +362,8 @@ PODMAN_VARIANTS = {
     "bare": "bare `podman run --rm --network none IMAGE true`",
     "mounts": "bare, plus ktes's name, labels and bind mounts (helper, state dir), without the helper",
     "helper-rm": "ktes's exact `run` argv (through the helper) with --rm",
+    "helper-cpus": "helper-rm of a task asking for cpu_cores 1, as the ktes side's tasks do (`--cpus 1`)",
+    "spawn": "helper-cpus started as ktes starts it (posix_spawn in a session of its own, output to files)",
     "helper-kept": "ktes's exact `run` argv (kept), removed by batched `podman rm` as ktes did",
     "ktes": "`ktes serve`, this tree",
     "baseline": "`ktes serve` from --baseline-src",
@@ -372,7 +374,8 @@ BENCH_INSTANCE = "ktes-bench-scale"
 def bench_run_argv(runtime: Runtime, image: str, state_dir: Path, variant: str) -> tuple[str, list[str]]:
     """A container name and the argv of one ``podman run`` of ``variant`` (state_dir: its own, made here)."""
     task_id, _ = new_id()
-    task = Task(id=task_id, executors=[Executor(image=image, command=["true"])])
+    resources = Resources(cpu_cores=1) if variant in ("helper-cpus", "spawn") else None
+    task = Task(id=task_id, executors=[Executor(image=image, command=["true"])], resources=resources)
     state_dir.mkdir(mode=0o777)
     state_dir.chmod(0o777)
     options = argv.RunOptions(instance=BENCH_INSTANCE, helper=entrypoint.entrypoint_path())
@@ -384,7 +387,7 @@ def bench_run_argv(runtime: Runtime, image: str, state_dir: Path, variant: str) 
         cut = full.index(next(a for a in full if a.startswith("--entrypoint=")))
         return name, [*full[:cut], "--rm", image, "true"]
     full = argv.run_argv(runtime, task, 0, state_dir, state_dir, options)
-    if variant == "helper-rm":
+    if variant in ("helper-rm", "helper-cpus", "spawn"):
         at = full.index("run") + 1
         return name, [*full[:at], "--rm", *full[at:]]
     return name, full
@@ -413,6 +416,14 @@ async def bare_podman(image: str, n: int, parallel: int, variant: str, tmp: Path
         async with gate:
             name, command = bench_run_argv(runtime, image, tmp / f"{variant}-{i}", variant)
             began = time.perf_counter()
+            if variant == "spawn":
+                files = executions.ExecutorFiles(tmp / f"run-{i}", 0)
+                files.run_dir.mkdir()
+                code = await executions.wait_child(executions.start(command, files, ""))
+                runs.append(time.perf_counter() - began)
+                if code != 0:
+                    raise RuntimeError(f"podman run failed: {files.runtime_error()[-500:]}")
+                return
             proc = await asyncio.create_subprocess_exec(*command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             _, err = await proc.communicate()
             runs.append(time.perf_counter() - began)
