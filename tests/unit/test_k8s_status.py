@@ -166,8 +166,19 @@ def test_workspace_over_its_size_is_an_executor_error() -> None:
     end = ended(status.assess(make_task(disk_gb=0.001), observed("evicted-disk"), Progress(), SETTINGS, T0).verdict)
     assert end.state == State.EXECUTOR_ERROR
     assert end.reason == (
-        'the task used more disk than it asked for (disk_gb=0.001): Usage of EmptyDir volume "workspace" '
-        'exceeds the limit "1Mi".'
+        "the task's work directory went over its disk limit of 0.001 GB (disk_gb), so Kubernetes stopped the "
+        'task: Usage of EmptyDir volume "workspace" exceeds the limit "1Mi".'
+    )
+
+
+def test_a_container_over_its_ephemeral_storage_limit_is_an_executor_error() -> None:
+    obs = observed("evicted-disk")
+    obs.pods[0]["status"]["message"] = 'Container executor-0 exceeded its local ephemeral storage limit "1Mi". '
+    end = ended(status.assess(make_task(), obs, Progress(), SETTINGS, T0).verdict)
+    assert end.state == State.EXECUTOR_ERROR
+    assert end.reason == (
+        "the task used more disk than it asked for (no disk_gb set) and Kubernetes stopped the task: "
+        'Container executor-0 exceeded its local ephemeral storage limit "1Mi".'
     )
 
 

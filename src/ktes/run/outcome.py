@@ -58,6 +58,14 @@ def oom_sentence(task: Task, index: int) -> str:
     return f"executor {index} was killed for exceeding its memory limit ({memory_limit(task)})"
 
 
+def disk_limit_sentence(task: Task, detail: str) -> str:
+    """The task's work directory went over the size the task asked for (``disk_gb``); ``detail`` says what
+    was done about it."""
+    disk = task.resources.disk_gb if task.resources else None
+    limit = f"its disk limit of {disk:g} GB (disk_gb)" if disk else "its disk limit"
+    return f"the task's work directory went over {limit}, so {detail}"
+
+
 def image_sentence(image: str, index: int, detail: str) -> str:
     """The image of executor ``index`` is not there and will not come (SYSTEM_ERROR)."""
     return f"image {image} (executor {index}) could not be pulled: {detail}"

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.fixtures.ktes_server import StartServer
-from tests.fixtures.postgres import PostgresServer, postgres_server
+from tests.fixtures.postgres import PostgresServer
 from tests.integration.local.tes_calls import containers_of
 
 pytestmark = [pytest.mark.containers, pytest.mark.postgres]
@@ -24,20 +23,6 @@ pytestmark = [pytest.mark.containers, pytest.mark.postgres]
 TASKS = 20
 OUTAGE_SECONDS = 10.0
 TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"}
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server of this test's own: the test stops it."""
-    try:
-        server_cm = postgres_server(durable=True)  # a crash must not lose committed writes
-        server = server_cm.__enter__()
-    except RuntimeError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield server
-    finally:
-        server_cm.__exit__(None, None, None)
 
 
 def task_body(image: str, i: int) -> dict[str, object]:

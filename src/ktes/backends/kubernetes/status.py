@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ktes.backends.kubernetes.podspec import STAGE_IN, STAGE_OUT, executor_container_name
+from ktes.backends.kubernetes.podspec import STAGE_IN, STAGE_OUT, WORKSPACE_VOLUME, executor_container_name
 from ktes.config import Settings
 from ktes.run import outcome
 from ktes.run.clock import rfc3339 as _rfc3339
@@ -264,12 +264,20 @@ def _pod_failure(task: Task, pod: dict[str, Any], end: str) -> Failed | None:
     reason, message = status.get("reason") or "", _clean(status.get("message"))
     node = (pod.get("spec") or {}).get("nodeName") or "its node"
     if reason == "Evicted" and any(words in message for words in _OVER_DISK_LIMIT):
-        disk = task.resources.disk_gb if task.resources else None
-        asked = f"disk_gb={disk:g}" if disk else "no disk_gb set"
-        return _fail(State.EXECUTOR_ERROR, f"the task used more disk than it asked for ({asked}): {message}", end)
+        return _fail(State.EXECUTOR_ERROR, _over_disk_sentence(task, message), end)
     if reason in PREEMPTION_REASONS:
         return _fail(State.PREEMPTED, f"the pod was taken off {node} ({reason}): {message}".rstrip(": "), end)
     return None
+
+
+def _over_disk_sentence(task: Task, message: str) -> str:
+    """The kubelet evicted the Pod for going over its own disk limits: the workspace's ``sizeLimit``
+    (``disk_gb``), or a container's or the Pod's ``ephemeral-storage`` limit (set by a LimitRange)."""
+    if f'EmptyDir volume "{WORKSPACE_VOLUME}"' in message:
+        return outcome.disk_limit_sentence(task, f"Kubernetes stopped the task: {message}")
+    disk = task.resources.disk_gb if task.resources else None
+    asked = f"disk_gb={disk:g}" if disk else "no disk_gb set"
+    return f"the task used more disk than it asked for ({asked}) and Kubernetes stopped the task: {message}"
 
 
 def _stage_in_reason(message: str) -> str:
