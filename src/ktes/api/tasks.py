@@ -29,7 +29,7 @@ from ktes.capabilities import Capabilities
 from ktes.config import Settings
 from ktes.engine.commands import request_cancel
 from ktes.store.base import Store, TaskFilter
-from ktes.store.json_reads import JsonListParts, JsonReads
+from ktes.store.json_reads import JsonListParts, JsonReads, WaitingReads
 from ktes.tes import tes10
 from ktes.tes.models import View
 from ktes.tes.validation import Limits, validate_submission
@@ -40,6 +40,9 @@ T = TypeVar("T")
 _LIST_START = b'{"tasks":['
 #: FULL reads in worker threads at once: more only fight over the interpreter lock with the event loop
 LARGE_READS_AT_ONCE = 2
+#: MINIMAL and BASIC reads in worker threads at once, on a store whose reads wait on a database server: about
+#: the read pool's size (ktes.store.sql.open_store), so none waits there for a connection
+SMALL_READS_AT_ONCE = 8
 
 
 class OffLoop:
@@ -91,21 +94,32 @@ class TaskReader:
     for admins, URLs redacted and states shown as TES 1.0's when so set. Used by the route and by the fast path
     (``api/fast_get.py``), so both answer the same bytes.
 
-    MINIMAL and BASIC reads run on the event loop: they are single indexed statements, and a thread hop would
-    cost more. FULL reads (a FULL document holds the inputs' content, possibly MiBs) run in worker threads,
-    at most :data:`LARGE_READS_AT_ONCE` at once (``off_loop``, shared with ListTasks' FULL pages)."""
+    FULL reads (a FULL document holds the inputs' content, possibly MiBs) run in worker threads, at most
+    :data:`LARGE_READS_AT_ONCE` at once (``off_loop``, shared with ListTasks' FULL pages). MINIMAL and BASIC
+    reads run on the event loop when the store answers them in-process (SQLite: single indexed statements of
+    microseconds, less than a thread hop); when its reads wait on a database server (PostgreSQL), in worker
+    threads too, at most :data:`SMALL_READS_AT_ONCE` at once (``small_reads``, shared with ListTasks'
+    MINIMAL and BASIC pages), so the loop serves other requests while the server answers."""
 
     def __init__(self, settings: Settings, store: Store, off_loop: OffLoop) -> None:
         self.store = store
         self.reads: JsonReads = store if isinstance(store, JsonReads) else _DictReads(store)
         self.off_loop = off_loop
+        waits = isinstance(store, WaitingReads) and store.reads_wait
+        self.small_reads: OffLoop | None = OffLoop(SMALL_READS_AT_ONCE) if waits else None
         self.as_tes_1_0 = settings.tes_states == "1.0"
+
+    async def small(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)``, a MINIMAL or BASIC read: in a worker thread when reads wait (see the class)."""
+        if self.small_reads is not None:
+            return await self.small_reads.run(call, *args)
+        return call(*args)
 
     async def get(self, principal: Principal | None, task_id: str, view: View) -> bytes:
         scope, show_owner = access.owner_scope(principal), access.shows_owner(principal)
         if view is View.FULL:
             return await self.off_loop.run(self._one_task, task_id, view, scope, show_owner)
-        return self._one_task(task_id, view, scope, show_owner)
+        return await self.small(self._one_task, task_id, view, scope, show_owner)
 
     def _one_task(self, task_id: str, view: View, owner: str | None, show_owner: bool) -> bytes:
         body = self.reads.get_view_json(task_id, view, owner)
@@ -128,8 +142,8 @@ def task_routes(
 ) -> list[BaseRoute]:
     limits = limits_from(settings)
     as_tes_1_0 = settings.tes_states == "1.0"
-    # MINIMAL and BASIC reads run on the event loop: they are single indexed statements, and a thread hop would
-    # cost more. FULL reads (possibly MiBs) and writes (which may wait for a lock) run in threads.
+    # FULL reads (possibly MiBs) and writes (which may wait for a lock) run in threads; MINIMAL and BASIC reads
+    # too when the store's reads wait on a database server (TaskReader.small).
     reader = reader or TaskReader(settings, store, OffLoop(LARGE_READS_AT_ONCE))
     reads, off_loop = reader.reads, reader.off_loop
 
@@ -222,8 +236,8 @@ def task_routes(
             return await streamed_page(reads, flt, size, token, view, show_owner)
         if view is View.FULL:  # a page of FULL documents may be large (input content can be MiBs): off the loop
             body = await off_loop.run(list_page, flt, size, token, view, show_owner)
-        else:  # MINIMAL and BASIC leave the large fields out; a thread hop would halve their throughput
-            body = list_page(flt, size, token, view, show_owner)
+        else:  # MINIMAL and BASIC leave the large fields out: on the loop unless the store's reads wait
+            body = await reader.small(list_page, flt, size, token, view, show_owner)
         return Response(body, media_type=JSON)
 
     async def get_task(request: Request) -> Response:
