@@ -89,17 +89,24 @@ def limits_from(settings: Settings) -> Limits:
     )
 
 
+def slow_page(flt: TaskFilter, view: View) -> bool:
+    """A ListTasks page that costs a database server milliseconds: a page of documents (two statements and
+    hundreds of documents), or one filtered by name prefix (a range of every matching name, sorted) or tag.
+    Run on the loop, each held up every other request; the thread hop costs less (measured on PostgreSQL at
+    1,000,000 tasks, docs/scale.md). Cheaper pages and GetTask stay on the loop: there the hop cost more."""
+    return view is not View.MINIMAL or bool(flt.name_prefix) or bool(flt.tags)
+
+
 class TaskReader:
     """GetTask's answer for one caller: the stored bytes, limited to the caller's own tasks, with the owner tag
     for admins, URLs redacted and states shown as TES 1.0's when so set. Used by the route and by the fast path
     (``api/fast_get.py``), so both answer the same bytes.
 
-    FULL reads (a FULL document holds the inputs' content, possibly MiBs) run in worker threads, at most
-    :data:`LARGE_READS_AT_ONCE` at once (``off_loop``, shared with ListTasks' FULL pages). MINIMAL and BASIC
-    reads run on the event loop when the store answers them in-process (SQLite: single indexed statements of
-    microseconds, less than a thread hop); when its reads wait on a database server (PostgreSQL), in worker
-    threads too, at most :data:`SMALL_READS_AT_ONCE` at once (``small_reads``, shared with ListTasks'
-    MINIMAL and BASIC pages), so the loop serves other requests while the server answers."""
+    MINIMAL and BASIC reads run on the event loop: they are single indexed statements, and a thread hop would
+    cost more (also on PostgreSQL: measured, docs/scale.md). FULL reads (a FULL document holds the inputs'
+    content, possibly MiBs) run in worker threads, at most :data:`LARGE_READS_AT_ONCE` at once (``off_loop``,
+    shared with ListTasks' FULL pages). ``small_reads``: the ListTasks pages that cost PostgreSQL
+    milliseconds run in worker threads when the store's reads wait on a server (see ``slow_page``)."""
 
     def __init__(self, settings: Settings, store: Store, off_loop: OffLoop) -> None:
         self.store = store
@@ -119,7 +126,7 @@ class TaskReader:
         scope, show_owner = access.owner_scope(principal), access.shows_owner(principal)
         if view is View.FULL:
             return await self.off_loop.run(self._one_task, task_id, view, scope, show_owner)
-        return await self.small(self._one_task, task_id, view, scope, show_owner)
+        return self._one_task(task_id, view, scope, show_owner)
 
     def _one_task(self, task_id: str, view: View, owner: str | None, show_owner: bool) -> bytes:
         body = self.reads.get_view_json(task_id, view, owner)
@@ -143,7 +150,7 @@ def task_routes(
     limits = limits_from(settings)
     as_tes_1_0 = settings.tes_states == "1.0"
     # FULL reads (possibly MiBs) and writes (which may wait for a lock) run in threads; MINIMAL and BASIC reads
-    # too when the store's reads wait on a database server (TaskReader.small).
+    # too when the store's reads wait on a database server and the page is a costly one (slow_page).
     reader = reader or TaskReader(settings, store, OffLoop(LARGE_READS_AT_ONCE))
     reads, off_loop = reader.reads, reader.off_loop
 
@@ -236,8 +243,10 @@ def task_routes(
             return await streamed_page(reads, flt, size, token, view, show_owner)
         if view is View.FULL:  # a page of FULL documents may be large (input content can be MiBs): off the loop
             body = await off_loop.run(list_page, flt, size, token, view, show_owner)
-        else:  # MINIMAL and BASIC leave the large fields out: on the loop unless the store's reads wait
+        elif slow_page(flt, view):  # on a database server: in a thread, the loop serves others meanwhile
             body = await reader.small(list_page, flt, size, token, view, show_owner)
+        else:  # MINIMAL pages by id or state: one indexed statement, cheaper than a thread hop
+            body = list_page(flt, size, token, view, show_owner)
         return Response(body, media_type=JSON)
 
     async def get_task(request: Request) -> Response:
