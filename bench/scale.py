@@ -670,7 +670,15 @@ async def pollers(port: int, ids: list[str], clients: int, seconds: float) -> tu
     return took, errors
 
 
+def load_average() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
 def poll_part(args: argparse.Namespace) -> None:
+    if args.poll_database == "postgresql" and args.poll_url:  # a server of your own, filled once and kept
+        with tempfile.TemporaryDirectory(prefix="ktes-scale-") as tmp:
+            poll_store(args, args.poll_url, "PostgreSQL", Path(tmp))
+        return
     if args.poll_database == "postgresql":
         from tests.fixtures.postgres import running_postgres
 
@@ -698,11 +706,24 @@ def poll_store(args: argparse.Namespace, url: str, label: str, data: Path) -> No
         del every
     store.close()
     stored = max(have, args.stored)
-    print(f"\n## {stored:,} stored tasks ({label}; {time.perf_counter() - began:.0f} s to import what was missing)")
+    print(
+        f"\n## {stored:,} stored tasks ({label}; {time.perf_counter() - began:.0f} s to import what was missing;"
+        f" load average {load_average()})"
+    )
     env = {"KTES_ENGINE_ENABLED": "false"}
     if not url.startswith("sqlite"):
         env["KTES_DATABASE_URL"] = url
-    with ktes_serve(data, env) as (base, pid):
+    versions: list[tuple[str, str | None]] = [("this tree", None)]
+    if args.baseline_src:  # another ktes on the same store first, then this tree
+        versions.insert(0, ("baseline", args.baseline_src))
+    for name, src in versions:
+        if args.baseline_src:
+            print(f"\n### {name}", flush=True)
+        poll_server(args, data, env, ids, src)
+
+
+def poll_server(args: argparse.Namespace, data: Path, env: dict[str, str], ids: list[str], src: str | None) -> None:
+    with ktes_serve(data, env, src) as (base, pid):
         port = int(base.rsplit(":", 1)[1])
         cpu0 = cpu_seconds(pid)
         took, errors = asyncio.run(pollers(port, ids, args.pollers, args.seconds))
@@ -715,7 +736,7 @@ def poll_store(args: argparse.Namespace, url: str, label: str, data: Path) -> No
             flush=True,
         )
         if shutil.which("wrk"):
-            title = f"wrk -t2 -c16, {args.wrk_seconds:g} s each"
+            title = f"wrk -t2 -c16, {args.wrk_seconds:g} s each (load {load_average()})"
             print(f"{title:44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
             one = ids[len(ids) // 2]
             for name, path in (
@@ -1036,12 +1057,13 @@ def main() -> None:
     parser.add_argument("--engine-tasks", type=int, default=1000, help="engine: tasks per run")
     parser.add_argument("--engine-runtime", choices=("fake", "podman"), default="fake", help="engine: the runtime")
     parser.add_argument("--rounds", type=int, default=3, help="engine: runs of each version")
-    parser.add_argument("--baseline-src", help="engine, podman: a src dir of another ktes to measure beside this one")
+    parser.add_argument("--baseline-src", help="engine, podman, poll: another ktes's src dir, measured too")
     parser.add_argument("--profile", type=Path, help="engine: py-spy's samples of the engine's run go here")
     parser.add_argument("--connections", type=int, default=1000, help="connections: how many at once")
     parser.add_argument("--keep-log", help="local: copy the server's log here at the end")
     parser.add_argument("--poll-dir", help="poll: a data dir to keep the filled store in (reused when there)")
     parser.add_argument("--poll-database", choices=("sqlite", "postgresql"), default="sqlite", help="poll: the store")
+    parser.add_argument("--poll-url", help="poll, postgresql: the URL of a database of your own (filled, then kept)")
     parser.add_argument("--k8s-tasks", type=int, default=200, help="k8s: tasks (and bare Jobs) at once")
     parser.add_argument("--k8s-sleep", type=int, default=5, help="k8s: seconds each task sleeps")
     parser.add_argument("--k8s-rounds", type=int, default=1, help="k8s: bare/ktes pairs, alternating")

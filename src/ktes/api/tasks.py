@@ -29,7 +29,7 @@ from ktes.capabilities import Capabilities
 from ktes.config import Settings
 from ktes.engine.commands import request_cancel
 from ktes.store.base import Store, TaskFilter
-from ktes.store.json_reads import JsonListParts, JsonReads
+from ktes.store.json_reads import JsonListParts, JsonReads, WaitingReads
 from ktes.tes import tes10
 from ktes.tes.models import View
 from ktes.tes.validation import Limits, validate_submission
@@ -40,6 +40,9 @@ T = TypeVar("T")
 _LIST_START = b'{"tasks":['
 #: FULL reads in worker threads at once: more only fight over the interpreter lock with the event loop
 LARGE_READS_AT_ONCE = 2
+#: MINIMAL and BASIC reads in worker threads at once, on a store whose reads wait on a database server: about
+#: the read pool's size (ktes.store.sql.open_store), so none waits there for a connection
+SMALL_READS_AT_ONCE = 8
 
 
 class OffLoop:
@@ -86,20 +89,38 @@ def limits_from(settings: Settings) -> Limits:
     )
 
 
+def slow_page(flt: TaskFilter, view: View) -> bool:
+    """A ListTasks page that costs a database server milliseconds: a page of documents (two statements and
+    hundreds of documents), or one filtered by name prefix (a range of every matching name, sorted) or tag.
+    Run on the loop, each held up every other request; the thread hop costs less (measured on PostgreSQL at
+    1,000,000 tasks, docs/scale.md). Cheaper pages and GetTask stay on the loop: there the hop cost more."""
+    return view is not View.MINIMAL or bool(flt.name_prefix) or bool(flt.tags)
+
+
 class TaskReader:
     """GetTask's answer for one caller: the stored bytes, limited to the caller's own tasks, with the owner tag
     for admins, URLs redacted and states shown as TES 1.0's when so set. Used by the route and by the fast path
     (``api/fast_get.py``), so both answer the same bytes.
 
     MINIMAL and BASIC reads run on the event loop: they are single indexed statements, and a thread hop would
-    cost more. FULL reads (a FULL document holds the inputs' content, possibly MiBs) run in worker threads,
-    at most :data:`LARGE_READS_AT_ONCE` at once (``off_loop``, shared with ListTasks' FULL pages)."""
+    cost more (also on PostgreSQL: measured, docs/scale.md). FULL reads (a FULL document holds the inputs'
+    content, possibly MiBs) run in worker threads, at most :data:`LARGE_READS_AT_ONCE` at once (``off_loop``,
+    shared with ListTasks' FULL pages). ``small_reads``: the ListTasks pages that cost PostgreSQL
+    milliseconds run in worker threads when the store's reads wait on a server (see ``slow_page``)."""
 
     def __init__(self, settings: Settings, store: Store, off_loop: OffLoop) -> None:
         self.store = store
         self.reads: JsonReads = store if isinstance(store, JsonReads) else _DictReads(store)
         self.off_loop = off_loop
+        waits = isinstance(store, WaitingReads) and store.reads_wait
+        self.small_reads: OffLoop | None = OffLoop(SMALL_READS_AT_ONCE) if waits else None
         self.as_tes_1_0 = settings.tes_states == "1.0"
+
+    async def small(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)``, a MINIMAL or BASIC read: in a worker thread when reads wait (see the class)."""
+        if self.small_reads is not None:
+            return await self.small_reads.run(call, *args)
+        return call(*args)
 
     async def get(self, principal: Principal | None, task_id: str, view: View) -> bytes:
         scope, show_owner = access.owner_scope(principal), access.shows_owner(principal)
@@ -128,8 +149,8 @@ def task_routes(
 ) -> list[BaseRoute]:
     limits = limits_from(settings)
     as_tes_1_0 = settings.tes_states == "1.0"
-    # MINIMAL and BASIC reads run on the event loop: they are single indexed statements, and a thread hop would
-    # cost more. FULL reads (possibly MiBs) and writes (which may wait for a lock) run in threads.
+    # FULL reads (possibly MiBs) and writes (which may wait for a lock) run in threads; MINIMAL and BASIC reads
+    # too when the store's reads wait on a database server and the page is a costly one (slow_page).
     reader = reader or TaskReader(settings, store, OffLoop(LARGE_READS_AT_ONCE))
     reads, off_loop = reader.reads, reader.off_loop
 
@@ -222,7 +243,9 @@ def task_routes(
             return await streamed_page(reads, flt, size, token, view, show_owner)
         if view is View.FULL:  # a page of FULL documents may be large (input content can be MiBs): off the loop
             body = await off_loop.run(list_page, flt, size, token, view, show_owner)
-        else:  # MINIMAL and BASIC leave the large fields out; a thread hop would halve their throughput
+        elif slow_page(flt, view):  # on a database server: in a thread, the loop serves others meanwhile
+            body = await reader.small(list_page, flt, size, token, view, show_owner)
+        else:  # MINIMAL pages by id or state: one indexed statement, cheaper than a thread hop
             body = list_page(flt, size, token, view, show_owner)
         return Response(body, media_type=JSON)
 

@@ -35,3 +35,13 @@ class JsonListParts(Protocol):
         """A ListTasks page of BASIC or FULL documents read in parts: ``(documents, None)`` per part, then
         ``([], next_page_token or "")``; no part holds a connection once it is handed over."""
         ...
+
+
+@runtime_checkable
+class WaitingReads(Protocol):
+    @property
+    def reads_wait(self) -> bool:
+        """True when a read waits on another process (PostgreSQL, over a socket): the API then runs even its
+        small reads in worker threads, so the event loop serves other requests meanwhile. False when a read
+        is answered in this process in microseconds (SQLite), where a thread hop would cost more than it."""
+        ...

@@ -267,6 +267,8 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        #: reads wait on the PostgreSQL server (the API runs them off its event loop); SQLite's are in-process
+        self.reads_wait = self.dialect != "sqlite"
         dbapi = engine.dialect.loaded_dbapi
         #: what a raw DBAPI call raises when the database is gone or busy (see _raw_read)
         self._dbapi_outage: tuple[type[Exception], ...] = (dbapi.OperationalError, dbapi.InterfaceError)
