@@ -29,7 +29,8 @@ def log_reads(server: KtesServer) -> float:
 
 @pytest.fixture
 def server(ktes_server: StartServer, k8s_env: dict[str, str]) -> KtesServer:  # noqa: F811
-    return ktes_server(env=k8s_env)
+    # no timeout is tested here: a busy lab may take longer than the backend tests' 8 s to start a Pod
+    return ktes_server(env={**k8s_env, "KTES_K8S_UNSCHEDULABLE_TIMEOUT_SECONDS": "300"})
 
 
 def test_a_finished_tasks_result_comes_without_a_log_read(server: KtesServer, k8s_busybox_image: str) -> None:
