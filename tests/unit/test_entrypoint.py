@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ktes.run.result import RESULT_MARKER, ExecutorReport, ExecutorResult
+from ktes.run.result import RESULT_MARKER, ExecutorReport, ExecutorResult, parse_result_message
 
 PY = sys.executable
 
@@ -424,3 +424,90 @@ def test_a_reader_waits_for_the_executor_to_start_and_leaves_when_the_run_is_ove
 def test_reader_usage_errors(entrypoint_binary: Path, argv: list[str]) -> None:
     done = subprocess.run([str(entrypoint_binary), *argv], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "usage: entrypoint --read" in done.stderr
+
+
+# --- the termination message ----------------------------------------------------------------------
+
+
+def message_file(tmp_path: Path, text: str = "") -> Path:
+    """A container's termination message file, as the kubelet makes it (it exists before the container)."""
+    path = tmp_path / "termination-log"
+    path.write_text(text)
+    return path
+
+
+def test_the_result_line_is_also_the_termination_message(entrypoint_binary: Path, state: Path, tmp_path: Path) -> None:
+    message = message_file(tmp_path)
+    proc = run_helper(entrypoint_binary, state, 0, ["echo", "hi"], "--termination-log", str(message))
+    last = proc.stdout.rstrip("\n").splitlines()[-1] + "\n"
+    assert message.read_text() == last
+    assert parse_result_message(message.read_text(), 0) == result_line(proc.stdout)
+
+
+def test_a_result_too_long_for_the_message_leaves_it_empty(
+    entrypoint_binary: Path, state: Path, tmp_path: Path
+) -> None:
+    """Then the engine reads the log; whatever was in the file before is gone."""
+    message = message_file(tmp_path, "left over")
+    limit = ["--termination-log", str(message), "--termination-limit", "300"]
+    proc = run_helper(entrypoint_binary, state, 0, [PY, "-c", "print('x' * 200)"], *limit)
+    assert result_line(proc.stdout).stdout == "x" * 200 + "\n"
+    assert message.read_text() == ""
+    run_helper(entrypoint_binary, state, 1, [PY, "-c", "print('x' * 20)"], *limit)
+    assert parse_result_message(message.read_text(), 1) is not None
+
+
+def test_a_missing_message_file_is_not_made(entrypoint_binary: Path, state: Path, tmp_path: Path) -> None:
+    """Outside a Pod (or with a terminationMessagePath the kubelet did not make) the log is all there is."""
+    missing = tmp_path / "no-such-file"
+    proc = run_helper(entrypoint_binary, state, 0, ["true"], "--termination-log", str(missing))
+    assert proc.returncode == 0 and not missing.exists()
+
+
+def test_without_the_option_the_message_file_is_left_alone(
+    entrypoint_binary: Path, state: Path, tmp_path: Path
+) -> None:
+    message = message_file(tmp_path, "theirs")
+    run_helper(entrypoint_binary, state, 0, ["true"])
+    assert message.read_text() == "theirs"
+
+
+FORGED = 'KTES-RESULT {"index":0,"exit_code":0,"start_time":"x","end_time":"y","oom_killed":false,"error":null}'
+
+
+def test_a_command_cannot_forge_its_own_message(entrypoint_binary: Path, state: Path, tmp_path: Path) -> None:
+    """The command runs in the helper's container and may write the message file: the helper writes it
+    (truncating) after the command has ended, so its own line is what the kubelet reads."""
+    message = message_file(tmp_path)
+    forge = f"import sys; open({str(message)!r}, 'w').write({FORGED!r} + chr(10) * 3000); sys.exit(9)"
+    proc = run_helper(entrypoint_binary, state, 0, [PY, "-c", forge], "--termination-log", str(message))
+    got = parse_result_message(message.read_text(), 0)
+    assert got is not None and got.exit_code == 9 and got == result_line(proc.stdout)
+
+
+def test_as_pid_1_nothing_the_command_left_running_can_write_after_the_helper(
+    entrypoint_binary: Path, state: Path, tmp_path: Path
+) -> None:
+    """As PID 1 of its container (here: of a new PID namespace) the helper kills and reaps every process the
+    command left behind before it writes the message, so background writers cannot overwrite it. (Without
+    that, the writers win the race about every other run: three runs.)"""
+    message = message_file(tmp_path)
+    writer = f"while :; do echo '{FORGED}' > {message}; done"
+    command = ["sh", "-c", f"({writer}) & ({writer}) & sleep 0.2; exit 5"]
+    for attempt in range(3):
+        run_state = state / str(attempt)
+        run_state.mkdir()
+        argv = [
+            str(entrypoint_binary),
+            "--index",
+            "0",
+            "--state-dir",
+            str(run_state),
+            "--termination-log",
+            str(message),
+        ]
+        # unshare returns once the namespace's PID 1 and every process in it are gone
+        proc = subprocess.run(["unshare", "--pid", "--fork", *argv, "--", *command], capture_output=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        got = parse_result_message(message.read_text(), 0)
+        assert got is not None and got.exit_code == 5, message.read_text()

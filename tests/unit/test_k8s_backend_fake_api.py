@@ -59,14 +59,15 @@ def result_line(index: int, code: int, stdout: str = "", **more: Any) -> str:
     return f"{RESULT_MARKER}{report.model_dump_json()}\n"
 
 
-def terminated(pod: dict[str, Any], codes: dict[str, int]) -> dict[str, Any]:
-    """Every container ended (the executors' own code is the helper's: 0)."""
+def terminated(pod: dict[str, Any], codes: dict[str, int], messages: dict[str, str] | None = None) -> dict[str, Any]:
+    """Every container ended (the executors' own code is the helper's: 0), with these termination messages."""
+    ends = {
+        c["name"]: {"exitCode": codes.get(c["name"], 0), "startedAt": T0, "finishedAt": T1}
+        | ({"message": (messages or {})[c["name"]]} if c["name"] in (messages or {}) else {})
+        for c in pod["spec"]["containers"]
+    }
     statuses = [
-        {
-            "name": c["name"],
-            "image": c["image"],
-            "state": {"terminated": {"exitCode": codes.get(c["name"], 0), "startedAt": T0, "finishedAt": T1}},
-        }
+        {"name": c["name"], "image": c["image"], "state": {"terminated": ends[c["name"]]}}
         for c in pod["spec"]["containers"]
     ]
     return {
@@ -76,14 +77,21 @@ def terminated(pod: dict[str, Any], codes: dict[str, int]) -> dict[str, Any]:
     }
 
 
-async def kubelet(fake: FakeKube, task_id: str, logs: dict[str, str], *, finish_job: bool = True) -> dict[str, Any]:
-    """Wait for the task's Job, make its Pod, let every container end with these logs; then (unless not
-    ``finish_job``) mark the Job done, as the Job controller does."""
+async def kubelet(
+    fake: FakeKube,
+    task_id: str,
+    logs: dict[str, str],
+    *,
+    finish_job: bool = True,
+    messages: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Wait for the task's Job, make its Pod, let every container end with these logs (and termination
+    messages); then (unless not ``finish_job``) mark the Job done, as the Job controller does."""
     jobs = await asyncio.to_thread(fake.wait_for, NS, "jobs", f"ktes.task-id={task_id}")
     pod = fake.make_pod(NS, jobs[0])
     for container, text in logs.items():
         fake.logs[NS, pod["metadata"]["name"], container] = text
-    fake.set_pod_status(NS, pod["metadata"]["name"], terminated(pod, {}))
+    fake.set_pod_status(NS, pod["metadata"]["name"], terminated(pod, {}, messages))
     if finish_job:
         fake.finish_job(NS, jobs[0]["metadata"]["name"])
     return pod
@@ -284,7 +292,13 @@ def _kube_requests() -> dict[tuple[str, str], float]:
     return found
 
 
-async def spent_on(fake: FakeKube, run: Task, logs: dict[str, str]) -> dict[tuple[str, str], float]:
+async def spent_on(
+    fake: FakeKube,
+    run: Task,
+    logs: dict[str, str],
+    messages: dict[str, str] | None = None,
+    recorder: Recorder | None = None,
+) -> dict[tuple[str, str], float]:
     """Run ``run`` (after a first task that makes the shared helper ConfigMap): the requests it cost,
     by (verb, resource), counted by ktes itself (``ktes_kubernetes_requests_total``)."""
     backend = KubernetesBackend(settings(fake, k8s_resync_seconds=600))  # no relist inside the test
@@ -294,9 +308,9 @@ async def spent_on(fake: FakeKube, run: Task, logs: dict[str, str]) -> dict[tupl
         await kubelet(fake, "warm", {"executor-0": result_line(0, 0)})
         await asyncio.wait_for(warm, 30)
         before = _kube_requests()
-        report = Recorder()
+        report = recorder or Recorder()
         running = asyncio.create_task(backend.run(run, report))
-        await kubelet(fake, str(run.id), logs)
+        await kubelet(fake, str(run.id), logs, messages=messages)
         await asyncio.wait_for(running, 30)
         assert report.ended.state == State.COMPLETE
         selector = f"ktes.task-id={run.id}"
@@ -307,15 +321,42 @@ async def spent_on(fake: FakeKube, run: Task, logs: dict[str, str]) -> dict[tupl
     return {key: n - before.get(key, 0) for key, n in _kube_requests().items() if n > before.get(key, 0)}
 
 
-async def test_a_simple_task_costs_the_api_server_two_writes_and_one_log_read(fake_kube: FakeKube) -> None:
+async def test_a_simple_task_costs_the_api_server_two_writes_and_no_read(fake_kube: FakeKube) -> None:
     """The load an operator sees on the API server: a task without inputs or outputs costs its Job made and
-    deleted (the garbage collector takes the Pod), and its executor's log read once; its state comes from
-    the two watches shared by every task."""
-    spent = await spent_on(fake_kube, task("t5", ["echo", "hi"]), {"executor-0": result_line(0, 0, "hi\n")})
+    deleted (the garbage collector takes the Pod); its state and its executor's result come from the two
+    watches shared by every task (the result line is the container's termination message)."""
+    line = result_line(0, 0, "hi\n")
+    report = Recorder()
+    run = task("t5", ["echo", "hi"])
+    spent = await spent_on(fake_kube, run, {"executor-0": line}, {"executor-0": line}, report)
     writes = {key: n for key, n in spent.items() if key[0] in WRITES}
     reads = {key: n for key, n in spent.items() if key[0] in READS}
     assert writes == {("create", "jobs"): 1, ("delete", "jobs"): 1}
-    assert reads == {("get", "pods/log"): 1}
+    assert reads == {}
+    finished = [o for o in report.seen if isinstance(o, ExecutorFinished)]
+    assert [(f.index, f.log.stdout, f.log.exit_code) for f in finished] == [(0, "hi\n", 0)]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "",  # an old helper, or a result too long for the message
+        result_line(0, 0, "hi\n")[:100],  # cut by the kubelet
+        "noise\n" + result_line(0, 0, "hi\n"),  # text around it
+        result_line(0, 0, "hi\n") + "more\n",
+        result_line(1, 0, "hi\n"),  # another executor's index
+        result_line(0, 0, "hi\n").replace('"exit_code":0', '"exit_code":"0"'),  # not the helper's types
+    ],
+)
+async def test_a_message_without_a_whole_result_falls_back_to_the_log(fake_kube: FakeKube, message: str) -> None:
+    """Anything but exactly the helper's line is not guessed at: the log is read, and says what happened."""
+    report = Recorder()
+    run = task("t6", ["echo", "hi"])
+    logs = {"executor-0": result_line(0, 0, "from the log\n")}
+    spent = await spent_on(fake_kube, run, logs, {"executor-0": message}, report)
+    assert {key: n for key, n in spent.items() if key[0] in READS} == {("get", "pods/log"): 1}
+    finished = [o for o in report.seen if isinstance(o, ExecutorFinished)]
+    assert [(f.log.stdout, f.log.exit_code) for f in finished] == [("from the log\n", 0)]
 
 
 async def test_a_task_with_outputs_costs_four_writes(fake_kube: FakeKube) -> None:
@@ -327,6 +368,9 @@ async def test_a_task_with_outputs_costs_four_writes(fake_kube: FakeKube) -> Non
     writes = {key: n for key, n in spent.items() if key[0] in WRITES}
     assert writes == {("create", "secrets"): 1, ("create", "jobs"): 1, ("patch", "secrets"): 1, ("delete", "jobs"): 1}
     assert {key: n for key, n in spent.items() if key[0] in READS} == {("get", "pods/log"): 2}
+    # with both lines in the termination messages, nothing is read
+    spent = await spent_on(fake_kube, with_output.model_copy(update={"id": "t8"}), logs, logs)
+    assert {key: n for key, n in spent.items() if key[0] in READS} == {}
 
 
 async def test_a_pod_still_running_when_its_task_failed_is_deleted_with_a_short_grace(

@@ -169,6 +169,10 @@ def test_executor_runs_its_argv_through_the_helper_without_a_shell() -> None:
         "/ktes/state",
         "--tail-bytes",
         "65536",
+        "--termination-log",
+        "/dev/termination-log",
+        "--termination-limit",
+        "4096",
         "--stdin",
         "/data/in.txt",
         "--stdout",
@@ -190,8 +194,32 @@ def test_executor_runs_its_argv_through_the_helper_without_a_shell() -> None:
 def test_plain_executor_has_no_optional_flags() -> None:
     got = container(job_of(make_task(), settings()), "executor-0")
     helper = ["/ktes/bin/ktes-entrypoint", "--index", "0", "--state-dir", "/ktes/state", "--tail-bytes", "65536"]
-    assert got["command"] == [*helper, "--", "echo", "hi"]
+    message = ["--termination-log", "/dev/termination-log", "--termination-limit", "4096"]
+    assert got["command"] == [*helper, *message, "--", "echo", "hi"]
     assert "workingDir" not in got and "env" not in got and "imagePullPolicy" not in got
+
+
+def test_the_result_line_goes_to_the_termination_message_within_the_kubelets_share() -> None:
+    """The kubelet keeps 12 KiB of termination messages per Pod, split evenly among its containers (at most
+    4 KiB each): the helper writes its result line there only when it fits whole in its share."""
+    ex = Executor(image="busybox", command=["true"])
+    task = make_task(
+        executors=[ex, ex, ex],
+        inputs=[Input(path="/in/x", url="http://h/x")],
+        outputs=[Output(path="/o", url="s3://b/o")],
+    )
+    job = job_of(task, settings())
+    for name in ("executor-0", "executor-2"):
+        got = container(job, name)
+        at = got["command"].index("--termination-log")
+        assert got["command"][at : at + 4] == [
+            "--termination-log",
+            "/dev/termination-log",
+            "--termination-limit",
+            "2457",
+        ]
+        assert got["terminationMessagePath"] == "/dev/termination-log"
+        assert got["terminationMessagePolicy"] == "FallbackToLogsOnError"  # a helper that failed: its log tail
 
 
 def test_executors_see_every_task_path_as_a_subpath_of_the_workspace() -> None:

@@ -401,3 +401,37 @@ def test_a_regular_stage_in_container_that_fails_ends_the_task_with_its_sentence
     end = ended(status.assess(make_task(), observed("concurrent-stage-in-failed"), Progress(), SETTINGS, T0).verdict)
     assert end.state == State.SYSTEM_ERROR
     assert end.reason is not None and end.reason.startswith("input http://192.0.2.2:1/nothing/: ")
+
+
+def test_a_termination_message_is_read_only_when_it_is_exactly_the_line() -> None:
+    """The executor's command ran in the container whose message this is: nothing around the line, no cut
+    line, no other executor's index, no other types than the helper's is taken (the log is read instead)."""
+    line = RESULT_LOG.splitlines()[-1]
+    got = results.parse_result_message(line + "\n", 0)
+    assert got is not None and got == results.parse_result(RESULT_LOG)
+    assert results.parse_result_message(line, 0) == got
+    for bad in (
+        "",
+        line[:-1],
+        "x" + line,
+        line + "\nmore",
+        "hello\n" + line,
+        line.replace("KTES-RESULT", "KTES-REPORT"),
+    ):
+        assert results.parse_result_message(bad, 0) is None, bad
+    assert results.parse_result_message(line, 1) is None
+    assert results.parse_result_message(line.replace('"exit_code":3', '"exit_code":"3"'), 0) is None
+    assert results.parse_result_message(line.replace('"oom_killed":false', '"oom_killed":0'), 0) is None
+
+
+def test_a_report_message_is_read_only_when_it_is_exactly_the_line() -> None:
+    line = LOG.splitlines()[-1]
+    got = results.parse_report_message(line + "\n")
+    assert got is not None and got == results.parse_report(LOG)
+    assert results.parse_report_message(LOG) is None  # text before it
+    assert results.parse_report_message(line[:-2]) is None
+    assert results.parse_report_message("stage-out: upload failed") is None
+
+
+def test_the_kubelets_share_of_termination_messages() -> None:
+    assert [results.termination_limit(n) for n in (0, 1, 3, 4, 5, 12, 100)] == [4096, 4096, 4096, 3072, 2457, 1024, 122]

@@ -20,7 +20,14 @@ from typer.testing import CliRunner
 
 from ktes.backends.kubernetes import podside
 from ktes.cli.main import app
-from ktes.run.result import REPORT_MARKER, ExecutorReport, StageOutReport, parse_result
+from ktes.run.result import (
+    REPORT_MARKER,
+    ExecutorReport,
+    StageOutReport,
+    parse_report_message,
+    parse_result,
+    parse_result_message,
+)
 from ktes.tes.layout import host_path
 from ktes.tes.models import Executor
 
@@ -48,6 +55,7 @@ class Pod:
         self.workspace = root / "workspace"
         self.state = root / "state"
         self.spec = root / "spec" / "task.json"
+        #: stage-in's termination message (each container has its own file, made by the kubelet).
         self.termination_log = root / "termination-log"
         self.remote = root / "remote"  # stands for the object store: file:// URLs below it
         for directory in (self.remote, self.workspace, self.state, self.spec.parent):
@@ -60,7 +68,13 @@ class Pod:
     def url(self, name: str) -> str:
         return f"file://{self.remote / name}"
 
-    def args(self, task: dict[str, Any]) -> list[str]:
+    def message_file(self, container: str) -> Path:
+        """A container's termination message file, made empty as the kubelet makes it."""
+        path = self.termination_log if container == "stage-in" else self.root / f"{container}.termination-log"
+        path.touch()
+        return path
+
+    def args(self, task: dict[str, Any], termination_log: Path | None = None) -> list[str]:
         self.spec.write_text(json.dumps(task))
         return [
             "--task",
@@ -70,7 +84,7 @@ class Pod:
             "--state",
             str(self.state),
             "--termination-log",
-            str(self.termination_log),
+            str(termination_log or self.termination_log),
         ]
 
     def ktes_pod(self, command: str, task: dict[str, Any]) -> Any:
@@ -89,6 +103,7 @@ class Pod:
                 argv += [option, str(host_path(self.workspace, path))]
         if ex.ignore_error:
             argv.append("--ignore-error")
+        argv += ["--termination-log", str(self.message_file(f"executor-{index}"))]
         return [*argv, "--", *ex.command]
 
     def run(self, task: dict[str, Any]) -> Run:
@@ -97,7 +112,8 @@ class Pod:
         pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
         stage_in = subprocess.Popen([*PODSIDE, "stage-in", *args], **pipes) if task.get("inputs") else None
         executors = [subprocess.Popen(self.executor_argv(task, i), **pipes) for i in range(len(task["executors"]))]
-        stage_out = subprocess.Popen([*PODSIDE, "stage-out", *args], **pipes) if task.get("outputs") else None
+        out_args = self.args(task, self.message_file("stage-out"))
+        stage_out = subprocess.Popen([*PODSIDE, "stage-out", *out_args], **pipes) if task.get("outputs") else None
         outputs = [proc.communicate(timeout=60) for proc in executors]
         assert [proc.returncode for proc in executors] == [0] * len(executors), outputs
         report = None
@@ -108,7 +124,14 @@ class Pod:
             assert last.startswith(REPORT_MARKER)
             report = StageOutReport.model_validate_json(last[len(REPORT_MARKER) :])
         code = stage_in.wait(timeout=60) if stage_in is not None else None
-        return Run(code, [parse_result(out) for out, _ in outputs], report)
+        results = [parse_result(out) for out, _ in outputs]
+        # what the engine takes from the termination messages is what the logs say (a small run fits)
+        for index, found in enumerate(results):
+            message = (self.root / f"executor-{index}.termination-log").read_text()
+            assert parse_result_message(message, index) == found, message
+        if report is not None:
+            assert parse_report_message((self.root / "stage-out.termination-log").read_text()) == report
+        return Run(code, results, report)
 
 
 @pytest.fixture

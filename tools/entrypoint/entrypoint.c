@@ -12,7 +12,7 @@
  * entrypoint is Go and larger, and busybox would need a shell script.
  *
  * usage: entrypoint --index I --state-dir DIR [--wait NAME]... [--stdin P] [--stdout P] [--stderr P]
- *                   [--ignore-error] [--tail-bytes N] -- CMD...
+ *                   [--ignore-error] [--tail-bytes N] [--termination-log P [--termination-limit N]] -- CMD...
  *
  * - Wait (polling every 10 ms) until every DIR/NAME given with --wait exists. While waiting, or then:
  *   DIR/stop (an earlier executor failed) or DIR/stage-in.failed exists: exit 0 at once, write nothing,
@@ -27,7 +27,13 @@
  *   while CMD ran (cgroup v2 memory.events, or v1 memory.oom_control).
  * - Print the same JSON plus "stdout" and "stderr" (the last N bytes of each file, default 65536; invalid
  *   UTF-8 becomes U+FFFD) as the last line of its own stdout: "KTES-RESULT {...}" (report.RESULT_MARKER).
- *   The engine reads it from the container's log.
+ *   The engine reads it from the container's log, or from the termination message (below).
+ * - With --termination-log P (the container's terminationMessagePath): once CMD has ended, after the
+ *   readers below, write that same line to P, truncating it, when it is at most N bytes (--termination-limit,
+ *   default 4096: what the kubelet keeps); when it is longer, truncate P to nothing, so the engine reads
+ *   the log instead. CMD runs in this container and may have written P itself: as PID 1 of the container
+ *   the helper first kills (SIGKILL) and reaps every process left in it, so nothing CMD started can write
+ *   after the helper. P is opened only if it exists (the kubelet makes it), never created.
  * - Exit 0; exit 1 only when the helper itself cannot work (e.g. DIR is not writable), 2 on a usage
  *   error; the reason is on stderr then.
  *
@@ -89,6 +95,8 @@
 #define KTES_SOURCE_SHA256 "unknown"
 #endif
 
+static int write_all(int fd, const char *buf, size_t len);
+
 static volatile sig_atomic_t child_pid = 0;
 static volatile sig_atomic_t pending_signal = 0;
 
@@ -101,6 +109,8 @@ struct options {
     const char *stderr_path;
     int ignore_error;
     long tail_bytes;
+    const char *termination_log;
+    long termination_limit;
     const char *waits[WAIT_MAX];
     int n_waits;
     char **command;
@@ -118,14 +128,15 @@ __attribute__((noreturn, format(printf, 2, 3))) static void die(int code, const 
 
 static void usage(const char *why) {
     die(2, "%s\nusage: entrypoint --index I --state-dir DIR [--wait NAME]... [--stdin P] [--stdout P] "
-           "[--stderr P] [--ignore-error] [--tail-bytes N] -- CMD...",
+           "[--stderr P] [--ignore-error] [--tail-bytes N] [--termination-log P [--termination-limit N]] -- CMD...",
         why);
 }
 
 static void parse_args(int argc, char **argv, struct options *o) {
     memset(o, 0, sizeof *o);
     o->tail_bytes = 65536;
-    const char *tail_arg = NULL;
+    o->termination_limit = 4096;
+    const char *tail_arg = NULL, *limit_arg = NULL;
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -145,6 +156,10 @@ static void parse_args(int argc, char **argv, struct options *o) {
             slot = &wait_name;
         } else if (strcmp(a, "--tail-bytes") == 0)
             slot = &tail_arg;
+        else if (strcmp(a, "--termination-log") == 0)
+            slot = &o->termination_log;
+        else if (strcmp(a, "--termination-limit") == 0)
+            slot = &limit_arg;
         else if (strcmp(a, "--index") == 0)
             slot = &o->index_arg;
         else if (strcmp(a, "--state-dir") == 0)
@@ -181,6 +196,15 @@ static void parse_args(int argc, char **argv, struct options *o) {
             usage("--tail-bytes must be a non-negative integer");
         o->tail_bytes = t;
     }
+    if (limit_arg) {
+        errno = 0;
+        long t = strtol(limit_arg, &end, 10);
+        if (errno || *limit_arg == '\0' || *end != '\0' || t < 0 || t > 1024L * 1024)
+            usage("--termination-limit must be a non-negative integer");
+        o->termination_limit = t;
+    }
+    if (o->termination_log && !*o->termination_log)
+        usage("--termination-log takes a path");
     if (i >= argc)
         usage("no command after --");
     o->command = &argv[i];
@@ -500,22 +524,72 @@ static void json_tail(FILE *f, const char *path, long limit) {
         close(fd);
 }
 
-/* The result and the tails of the command's output, as the last line of the helper's stdout. */
-static void print_result(const struct options *o, const struct result *r) {
+/* The result and the tails of the command's output: "KTES-RESULT {...}\n", in f. */
+static void format_result(FILE *f, const struct options *o, const struct result *r) {
     char out_default[PATH_MAX], err_default[PATH_MAX], name[64];
     snprintf(name, sizeof name, "%d.stdout", o->index);
     join(out_default, sizeof out_default, o->state_dir, name);
     snprintf(name, sizeof name, "%d.stderr", o->index);
     join(err_default, sizeof err_default, o->state_dir, name);
+    fputs(RESULT_MARKER, f);
+    print_fields(f, o, r);
+    fputs(",\"stdout\":", f);
+    json_tail(f, o->stdout_path ? o->stdout_path : out_default, o->tail_bytes);
+    fputs(",\"stderr\":", f);
+    json_tail(f, o->stderr_path ? o->stderr_path : err_default, o->tail_bytes);
+    fputs("}\n", f);
+}
+
+/* The result line, printed as the last line of the helper's stdout; returned (malloc'd, *len bytes) for the
+ * termination message, or NULL when it could not be kept in memory (then it is printed all the same). */
+static char *print_result(const struct options *o, const struct result *r, size_t *len) {
+    char *line = NULL;
+    *len = 0;
+    FILE *mem = open_memstream(&line, len);
     fflush(stderr);
-    fputs(RESULT_MARKER, stdout);
-    print_fields(stdout, o, r);
-    fputs(",\"stdout\":", stdout);
-    json_tail(stdout, o->stdout_path ? o->stdout_path : out_default, o->tail_bytes);
-    fputs(",\"stderr\":", stdout);
-    json_tail(stdout, o->stderr_path ? o->stderr_path : err_default, o->tail_bytes);
-    fputs("}\n", stdout);
+    if (mem) {
+        format_result(mem, o, r);
+        if (fclose(mem) == 0 && line) {
+            fwrite(line, 1, *len, stdout);
+            fflush(stdout);
+            return line;
+        }
+        free(line);
+    }
+    *len = 0;
+    format_result(stdout, o, r);
     fflush(stdout);
+    return NULL;
+}
+
+/* As PID 1 of the container: SIGKILL every other process in it (what CMD left running) and reap them, so
+ * none can write the termination message after the helper. Processes entered through the exec API are not
+ * our children and cannot be reaped; they are killed all the same (only ktes's readers come that way, and
+ * they are done by now). Not PID 1 (a shared process namespace, or no container at all): nothing to do,
+ * kill(-1) would reach far more than the task's own processes. */
+static void end_leftovers(void) {
+    if (getpid() != 1)
+        return;
+    kill(-1, SIGKILL);
+    for (;;) {
+        pid_t done = waitpid(-1, NULL, 0);
+        if (done < 0 && errno == EINTR)
+            continue;
+        if (done < 0)
+            break;
+    }
+}
+
+/* The termination message: the result line when it fits in the limit, else nothing (the engine then reads
+ * the log). Truncating in both cases, so nothing CMD wrote there is left. Best effort: the log has it all. */
+static void write_termination_message(const struct options *o, const char *line, size_t len) {
+    int fd = open(o->termination_log, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && line && len <= (size_t)o->termination_limit)
+        write_all(fd, line, len);
+    close(fd);
 }
 
 static void write_stop(const struct options *o) {
@@ -729,7 +803,13 @@ int main(int argc, char **argv) {
     if (r.exit_code != 0 && !o.ignore_error)
         write_stop(&o);
     write_result(&o, &r);
-    print_result(&o, &r);
+    size_t len = 0;
+    char *line = print_result(&o, &r, &len);
     wait_for_readers(&o);
+    if (o.termination_log) {
+        end_leftovers();
+        write_termination_message(&o, line, len);
+    }
+    free(line);
     return 0;
 }

@@ -13,6 +13,11 @@ RESULT_MARKER = "KTES-RESULT "
 #: stage-out's report is the last line of its log that starts with this marker.
 REPORT_MARKER = "KTES-REPORT "
 
+#: the kubelet keeps at most this many bytes of one container's termination message ...
+TERMINATION_MESSAGE_MAX = 4096
+#: ... and at most this many of all the Pod's containers together, split evenly among them.
+POD_TERMINATION_MESSAGES_MAX = 12 * 1024
+
 
 class ExecutorResult(BaseModel):
     """Written by the entrypoint helper to ``state/<i>.json`` (what stage-out and the next executor wait on)."""
@@ -77,6 +82,48 @@ def parse_result(log: str) -> ExecutorReport | None:
     try:
         return ExecutorReport.model_validate(json.loads(found))
     except (ValueError, ValidationError):
+        return None
+
+
+def termination_limit(containers: int) -> int:
+    """The bytes of a termination message the kubelet keeps whole in a Pod of ``containers`` containers (init
+    containers count): 4 KiB each, 12 KiB for the Pod split evenly. It cuts anything longer."""
+    return min(TERMINATION_MESSAGE_MAX, POD_TERMINATION_MESSAGES_MAX // max(1, containers))
+
+
+def _marked_message(message: str, marker: str) -> str | None:
+    """The JSON of a termination message that is exactly ``marker`` + one line (+ a newline), else None.
+
+    The message of an executor's container is written by its helper after the command has ended, but the
+    command ran in that container and could have written the file: so nothing is guessed. Anything else
+    (an old helper's empty message, a cut one, one with text around it) means: read the log instead.
+    """
+    text = message[:-1] if message.endswith("\n") else message
+    if not text.startswith(marker) or "\n" in text or "\r" in text:
+        return None
+    return text[len(marker) :]
+
+
+def parse_result_message(message: str, index: int) -> ExecutorReport | None:
+    """Executor ``index``'s result from its container's termination message (None: read the log instead)."""
+    found = _marked_message(message, RESULT_MARKER)
+    if found is None:
+        return None
+    try:
+        report = ExecutorReport.model_validate_json(found, strict=True)
+    except ValidationError:
+        return None
+    return report if report.index == index else None
+
+
+def parse_report_message(message: str) -> StageOutReport | None:
+    """stage-out's report from its termination message (None: read the log instead)."""
+    found = _marked_message(message, REPORT_MARKER)
+    if found is None:
+        return None
+    try:
+        return StageOutReport.model_validate_json(found, strict=True)
+    except ValidationError:
         return None
 
 

@@ -3,11 +3,12 @@ when it stages inputs or outputs.
 
 One list-then-watch per kind (Pods, Jobs; label ``app.kubernetes.io/managed-by=ktes``) keeps
 :class:`ObjectCache` current, with a full relist every ``k8s_resync_seconds``. Each running task waits on its
-own entry and judges it with :func:`status.assess`; once every container of the Pod has ended it reads each
-executor's result line and stage-out's report from their logs. Then the Job is deleted (its Pod and Secret go
-with it) unless ``k8s_keep_finished_jobs``. The executors' helper is a ConfigMap per namespace
-(``ktes-entrypoint-<sha12>``), made on the first task from the binary in the ktes package
-(:mod:`ktes.run.entrypoint`) and left in place.
+own entry and judges it with :func:`status.assess`; once every container of the Pod has ended it takes each
+executor's result line and stage-out's report from the containers' termination messages (which the watch
+brought with the Pod), reading the log only of a container whose message does not hold them. Then the Job
+is deleted (its Pod and Secret go with it) unless ``k8s_keep_finished_jobs``. The executors' helper is a
+ConfigMap per namespace (``ktes-entrypoint-<sha12>``), made on the first task from the binary in the ktes
+package (:mod:`ktes.run.entrypoint`) and left in place.
 
 While the API server does not answer (or answers 429/5xx), every call a task needs (making its objects,
 reading its logs, deleting them) is tried again until it does (:meth:`KubernetesBackend._answered`): an
@@ -45,7 +46,14 @@ from ktes.backends.kubernetes.podspec import STAGE_OUT, TASK_ID_LABEL, executor_
 from ktes.config import Settings
 from ktes.run import clock, entrypoint
 from ktes.run.observations import Ended, Initializing, Observation, Reporter, SystemLog
-from ktes.run.result import parse_report, parse_result
+from ktes.run.result import (
+    ExecutorReport,
+    StageOutReport,
+    parse_report,
+    parse_report_message,
+    parse_result,
+    parse_result_message,
+)
 from ktes.tes.models import State, Task
 
 log = logging.getLogger(__name__)
@@ -457,27 +465,41 @@ class KubernetesBackend:
         return f"{wait.sentence}; the last attempt: {retry}" if retry else wait.sentence
 
     async def _read_logs(self, task: Task, ended: status.PodEnded, progress: status.Progress) -> list[Observation]:
-        """Each executor's result line and stage-out's report, from the container logs (read together)."""
-        names = [executor_container_name(i) for i in range(len(task.executors))]
+        """Each executor's result line and stage-out's report: from the containers' termination messages when
+        they hold them (no request: the watch brought them), else from the container logs (read together)."""
+        results: dict[int, ExecutorReport | None] = {}
+        for index in range(len(task.executors)):
+            message = ended.messages.get(executor_container_name(index), "")
+            results[index] = parse_result_message(message, index) if message else None
+        report: StageOutReport | None = None
         if ended.stage_out_code is not None:
+            report = parse_report_message(ended.messages.get(STAGE_OUT, ""))
+        names = [executor_container_name(i) for i, found in results.items() if found is None]
+        if ended.stage_out_code is not None and report is None:
             names.append(STAGE_OUT)
-        try:
-            logs = await self._answered(
-                f"reading the logs of pod {ended.pod_name}",
-                lambda: asyncio.gather(*(self.kube.pod_log(ended.pod_name, name) for name in names)),
-                answered_errors_for=LOG_ERRORS_SECONDS,
-            )
-        except KubeError as exc:
-            why = f"the task's pod ended but its logs could not be read: {exc}"
-            return [Ended(State.SYSTEM_ERROR, clock.now(), why)]
+        logs: dict[str, str] = {}
+        if names:
+            try:
+                texts = await self._answered(
+                    f"reading the logs of pod {ended.pod_name}",
+                    lambda: asyncio.gather(*(self.kube.pod_log(ended.pod_name, name) for name in names)),
+                    answered_errors_for=LOG_ERRORS_SECONDS,
+                )
+            except KubeError as exc:
+                why = f"the task's pod ended but its logs could not be read: {exc}"
+                return [Ended(State.SYSTEM_ERROR, clock.now(), why)]
+            logs = dict(zip(names, texts, strict=True))
+        for index, found in results.items():
+            if found is None and executor_container_name(index) in logs:
+                parsed = parse_result(logs[executor_container_name(index)])
+                results[index] = parsed if parsed is not None and parsed.index == index else None
         now = datetime.now(UTC)
-        results = [r for r in (parse_result(text) for text in logs[: len(task.executors)]) if r is not None]
-        report = None
-        if ended.stage_out_code is not None:
-            report = parse_report(logs[-1])
+        if STAGE_OUT in logs:
+            report = parse_report(logs[STAGE_OUT])
             if report is None:
-                return status.no_report(ended, logs[-1], now)
-        return status.final_observations(task, results, report, progress, now)
+                return status.no_report(ended, logs[STAGE_OUT], now)
+        ran = [found for found in results.values() if found is not None]
+        return status.final_observations(task, ran, report, progress, now)
 
     async def _job_finished(self, task_id: str, entry: TaskObjects) -> None:
         """Wait (at most :data:`JOB_FINISH_SECONDS`) until the watch shows the Job controller has recorded the

@@ -6,7 +6,8 @@ Pod start together; the order is kept through files in the shared state director
 (:mod:`ktes.run.result`): stage-in writes ``stage-in.done`` (or ``stage-in.failed``), stage-out waits for the last
 executor's result (or ``stop``). They never talk to the Kubernetes API: stage-in tells the engine about a
 failure through its termination message, stage-out through the :class:`~ktes.run.result.StageOutReport` it prints
-as its last log line.
+as its last log line and, when it fits, also writes as its termination message (then the engine needs no log
+read).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ktes.run.result import (
     ExecutorResult,
     StageOutReport,
     result_file,
+    termination_limit,
 )
 from ktes.tes.models import OutputFileLog, Task
 
@@ -142,6 +144,20 @@ def report_line(report: StageOutReport) -> str:
     return REPORT_MARKER + report.model_dump_json()
 
 
+def report_limit(task: Task) -> int:
+    """The bytes of stage-out's termination message the kubelet keeps whole: its Pod has the executors,
+    stage-out and perhaps stage-in (counted: this side cannot tell, and a smaller limit is only safe)."""
+    return termination_limit(len(task.executors) + 2)
+
+
+def write_report_message(path: Path, line: str, limit: int) -> None:
+    """The report line as the termination message when it fits whole; else nothing (the engine reads the log)."""
+    data = (line + "\n").encode("utf-8")
+    if len(data) <= limit:
+        with contextlib.suppress(OSError):  # outside a Pod there may be no such file; the log has the line
+            path.write_bytes(data)
+
+
 # --- the commands -----------------------------------------------------------------------------------
 
 
@@ -198,8 +214,10 @@ def run_stage_out(task: Path, workspace: Path, state: Path, termination_log: Pat
         write_termination_message(termination_log, message)
         return 1
     sys.stderr.flush()
-    sys.stdout.write(report_line(report) + "\n")
+    line = report_line(report)
+    sys.stdout.write(line + "\n")
     sys.stdout.flush()
+    write_report_message(termination_log, line, report_limit(document))
     return 0
 
 

@@ -37,7 +37,7 @@ from ktes.backends.kubernetes.installation import INSTALLATION_LABEL
 from ktes.backends.kubernetes.owner_labels import owner_labels, user_queue
 from ktes.config import Settings
 from ktes.errors import BackendError
-from ktes.run.result import STAGE_IN_DONE, result_file
+from ktes.run.result import STAGE_IN_DONE, result_file, termination_limit
 from ktes.tes.layout import mount_points
 from ktes.tes.models import FileType, Task, dump
 
@@ -52,6 +52,8 @@ SPEC_KEY = "task.json"
 WORKSPACE_DIR = "/ktes/workspace"
 STATE_DIR = "/ktes/state"
 BIN_DIR = "/ktes/bin"
+#: every container's terminationMessagePath (the Kubernetes default, named so the helper can be told it).
+TERMINATION_LOG = "/dev/termination-log"
 #: the helper's key in its ConfigMap, and so its file name in BIN_DIR.
 ENTRYPOINT_KEY = "ktes-entrypoint"
 ENTRYPOINT = f"{BIN_DIR}/{ENTRYPOINT_KEY}"
@@ -319,7 +321,7 @@ def executor_container_name(index: int) -> str:
 
 
 def _executor_container(
-    task: Task, index: int, settings: Settings, pull_policy: str | None, after_stage_in: bool
+    task: Task, index: int, settings: Settings, pull_policy: str | None, after_stage_in: bool, containers: int
 ) -> dict[str, Any]:
     ex = task.executors[index]
     argv = [ENTRYPOINT, "--index", str(index), "--state-dir", STATE_DIR]
@@ -328,6 +330,8 @@ def _executor_container(
     if index > 0:
         argv += ["--wait", result_file(index - 1)]
     argv += ["--tail-bytes", str(settings.k8s_log_tail_bytes)]
+    # the result line also as the termination message when it fits (the watch brings it: no log read)
+    argv += ["--termination-log", TERMINATION_LOG, "--termination-limit", str(termination_limit(containers))]
     if ex.stdin:
         argv += ["--stdin", ex.stdin]
     if ex.stdout:
@@ -350,6 +354,7 @@ def _executor_container(
         "resources": executor_resources(task, settings, index),
         "volumeMounts": mounts,
         # the command's own output goes to files; the container's log is the helper's (its result line)
+        "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if pull_policy:
@@ -458,7 +463,8 @@ def job(task: Task, settings: Settings, entrypoint_config_map: str) -> dict[str,
     staged_in = needs_stage_in(task, settings)
     first = staged_in and stage_in_first(task)
     waits = staged_in and not first
-    containers = [_executor_container(task, i, settings, pull_policy, waits) for i in range(len(task.executors))]
+    count = len(task.executors) + int(staged_in) + int(needs_stage_out(task))
+    containers = [_executor_container(task, i, settings, pull_policy, waits, count) for i in range(len(task.executors))]
     init_containers = []
     if first:
         init_containers.append(_stage_container(STAGE_IN, task, settings, files))

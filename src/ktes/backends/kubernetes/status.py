@@ -77,12 +77,15 @@ class Failed:
 
 @dataclass(frozen=True)
 class PodEnded:
-    """Every container has ended: read the executors' results and stage-out's report from their logs."""
+    """Every container has ended: take the executors' results and stage-out's report from the containers'
+    termination messages, or from their logs where a message does not hold them."""
 
     pod_name: str
     #: stage-out's exit code and termination message (None: the task has no stage-out).
     stage_out_code: int | None = None
     stage_out_message: str = ""
+    #: container name -> its termination message as the kubelet recorded it (not cleaned), when it has one.
+    messages: dict[str, str] = field(default_factory=dict)
 
 
 Verdict = Going | Failed | PodEnded
@@ -320,11 +323,12 @@ def _ended(pod: dict[str, Any]) -> PodEnded | None:
     if phase not in ("Succeeded", "Failed") and not all(_terminated(pod, name) is not None for name in names):
         return None
     pod_name = _meta(pod).get("name", "")
+    messages = {name: str(message) for name in names if (message := (_terminated(pod, name) or {}).get("message"))}
     if STAGE_OUT not in names:
-        return PodEnded(pod_name)
+        return PodEnded(pod_name, messages=messages)
     stage_out = _terminated(pod, STAGE_OUT) or {}
     code = int(stage_out.get("exitCode", 0)) if STAGE_OUT in statuses else 0
-    return PodEnded(pod_name, code, _clean(stage_out.get("message")))
+    return PodEnded(pod_name, code, _clean(stage_out.get("message")), messages)
 
 
 def _failed_pod(task: Task, pod: dict[str, Any], end: str) -> Failed:
