@@ -42,6 +42,13 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL, e.g. postgresql+psycopg://u:p@host/db (default: SQLite in data_dir)",
     )
+    database_reads_at_once: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="PostgreSQL: reads of the API in flight at once, for single tasks and for pages each (the "
+        "event loop serves others meanwhile); 2 suits a database on the same few CPUs, more one on other machines",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     backend: Literal["local", "kubernetes"] = "local"

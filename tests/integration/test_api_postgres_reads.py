@@ -1,6 +1,6 @@
-"""The API on a PostgreSQL store: its costly reads (pages of documents, pages filtered by name or tag) wait on
-the database server in worker threads, and the server keeps answering other requests meanwhile; many reads at
-once still answer exactly what one does."""
+"""The API on a PostgreSQL store: a read that waits on the database server (GetTask, a page of documents, a
+page filtered by name or tag) is awaited, and the server keeps answering other requests meanwhile; many reads
+at once still answer exactly what one does; a read given up half-way leaves nothing behind for the next."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 import psycopg
 import pytest
 
+from ktes.store.sql import open_store
+from ktes.tes.models import Task, View
 from tests.unit.api_harness import BASE, running_api
 
 pytestmark = pytest.mark.postgres
@@ -43,24 +46,83 @@ def documents_locked(url: str) -> Iterator[threading.Event]:
         holder.join()
 
 
-async def test_a_read_waiting_on_the_database_does_not_hold_up_other_requests(
+async def test_pages_waiting_on_the_database_do_not_hold_up_polls(tmp_path: Path, new_postgres_database: str) -> None:
+    """More pages of documents than may be in flight at once wait on the database: GetTask, which clients
+    poll, takes its turns in a lane of its own, and the server answers it and everything else meanwhile."""
+    async with running_api(tmp_path, new_postgres_database, database_reads_at_once=2) as api:
+        task_id = await api.create(name="waiting", tags={"p": "1"})
+        with documents_locked(new_postgres_database) as release:
+            queries = [{"view": "BASIC"}, {"tag_key": "p", "view": "BASIC"}, {"name_prefix": "wait", "view": "BASIC"}]
+            pages = [asyncio.create_task(api.client.get(f"{BASE}/tasks", params=query)) for query in queries]
+            # no page of documents can be read while the lock is held; MINIMAL reads need no document
+            minimal = await asyncio.wait_for(api.client.get(f"{BASE}/tasks/{task_id}"), 15)
+            info = await asyncio.wait_for(api.client.get(f"{BASE}/service-info"), 15)
+            assert not any(page.done() for page in pages)
+            release.set()
+            answered = await asyncio.wait_for(asyncio.gather(*pages), 30)
+    assert minimal.json() == {"id": task_id, "state": "QUEUED"}
+    assert info.status_code == 200
+    for page in answered:
+        assert [t["name"] for t in page.json()["tasks"]] == ["waiting"]
+
+
+async def test_a_get_task_waiting_on_the_database_does_not_hold_up_other_requests(
     tmp_path: Path, new_postgres_database: str
 ) -> None:
     async with running_api(tmp_path, new_postgres_database) as api:
-        task_id = await api.create(name="waiting", tags={"p": "1"})
+        task_id = await api.create(name="waiting")
         with documents_locked(new_postgres_database) as release:
-            page_basic = asyncio.create_task(api.client.get(f"{BASE}/tasks", params={"view": "BASIC"}))
-            tagged = asyncio.create_task(api.client.get(f"{BASE}/tasks", params={"tag_key": "p", "view": "BASIC"}))
-            # neither page of documents can be read while the lock is held; MINIMAL reads need no document
+            basic = asyncio.create_task(api.client.get(f"{BASE}/tasks/{task_id}", params={"view": "BASIC"}))
             minimal = await asyncio.wait_for(api.client.get(f"{BASE}/tasks/{task_id}"), 15)
-            listed = await asyncio.wait_for(api.client.get(f"{BASE}/tasks", params={"name_prefix": "wait"}), 15)
-            assert not page_basic.done() and not tagged.done()
+            info = await asyncio.wait_for(api.client.get(f"{BASE}/service-info"), 15)
+            assert not basic.done()
             release.set()
-            page, by_tag = await asyncio.wait_for(asyncio.gather(page_basic, tagged), 30)
+            document = await asyncio.wait_for(basic, 30)
     assert minimal.json() == {"id": task_id, "state": "QUEUED"}
-    assert listed.json() == {"tasks": [{"id": task_id, "state": "QUEUED"}]}
-    assert [t["name"] for t in page.json()["tasks"]] == ["waiting"]
-    assert [t["id"] for t in by_tag.json()["tasks"]] == [task_id]
+    assert info.status_code == 200
+    assert document.json()["name"] == "waiting"
+
+
+async def waiting_on_a_lock(url: str) -> None:
+    """Until a statement of another session waits on a lock (a read held up by documents_locked), 20 s at most."""
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            row = await cursor.fetchone()
+            if row is not None and row[0] > 0:
+                return
+            assert asyncio.get_running_loop().time() < deadline, "no read ever waited on the lock"
+            await asyncio.sleep(0.05)
+
+
+async def test_a_read_given_up_half_way_leaves_its_connection_to_no_one(new_postgres_database: str) -> None:
+    """A client that goes away cancels its read while PostgreSQL is still answering it: that connection is
+    closed, not handed to the next read, which would otherwise get the answer meant for the first."""
+    store = open_store(new_postgres_database)
+    try:
+        first = store.create_many([_task("first")])[0]
+        second = store.create_many([_task("second")])[0]
+        with documents_locked(new_postgres_database) as release:
+            given_up = asyncio.create_task(store.get_view_json_async(first, View.BASIC))
+            await waiting_on_a_lock(new_postgres_database)
+            given_up.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await given_up
+            release.set()
+        answers = [await store.get_view_json_async(second, View.BASIC) for _ in range(10)]
+        assert {orjson.loads(body)["name"] for body in answers} == {"second"}
+        assert orjson.loads(await store.get_view_json_async(first, View.MINIMAL)) == {"id": first, "state": "QUEUED"}
+    finally:
+        await store.close_async_reads()
+        store.close()
+
+
+def _task(name: str) -> Task:
+    return Task.model_validate({"name": name, "executors": [{"image": "busybox", "command": ["true"]}]})
 
 
 async def test_many_reads_at_once_answer_what_each_does_alone(tmp_path: Path, new_postgres_database: str) -> None:

@@ -49,10 +49,12 @@ class Api:
 
 @asynccontextmanager
 async def running_api(tmp_path: Path, store_url: str | None = None, **settings: Any) -> AsyncIterator[Api]:
-    store = open_store(store_url or f"sqlite:///{tmp_path / 'ktes.db'}")
+    config = Settings(data_dir=tmp_path, **settings)
+    store = open_store(store_url or f"sqlite:///{tmp_path / 'ktes.db'}", reads_at_once=config.database_reads_at_once)
     wakes: list[int] = []
-    app = create_app(Settings(data_dir=tmp_path, **settings), store, CAPABILITIES, lambda: wakes.append(1))
+    app = create_app(config, store, CAPABILITIES, lambda: wakes.append(1))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         yield Api(client, store, wakes)
+    await store.close_async_reads()
     store.close()

@@ -29,7 +29,7 @@ from ktes.capabilities import Capabilities
 from ktes.config import Settings
 from ktes.engine.commands import request_cancel
 from ktes.store.base import Store, TaskFilter
-from ktes.store.json_reads import JsonListParts, JsonReads, WaitingReads
+from ktes.store.json_reads import AwaitedJsonReads, JsonListParts, JsonReads, OffersAwaitedReads
 from ktes.tes import tes10
 from ktes.tes.models import View
 from ktes.tes.validation import Limits, validate_submission
@@ -40,9 +40,6 @@ T = TypeVar("T")
 _LIST_START = b'{"tasks":['
 #: FULL reads in worker threads at once: more only fight over the interpreter lock with the event loop
 LARGE_READS_AT_ONCE = 2
-#: MINIMAL and BASIC reads in worker threads at once, on a store whose reads wait on a database server: about
-#: the read pool's size (ktes.store.sql.open_store), so none waits there for a connection
-SMALL_READS_AT_ONCE = 8
 
 
 class OffLoop:
@@ -89,47 +86,45 @@ def limits_from(settings: Settings) -> Limits:
     )
 
 
-def slow_page(flt: TaskFilter, view: View) -> bool:
-    """A ListTasks page that costs a database server milliseconds: a page of documents (two statements and
-    hundreds of documents), or one filtered by name prefix (a range of every matching name, sorted) or tag.
-    Run on the loop, each held up every other request; the thread hop costs less (measured on PostgreSQL at
-    1,000,000 tasks, docs/scale.md). Cheaper pages and GetTask stay on the loop: there the hop cost more."""
-    return view is not View.MINIMAL or bool(flt.name_prefix) or bool(flt.tags)
-
-
 class TaskReader:
     """GetTask's answer for one caller: the stored bytes, limited to the caller's own tasks, with the owner tag
     for admins, URLs redacted and states shown as TES 1.0's when so set. Used by the route and by the fast path
     (``api/fast_get.py``), so both answer the same bytes.
 
-    MINIMAL and BASIC reads run on the event loop: they are single indexed statements, and a thread hop would
-    cost more (also on PostgreSQL: measured, docs/scale.md). FULL reads (a FULL document holds the inputs'
-    content, possibly MiBs) run in worker threads, at most :data:`LARGE_READS_AT_ONCE` at once (``off_loop``,
-    shared with ListTasks' FULL pages). ``small_reads``: the ListTasks pages that cost PostgreSQL
-    milliseconds run in worker threads when the store's reads wait on a server (see ``slow_page``)."""
+    MINIMAL and BASIC reads run on the event loop: on SQLite they are answered in microseconds, and a thread
+    hop would cost more; on PostgreSQL they are awaited (``awaited``, ktes.store.loop_reads), so the loop
+    serves other requests while the server answers. FULL reads (a FULL document holds the inputs' content,
+    possibly MiBs) run in worker threads, at most :data:`LARGE_READS_AT_ONCE` at once (``off_loop``, shared
+    with ListTasks' FULL pages)."""
 
     def __init__(self, settings: Settings, store: Store, off_loop: OffLoop) -> None:
         self.store = store
         self.reads: JsonReads = store if isinstance(store, JsonReads) else _DictReads(store)
         self.off_loop = off_loop
-        waits = isinstance(store, WaitingReads) and store.reads_wait
-        self.small_reads: OffLoop | None = OffLoop(SMALL_READS_AT_ONCE) if waits else None
+        self.awaited: AwaitedJsonReads | None = store.awaited_reads() if isinstance(store, OffersAwaitedReads) else None
         self.as_tes_1_0 = settings.tes_states == "1.0"
-
-    async def small(self, call: Callable[..., T], *args: Any) -> T:
-        """``call(*args)``, a MINIMAL or BASIC read: in a worker thread when reads wait (see the class)."""
-        if self.small_reads is not None:
-            return await self.small_reads.run(call, *args)
-        return call(*args)
 
     async def get(self, principal: Principal | None, task_id: str, view: View) -> bytes:
         scope, show_owner = access.owner_scope(principal), access.shows_owner(principal)
         if view is View.FULL:
             return await self.off_loop.run(self._one_task, task_id, view, scope, show_owner)
+        if self.awaited is not None:
+            body = await self.awaited.get_view_json_async(task_id, view, scope)
+            return self._shown(body, view, show_owner)
         return self._one_task(task_id, view, scope, show_owner)
 
+    async def exists(self, task_id: str, owner: str | None) -> None:
+        """Raise TaskNotFound unless ``task_id`` is a task (``owner``'s, when given)."""
+        if self.awaited is not None:
+            await self.awaited.get_view_json_async(task_id, View.MINIMAL, owner)
+        else:
+            self.reads.get_view_json(task_id, View.MINIMAL, owner)
+
     def _one_task(self, task_id: str, view: View, owner: str | None, show_owner: bool) -> bytes:
-        body = self.reads.get_view_json(task_id, view, owner)
+        return self._shown(self.reads.get_view_json(task_id, view, owner), view, show_owner)
+
+    def _shown(self, body: bytes, view: View, show_owner: bool) -> bytes:
+        """A task's stored body as this caller sees it (owner tag, redaction, TES 1.0 states)."""
         if view is not View.MINIMAL:
             if show_owner:
                 body = access.task_with_owner(body, self.store.owners)
@@ -150,7 +145,7 @@ def task_routes(
     limits = limits_from(settings)
     as_tes_1_0 = settings.tes_states == "1.0"
     # FULL reads (possibly MiBs) and writes (which may wait for a lock) run in threads; MINIMAL and BASIC reads
-    # too when the store's reads wait on a database server and the page is a costly one (slow_page).
+    # on the loop (awaited on PostgreSQL: see TaskReader).
     reader = reader or TaskReader(settings, store, OffLoop(LARGE_READS_AT_ONCE))
     reads, off_loop = reader.reads, reader.off_loop
 
@@ -169,7 +164,10 @@ def task_routes(
         return json_response({"id": task_id})
 
     def list_page(flt: TaskFilter, size: int, token: str | None, view: View, show_owner: bool) -> bytes:
-        body = reads.list_tasks_json(flt, size, token, view, settings.list_page_max_bytes)
+        return page_shown(reads.list_tasks_json(flt, size, token, view, settings.list_page_max_bytes), view, show_owner)
+
+    def page_shown(body: bytes, view: View, show_owner: bool) -> bytes:
+        """A page's stored body as this caller sees it (owner tags, redaction, TES 1.0 states)."""
         if view is not View.MINIMAL:
             return list_page_shown(body, view, show_owner)
         if as_tes_1_0:
@@ -243,9 +241,10 @@ def task_routes(
             return await streamed_page(reads, flt, size, token, view, show_owner)
         if view is View.FULL:  # a page of FULL documents may be large (input content can be MiBs): off the loop
             body = await off_loop.run(list_page, flt, size, token, view, show_owner)
-        elif slow_page(flt, view):  # on a database server: in a thread, the loop serves others meanwhile
-            body = await reader.small(list_page, flt, size, token, view, show_owner)
-        else:  # MINIMAL pages by id or state: one indexed statement, cheaper than a thread hop
+        elif reader.awaited is not None:  # on a database server: the loop serves others until it answers
+            stored = await reader.awaited.list_tasks_json_async(flt, size, token, view, settings.list_page_max_bytes)
+            body = page_shown(stored, view, show_owner)
+        else:  # in this process (SQLite): cheaper than a thread hop
             body = list_page(flt, size, token, view, show_owner)
         return Response(body, media_type=JSON)
 
@@ -258,7 +257,7 @@ def task_routes(
         task_id = request.path_params["task_id"]
         owner = access.owner_scope(principal_of(request))
         if owner is not None:
-            reads.get_view_json(task_id, View.MINIMAL, owner)  # another user's task: 404, like an unknown one
+            await reader.exists(task_id, owner)  # another user's task: 404, like an unknown one
         await run_in_threadpool(request_cancel, store, task_id)
         wake()
         return Response(b"{}", media_type=JSON)

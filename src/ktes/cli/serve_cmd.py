@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -21,6 +22,7 @@ from ktes.engine.runner import run_engine
 from ktes.errors import StoreUnavailable
 from ktes.logs import configure as configure_logging
 from ktes.store.base import Store
+from ktes.store.json_reads import OffersAwaitedReads
 from ktes.tes.models import State
 
 
@@ -76,7 +78,9 @@ async def serve(settings: Settings) -> None:
             f"cannot create the data directory {settings.data_dir} ({exc.strerror}); fix KTES_DATA_DIR or --data-dir"
         ) from exc
     try:
-        store = await asyncio.to_thread(open_store, settings.sqlalchemy_url)
+        store = await asyncio.to_thread(
+            functools.partial(open_store, settings.sqlalchemy_url, reads_at_once=settings.database_reads_at_once)
+        )
     except StoreUnavailable as exc:
         raise startup.StartupError(f"{exc}; start the database, or fix KTES_DATABASE_URL") from exc
     if settings.engine_enabled:
@@ -118,6 +122,9 @@ async def serve(settings: Settings) -> None:
                     async with run_engine(engine, leadership):
                         yield
         finally:
+            awaited = store.awaited_reads() if isinstance(store, OffersAwaitedReads) else None
+            if awaited is not None:
+                await awaited.close_async_reads()
             store.close()
 
     app.router.lifespan_context = lifespan

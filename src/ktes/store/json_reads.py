@@ -37,11 +37,24 @@ class JsonListParts(Protocol):
         ...
 
 
+class AwaitedJsonReads(Protocol):
+    """:class:`JsonReads` that the event loop awaits, serving other requests until the database answers."""
+
+    async def get_view_json_async(self, task_id: str, view: View, owner: str | None = None) -> bytes: ...
+
+    async def list_tasks_json_async(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> bytes: ...
+
+    async def close_async_reads(self) -> None:
+        """Close the running event loop's connections (at shutdown)."""
+        ...
+
+
 @runtime_checkable
-class WaitingReads(Protocol):
-    @property
-    def reads_wait(self) -> bool:
-        """True when a read waits on another process (PostgreSQL, over a socket): the API then runs even its
-        small reads in worker threads, so the event loop serves other requests meanwhile. False when a read
-        is answered in this process in microseconds (SQLite), where a thread hop would cost more than it."""
+class OffersAwaitedReads(Protocol):
+    def awaited_reads(self) -> AwaitedJsonReads | None:
+        """Reads to await when a read waits on another process (PostgreSQL, over a socket: a synchronous read
+        would hold the event loop for its round trip); None when reads are answered in this process in
+        microseconds (SQLite), where the API runs them on the loop itself."""
         ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -25,6 +25,8 @@ from ktes import metrics
 from ktes.errors import OverUserLimit, StoreUnavailable, TaskNotFound
 from ktes.store import pagination
 from ktes.store.base import Edit, TaskFilter, TaskPage
+from ktes.store.loop_reads import ONE_TASK, PAGES, LoopReads, Steps, drive
+from ktes.store.loop_reads import first_line as _first_line
 from ktes.store.migrate import upgrade
 from ktes.store.tables import task_docs, task_tags, tasks
 from ktes.tes import views
@@ -51,13 +53,20 @@ PART_BYTES = 1 << 20
 #: FULL reads in worker threads one each (at most 2 at once).
 _SPARE_READERS = 4
 
+#: PostgreSQL reads the API awaits in flight at once, in each of two lanes (single tasks, pages:
+#: ktes.store.loop_reads) (``database_reads_at_once``). More than 2 made the tail
+#: worse with PostgreSQL on the same 2 CPUs as ktes: 16 clients reading MINIMAL pages at 1,000,000 tasks had a
+#: p99 of 7-12 ms with 2, and 64-106 ms in about half the runs with 3, 4 or 8, as the busy database processes
+#: took the CPU from the event loop (docs/scale.md); throughput was the same from 2 up.
+READS_AT_ONCE = 2
+
 #: After a bulk import this large, PostgreSQL vacuums and analyzes the tables (see SqlStore.import_tasks).
 _ANALYZE_AFTER_ROWS = 1000
 
 
-def open_store(url: str, *, pool_size: int = 8) -> SqlStore:
+def open_store(url: str, *, pool_size: int = 8, reads_at_once: int = READS_AT_ONCE) -> SqlStore:
     """Connect to ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``), bring the schema up to date
-    (Alembic migrations), and return the store."""
+    (Alembic migrations), and return the store. ``reads_at_once``: see :class:`SqlStore`."""
     try:
         engine = make_engine(url, pool_size=pool_size)
         upgrade(engine)
@@ -67,7 +76,7 @@ def open_store(url: str, *, pool_size: int = 8) -> SqlStore:
         cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
         reason = " ".join(line.strip() for line in str(cause).splitlines() if line.strip())
         raise StoreUnavailable(f"could not open the database {_safe_url(url)} ({reason})") from exc
-    return SqlStore(engine)
+    return SqlStore(engine, reads_at_once)
 
 
 def _safe_url(url: str) -> str:
@@ -110,6 +119,10 @@ def _sqlite_transactions(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+#: Set on every read connection: see _autocommit_twin.
+_PLAN_EACH_QUERY = "SET plan_cache_mode = force_custom_plan"
+
+
 def _autocommit_twin(engine: Engine) -> Engine:
     """A second engine on the same PostgreSQL database for reads: autocommit, one plan per query."""
     size = engine.pool.size() if isinstance(engine.pool, sa.QueuePool) else 5
@@ -120,9 +133,24 @@ def _autocommit_twin(engine: Engine) -> Engine:
         # psycopg prepares statements it sees often, and PostgreSQL may then reuse a generic plan, which
         # cannot know how selective this name prefix or tag is: plan every list query for its values.
         with dbapi_connection.cursor() as cursor:
-            cursor.execute("SET plan_cache_mode = force_custom_plan")
+            cursor.execute(_PLAN_EACH_QUERY)
 
     return twin
+
+
+def _async_connector(engine: Engine) -> Callable[[], Awaitable[Any]]:
+    """Makes a psycopg ``AsyncConnection`` to ``engine``'s database, set up as the read twin's connections."""
+    import psycopg  # PostgreSQL stores only
+
+    _args, params = engine.dialect.create_connect_args(engine.url)
+    params = {key: value for key, value in params.items() if key != "context"}  # SQLAlchemy's own adapters
+
+    async def connect() -> Any:
+        connection = await psycopg.AsyncConnection.connect(**params, autocommit=True)
+        await connection.execute(_PLAN_EACH_QUERY)
+        return connection
+
+    return connect
 
 
 def _outage_is_unavailable(method: Callable[P, R]) -> Callable[P, R]:
@@ -137,11 +165,6 @@ def _outage_is_unavailable(method: Callable[P, R]) -> Callable[P, R]:
             raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from exc
 
     return call
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _prefix_upper_bound(prefix: str) -> str | None:
@@ -163,6 +186,29 @@ def _documents(task: Task) -> dict[str, Any]:
     doc = orjson.dumps(views.document(task))
     basic = views.basic_json(doc)
     return {"doc": doc.decode(), "basic": None if basic is doc else basic.decode()}
+
+
+def _view_body(row: Any, view: View) -> bytes:
+    """GetTask's body from a row of :meth:`SqlStore._view_sql`: (id, state) for MINIMAL, else the document."""
+    if view is View.MINIMAL:
+        return orjson.dumps({"id": row[0], "state": row[1]})
+    return str(row[0]).encode()
+
+
+def _page_body(rows: Sequence[Any], token: str | None, view: View) -> bytes:
+    """ListTasks' body from a page's rows: (id, state) for MINIMAL, else (id, document)."""
+    if view is View.MINIMAL:
+        body: dict[str, Any] = {"tasks": [{"id": row[0], "state": row[1]} for row in rows]}
+        if token:
+            body["next_page_token"] = token
+        return orjson.dumps(body)
+    end = b'],"next_page_token":' + orjson.dumps(token) + b"}" if token else b"]}"
+    return b'{"tasks":[' + b",".join(row[1].encode() for row in rows) + end
+
+
+def _next_token(rows: Sequence[Any], more: bool) -> str | None:
+    """The page token after ``rows`` (id first), when more tasks match."""
+    return pagination.encode(rows[-1][0]) if more and rows else None
 
 
 def _fetchone(cursor: Any, sql: str, params: tuple[Any, ...]) -> Any:
@@ -264,11 +310,14 @@ class SqlStore:
     #: On SQLite, a name prefix with at least this many matches counts as common (see _name_column).
     common_prefix_rows = 5000
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, reads_at_once: int = READS_AT_ONCE) -> None:
+        """``reads_at_once``: on PostgreSQL, the reads the API awaits that may be in flight at once (see
+        :attr:`loop_reads`)."""
         self.engine = engine
         self.dialect = engine.dialect.name
-        #: reads wait on the PostgreSQL server (the API runs them off its event loop); SQLite's are in-process
-        self.reads_wait = self.dialect != "sqlite"
+        #: PostgreSQL: reads the API awaits on the event loop's own connections (see ktes.store.loop_reads);
+        #: None on SQLite, whose reads are answered in this process in microseconds, on the loop itself
+        self.loop_reads: LoopReads | None = None
         dbapi = engine.dialect.loaded_dbapi
         #: what a raw DBAPI call raises when the database is gone or busy (see _raw_read)
         self._dbapi_outage: tuple[type[Exception], ...] = (dbapi.OperationalError, dbapi.InterfaceError)
@@ -284,6 +333,7 @@ class SqlStore:
             self._writer = engine.execution_options(ktes_write=True)
         else:
             self._reader = _autocommit_twin(engine)
+            self.loop_reads = LoopReads(_async_connector(engine), reads_at_once, self._dbapi_outage)
         # The hot single-row reads skip SQLAlchemy's execution layer (about 100 us a call) and run a fixed
         # statement on a pooled DBAPI connection.
         mark = self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
@@ -546,17 +596,43 @@ class SqlStore:
 
     @_outage_is_unavailable
     def get_view_json(self, task_id: str, view: View, owner: str | None = None) -> bytes:
+        sql = self._view_sql(view, owner)
+        row = self._fetch_one(sql, task_id) if owner is None else self._fetch_one(sql, task_id, owner)
+        return _view_body(row, view)
+
+    def awaited_reads(self) -> SqlStore | None:
+        """This store, for its ``*_async`` reads, on PostgreSQL (see :attr:`loop_reads`); None on SQLite."""
+        return self if self.loop_reads is not None else None
+
+    async def close_async_reads(self) -> None:
+        if self.loop_reads is not None:
+            await self.loop_reads.close()
+
+    async def get_view_json_async(self, task_id: str, view: View, owner: str | None = None) -> bytes:
+        """:meth:`get_view_json` on the event loop's own connections (PostgreSQL: see :attr:`loop_reads`)."""
+        assert self.loop_reads is not None
+        if not is_id(task_id):
+            raise TaskNotFound(task_id)
+        sql = self._view_sql(view, owner)
+        params = (task_id,) if owner is None else (task_id, owner)
+
+        def read() -> Steps[bytes]:
+            row = next(iter((yield sql, params)), None)
+            if row is None:
+                raise TaskNotFound(task_id)
+            return _view_body(row, view)
+
+        return await self.loop_reads.run(read, ONE_TASK)
+
+    def _view_sql(self, view: View, owner: str | None) -> str:
+        """The statement of a task's ``view`` by id (and owner, when given)."""
         if owner is not None:
             if view is View.MINIMAL:
-                row = self._fetch_one(self._sql_minimal_of, task_id, owner)
-                return orjson.dumps({"id": row[0], "state": row[1]})
-            sql = self._sql_doc_of if view is View.FULL else self._sql_basic_of
-            return str(self._fetch_one(sql, task_id, owner)[0]).encode()
+                return self._sql_minimal_of
+            return self._sql_doc_of if view is View.FULL else self._sql_basic_of
         if view is View.MINIMAL:
-            row = self._fetch_one(self._sql_minimal, task_id)
-            return orjson.dumps({"id": row[0], "state": row[1]})
-        doc: str = self._fetch_one(self._sql_doc if view is View.FULL else self._sql_basic, task_id)[0]
-        return doc.encode()
+            return self._sql_minimal
+        return self._sql_doc if view is View.FULL else self._sql_basic
 
     @_outage_is_unavailable
     def owners(self, task_ids: Collection[str]) -> dict[str, str | None]:
@@ -662,13 +738,15 @@ class SqlStore:
         self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
     ) -> bytes:
         rows, token = self._page(flt, page_size, page_token, view, max_bytes)
-        if view is View.MINIMAL:
-            body: dict[str, Any] = {"tasks": [{"id": row[0], "state": row[1]} for row in rows]}
-            if token:
-                body["next_page_token"] = token
-            return orjson.dumps(body)
-        end = b'],"next_page_token":' + orjson.dumps(token) + b"}" if token else b"]}"
-        return b'{"tasks":[' + b",".join(row[1].encode() for row in rows) + end
+        return _page_body(rows, token, view)
+
+    async def list_tasks_json_async(
+        self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
+    ) -> bytes:
+        """:meth:`list_tasks_json` on the event loop's own connections (PostgreSQL: see :attr:`loop_reads`)."""
+        assert self.loop_reads is not None
+        rows, more = await self.loop_reads.run(self._page_steps(flt, page_size, page_token, view, max_bytes), PAGES)
+        return _page_body(rows, _next_token(rows, more), view)
 
     def list_tasks_json_parts(
         self,
@@ -719,7 +797,25 @@ class SqlStore:
         first_max: int | None = None,
         as_bytes: bool = False,
     ) -> Any:
-        """One page of (id, state) or (id, JSON shaped by view) rows, newest first, and the next page's token.
+        """One page of rows and the next page's token (see :meth:`_page_steps`), read on a pooled connection."""
+        read = self._page_steps(flt, page_size, page_token, view, max_bytes, first_max=first_max, as_bytes=as_bytes)
+        rows, more = self._raw_read(lambda cursor: drive(cursor, read(), streamed=self.dialect == "sqlite"))
+        if as_bytes:
+            return rows, more
+        return rows, _next_token(rows, more)
+
+    def _page_steps(
+        self,
+        flt: TaskFilter,
+        page_size: int,
+        page_token: str | None,
+        view: View,
+        max_bytes: int | None = None,
+        *,
+        first_max: int | None = None,
+        as_bytes: bool = False,
+    ) -> Callable[[], Steps[tuple[Sequence[Any], bool]]]:
+        """The read of one page of (id, state) or (id, JSON shaped by view) rows, newest first.
 
         BASIC and FULL pages stop at ``max_bytes`` of documents (:func:`pagination.take_page`), and memory stays
         flat however large the tasks are: SQLite's cursor steps through the rows, so reading stops where the
@@ -728,7 +824,10 @@ class SqlStore:
 
         The statement is written out here and run on a pooled DBAPI connection, like the single-row reads:
         building, compiling and executing it through SQLAlchemy cost more than the database spends on it.
-        Only parameters come from the request; the SQL text takes one of a few fixed shapes.
+        Only parameters come from the request; the SQL text takes one of a few fixed shapes. The read is
+        returned as :data:`~ktes.store.loop_reads.Steps` (rows, and whether more match), run on a synchronous
+        cursor or on the event loop's connections (:meth:`list_tasks_json_async`). A bad ``page_token`` raises
+        here, before any read.
         """
         after = pagination.decode(page_token) if page_token else None
         mark = self._mark
@@ -778,11 +877,11 @@ class SqlStore:
                 params.append(value)
             conditions.append(f"EXISTS ({tag})")
 
-        def read(cursor: Any) -> tuple[Sequence[Any], bool]:
+        def read() -> Steps[tuple[Sequence[Any], bool]]:
             where = list(conditions)
             args = list(params)
             if flt.name_prefix:
-                name = self._name_column(cursor, flt.name_prefix, after, by_index=not flt.tags)
+                name = yield from self._name_column(flt.name_prefix, after, by_index=not flt.tags)
                 where.append(f"{name} >= {mark}")
                 args.append(flt.name_prefix)
                 upper = _prefix_upper_bound(flt.name_prefix)
@@ -792,39 +891,32 @@ class SqlStore:
             text = sql + (" WHERE " + " AND ".join(where) if where else "")
             text += f" ORDER BY {order} DESC LIMIT {mark}"
             args.append(page_size + 1)
-            cursor.execute(text, tuple(args))
+            found = yield text, tuple(args)
+            rows: Sequence[Any]
             if view is View.MINIMAL:
-                rows, more = pagination.take_page(cursor.fetchall(), page_size, None, len)
-            elif self.dialect == "sqlite":
-                rows, more = pagination.take_page(
-                    iter(cursor.fetchone, None), page_size, max_bytes, _doc_size, first_max
-                )
+                rows, more = pagination.take_page(found, page_size, None, len)
+            elif self.dialect == "sqlite":  # the cursor's rows one at a time: reading stops where the page does
+                rows, more = pagination.take_page(found, page_size, max_bytes, _doc_size, first_max)
             else:
-                sized, more = pagination.take_page(
-                    cursor.fetchall(), page_size, max_bytes, lambda r: r[1] or 0, first_max
-                )
-                rows = self._docs(cursor, [row[0] for row in sized], view)
+                sized, more = pagination.take_page(found, page_size, max_bytes, lambda r: r[1] or 0, first_max)
+                rows = yield from self._docs([row[0] for row in sized], view)
                 if as_bytes:
                     rows = [(task_id, doc.encode()) for task_id, doc in rows]
             return rows, more
 
-        rows, more = self._raw_read(read)
-        if as_bytes:
-            return rows, more
-        return rows, (pagination.encode(rows[-1][0]) if more and rows else None)
+        return read
 
-    def _docs(self, cursor: Any, ids: list[str], view: View) -> list[tuple[str, str]]:  # PostgreSQL
+    def _docs(self, ids: list[str], view: View) -> Steps[list[tuple[str, str]]]:  # PostgreSQL
         """(id, document shaped by view) of ``ids``, in that order."""
         if not ids:
             return []
         doc = "doc" if view is View.FULL else "coalesce(basic, doc)"
         # One array parameter, not one per id: a statement of 256 placeholders cost psycopg more to convert
         # and bind than PostgreSQL spent running it.
-        cursor.execute(f"SELECT task_id, {doc} FROM task_docs WHERE task_id = ANY({self._mark})", (ids,))
-        found = dict(cursor.fetchall())
+        found = dict((yield f"SELECT task_id, {doc} FROM task_docs WHERE task_id = ANY({self._mark})", (ids,)))
         return [(task_id, found[task_id]) for task_id in ids if task_id in found]
 
-    def _name_column(self, cursor: Any, prefix: str, after: str | None, *, by_index: bool) -> str:
+    def _name_column(self, prefix: str, after: str | None, *, by_index: bool) -> Steps[str]:
         """The expression a name prefix filter compares as a range on the byte-ordered name.
 
         PostgreSQL's planner knows from its statistics whether the name index (then a sort) or the id order
@@ -844,8 +936,8 @@ class SqlStore:
         if after is not None:
             where += " AND id < ?"
             params.append(after)
-        cursor.execute(f"SELECT 1 FROM tasks WHERE {where} LIMIT 1 OFFSET {int(self.common_prefix_rows) - 1}", params)
-        common = cursor.fetchone() is not None
+        found = yield f"SELECT 1 FROM tasks WHERE {where} LIMIT 1 OFFSET {int(self.common_prefix_rows) - 1}", params
+        common = next(iter(found), None) is not None
         return "(tasks.name || '')" if common else "tasks.name"
 
     @_outage_is_unavailable
