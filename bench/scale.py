@@ -789,9 +789,13 @@ def wait_no_pods(namespace: str, within: float = 600) -> None:
         time.sleep(2)
 
 
-def bare_jobs_run(namespace: str, image: str, n: int, command: list[str]) -> tuple[float, list[float]]:
+def bare_jobs_run(
+    namespace: str, image: str, n: int, command: list[str], config_map: str | None = None
+) -> tuple[float, list[float]]:
     """``n`` bare Jobs created at once (16 at a time, like ktes's clients): wall time from the first create to
-    the last Job seen Complete by a watch started before, and each Job's create→Complete; then deleted."""
+    the last Job seen Complete by a watch started before, and each Job's create→Complete; then deleted.
+    With ``config_map``, each Pod mounts the volumes a ktes Pod of a task without files does: two
+    ``emptyDir`` volumes and that ConfigMap (ktes's helper)."""
     import threading
     import uuid
     from concurrent.futures import ThreadPoolExecutor
@@ -825,6 +829,18 @@ def bare_jobs_run(namespace: str, image: str, n: int, command: list[str]) -> tup
         body["spec"]["template"]["metadata"]["labels"]["bench-run"] = run
         body["spec"]["template"]["spec"]["enableServiceLinks"] = False
         body["spec"]["ttlSecondsAfterFinished"] = 300  # as ktes's Jobs (it deletes them once read)
+        if config_map is not None:
+            pod = body["spec"]["template"]["spec"]
+            pod["volumes"] = [
+                {"name": "workspace", "emptyDir": {}},
+                {"name": "state", "emptyDir": {}},
+                {"name": "bin", "configMap": {"name": config_map, "defaultMode": 0o555}},
+            ]
+            pod["containers"][0]["volumeMounts"] = [
+                {"name": "workspace", "mountPath": "/ktes/workspace"},
+                {"name": "state", "mountPath": "/ktes/state"},
+                {"name": "bin", "mountPath": "/ktes/bin", "readOnly": True},
+            ]
         created[name] = time.time()
         batch.create_namespaced_job(namespace, body)
 
@@ -958,7 +974,12 @@ def k8s_part(args: argparse.Namespace) -> None:
         server = start_server(Path(tempfile.mkdtemp(prefix="ktes-scale-k8s-")), env)
         base = server.url
         ktes_k8s_run(base, server.proc.pid, busybox, 1, ["true"])  # warm up: the Lease, the helper, the image
-        bare_jobs_run(namespace, busybox, 1, ["true"])
+        helper = None
+        if args.k8s_bare_volumes:  # the bare side mounts ktes's volumes, its helper's ConfigMap among them
+            maps = kubectl("get", "configmap", "-n", namespace, "-o", "name").split()
+            helper = next(m.split("/", 1)[1] for m in maps if m.split("/", 1)[1] != "kube-root-ca.crt")
+            print(f"bare Jobs mount two emptyDir volumes and the ConfigMap {helper}, as ktes's Pods", flush=True)
+        bare_jobs_run(namespace, busybox, 1, ["true"], helper)
         wait_no_pods(namespace)
         for round_ in range(1, args.k8s_rounds + 1):
             walls: dict[str, float] = {}
@@ -966,7 +987,7 @@ def k8s_part(args: argparse.Namespace) -> None:
                 lab_note(args, f"{n} {side} pods at once in namespace {namespace}")
                 load = os.getloadavg()[0]
                 if side == "bare":
-                    walls[side], bare_each = bare_jobs_run(namespace, busybox, n, command)
+                    walls[side], bare_each = bare_jobs_run(namespace, busybox, n, command, helper)
                     print_bare(f"round {round_}, load {load:.1f}", n, walls[side], bare_each)
                 else:
                     got = ktes_k8s_run(base, server.proc.pid, busybox, n, command)
@@ -1073,6 +1094,9 @@ def main() -> None:
     parser.add_argument("--k8s-tasks", type=int, default=200, help="k8s: tasks (and bare Jobs) at once")
     parser.add_argument("--k8s-sleep", type=int, default=5, help="k8s: seconds each task sleeps")
     parser.add_argument("--k8s-rounds", type=int, default=1, help="k8s: bare/ktes pairs, alternating")
+    parser.add_argument(
+        "--k8s-bare-volumes", action="store_true", help="k8s: bare Jobs mount the volumes ktes's Pods do"
+    )
     parser.add_argument("--lab-log", help="k8s: a file to note each run in before it starts (a shared lab)")
     args = parser.parse_args()
     load = os.getloadavg()
