@@ -10,28 +10,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import orjson
 import psycopg
 import pytest
 
+from ktes.auth.users_file import add_user
 from ktes.store.sql import open_store
 from ktes.tes.models import Task, View
-from tests.unit.api_harness import BASE, running_api
+from tests.unit.api_harness import BASE, running_api, task_doc
 
 pytestmark = pytest.mark.postgres
 
 
 @contextmanager
-def documents_locked(url: str) -> Iterator[threading.Event]:
-    """Another session holds an exclusive lock on ``task_docs`` (every read of a document waits for it) until
-    the event is set, or 20 s at most (so a server that waits on the loop unblocks and the test fails)."""
+def documents_locked(url: str, table: str = "task_docs") -> Iterator[threading.Event]:
+    """Another session holds an exclusive lock on ``table`` (every read of a document waits for it) until the
+    event is set, or 20 s at most (so a server that waits on the loop unblocks and the test fails)."""
     release = threading.Event()
     locked = threading.Event()
 
     def hold() -> None:
         conninfo = url.replace("postgresql+psycopg://", "postgresql://")
         with psycopg.connect(conninfo) as conn:
-            conn.execute("LOCK TABLE task_docs IN ACCESS EXCLUSIVE MODE")
+            conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
             locked.set()
             release.wait(20)
             conn.rollback()
@@ -39,7 +41,7 @@ def documents_locked(url: str) -> Iterator[threading.Event]:
     holder = threading.Thread(target=hold)
     holder.start()
     try:
-        assert locked.wait(20), "could not lock task_docs"
+        assert locked.wait(20), f"could not lock {table}"
         yield release
     finally:
         release.set()
@@ -81,6 +83,29 @@ async def test_a_get_task_waiting_on_the_database_does_not_hold_up_other_request
     assert minimal.json() == {"id": task_id, "state": "QUEUED"}
     assert info.status_code == 200
     assert document.json()["name"] == "waiting"
+
+
+async def test_an_admins_owner_look_up_waiting_on_the_database_does_not_hold_up_other_requests(
+    tmp_path: Path, new_postgres_database: str
+) -> None:
+    """An admin's BASIC read shows each task's owner, looked up in ``tasks`` after the document is read: while
+    that look-up waits on the database, the server answers other requests."""
+    users = tmp_path / "users"
+    add_user(users, "root", "root-pw", rounds=4)
+    settings = {"auth": "basic", "auth_users_file": users, "admins": ["root"]}
+    async with running_api(tmp_path, new_postgres_database, **settings) as api:
+        root = httpx.BasicAuth("root", "root-pw")
+        made = await api.client.post(f"{BASE}/tasks", json=task_doc(name="waiting"), auth=root)
+        task_id = made.json()["id"]
+        with documents_locked(new_postgres_database, "tasks") as release:
+            basic = asyncio.create_task(api.client.get(f"{BASE}/tasks/{task_id}", params={"view": "BASIC"}, auth=root))
+            await waiting_on_a_lock(new_postgres_database)
+            info = await asyncio.wait_for(api.client.get(f"{BASE}/service-info"), 15)
+            assert not basic.done()
+            release.set()
+            document = await asyncio.wait_for(basic, 30)
+    assert info.status_code == 200
+    assert document.json()["tags"] == {"ktes.owner": "root"}
 
 
 async def waiting_on_a_lock(url: str) -> None:

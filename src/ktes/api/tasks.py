@@ -110,6 +110,8 @@ class TaskReader:
             return await self.off_loop.run(self._one_task, task_id, view, scope, show_owner)
         if self.awaited is not None:
             body = await self.awaited.get_view_json_async(task_id, view, scope)
+            if show_owner and view is not View.MINIMAL:  # the owner look-up is a synchronous read: off the loop
+                return await run_in_threadpool(self._shown, body, view, show_owner)
             return self._shown(body, view, show_owner)
         return self._one_task(task_id, view, scope, show_owner)
 
@@ -243,7 +245,10 @@ def task_routes(
             body = await off_loop.run(list_page, flt, size, token, view, show_owner)
         elif reader.awaited is not None:  # on a database server: the loop serves others until it answers
             stored = await reader.awaited.list_tasks_json_async(flt, size, token, view, settings.list_page_max_bytes)
-            body = page_shown(stored, view, show_owner)
+            if show_owner and view is not View.MINIMAL:  # the owners' look-up is a synchronous read: off the loop
+                body = await run_in_threadpool(page_shown, stored, view, show_owner)
+            else:
+                body = page_shown(stored, view, show_owner)
         else:  # in this process (SQLite): cheaper than a thread hop
             body = list_page(flt, size, token, view, show_owner)
         return Response(body, media_type=JSON)
