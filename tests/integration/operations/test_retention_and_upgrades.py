@@ -164,3 +164,13 @@ def test_a_store_made_by_the_first_schema_is_upgraded_and_keeps_its_tasks(sql_ur
         ]
     finally:
         store.close()
+    if url.startswith("postgresql"):  # ids compare as bytes (migration 0006), whatever the database's locale
+        engine = make_engine(url, pool_size=1)
+        with engine.connect() as conn:
+            columns = "SELECT table_name, collation_name FROM information_schema.columns WHERE column_name = :name"
+            ids = (
+                conn.execute(sa.text(columns), {"name": "id"}).all()
+                + conn.execute(sa.text(columns), {"name": "task_id"}).all()
+            )
+        engine.dispose()
+        assert sorted(ids) == [("task_docs", "C"), ("task_tags", "C"), ("tasks", "C")]
