@@ -209,6 +209,8 @@ def task_routes(
             return (present_part(docs, view, show_owner) if docs else b""), end
 
         first, end = await off_loop.run(next_part)
+        if end is not None:  # the whole page was one part (the usual case): sent as it is, not streamed
+            return Response(_LIST_START + first + _list_end(end), media_type=JSON)
 
         async def body() -> AsyncIterator[bytes]:
             nonlocal end
@@ -222,7 +224,7 @@ def task_routes(
                         yield b","
                     yield chunk
                     comma = True
-            yield b'],"next_page_token":' + orjson.dumps(end) + b"}" if end else b"]}"
+            yield _list_end(end)
 
         return StreamingResponse(body(), media_type=JSON)
 
@@ -273,3 +275,8 @@ def task_routes(
         Route(prefix + "/tasks/{task_id}", get_task, methods=["GET"], name="GetTask"),
         Route(prefix + "/tasks/{task_id}:cancel", cancel_task, methods=["POST", "DELETE"], name="CancelTask"),
     ]
+
+
+def _list_end(token: str) -> bytes:
+    """What closes a ListTasks body whose ``tasks`` were written out: the next page's token, if any."""
+    return b'],"next_page_token":' + orjson.dumps(token) + b"}" if token else b"]}"

@@ -32,8 +32,9 @@ class JsonListParts(Protocol):
     def list_tasks_json_parts(
         self, flt: TaskFilter, page_size: int, page_token: str | None, view: View, max_bytes: int | None = None
     ) -> Iterator[tuple[list[bytes], str | None]]:
-        """A ListTasks page of BASIC or FULL documents read in parts: ``(documents, None)`` per part, then
-        ``([], next_page_token or "")``; no part holds a connection once it is handed over."""
+        """A ListTasks page of BASIC or FULL documents read in parts: ``(documents, None)`` per part but the
+        last, ``(documents, next_page_token or "")`` for the last; no part holds a connection once it is handed
+        over."""
         ...
 
 

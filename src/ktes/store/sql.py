@@ -757,16 +757,17 @@ class SqlStore:
         max_bytes: int | None = None,
         part_bytes: int = PART_BYTES,
     ) -> Iterator[tuple[list[bytes], str | None]]:
-        """A ListTasks page of BASIC or FULL documents in parts: ``(documents, None)`` for each part, then
-        ``([], next_page_token or "")``. Each part is one read of about ``part_bytes`` of documents (or one
-        larger document), so a page of huge tasks is never whole in memory, holds no connection while the
-        caller sends a part, and each part can be read in a worker thread of its own. The parts make the same
-        page as :meth:`list_tasks_json` (same rows, same budget), unless tasks change between two parts."""
+        """A ListTasks page of BASIC or FULL documents in parts: ``(documents, None)`` for each part but the
+        last, and ``(documents, next_page_token or "")`` for the last (so a page of one part is one read, and
+        the caller needs no further call to learn it is done). Each part is one read of about ``part_bytes`` of
+        documents (or one larger document), so a page of huge tasks is never whole in memory, holds no
+        connection while the caller sends a part, and each part can be read in a worker thread of its own. The
+        parts make the same page as :meth:`list_tasks_json` (same rows, same budget), unless tasks change
+        between two parts."""
         after = page_token
         sent = used = 0
         last: str | None = None
-        more = False
-        while sent < page_size:
+        while True:
             left = None if max_bytes is None else max_bytes - used
             budget = part_bytes if left is None else min(part_bytes, left)
             # the page's first document is always sent; a later one only within what the page has left
@@ -781,10 +782,11 @@ class SqlStore:
                 used += sum(len(row[1]) for row in rows)
                 last = rows[-1][0]
                 after = pagination.encode(last)
-                yield [row[1] for row in rows], None
-            if not more or not rows or (max_bytes is not None and used >= max_bytes):
-                break
-        yield [], (pagination.encode(last) if more and last is not None else "")
+            docs = [row[1] for row in rows]
+            if sent >= page_size or not more or not rows or (max_bytes is not None and used >= max_bytes):
+                yield docs, (pagination.encode(last) if more and last is not None else "")
+                return
+            yield docs, None
 
     def _page(
         self,

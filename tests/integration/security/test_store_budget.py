@@ -73,7 +73,7 @@ def test_a_page_read_in_parts_is_the_page_read_whole(store: SqlStore) -> None:
                     parts = list(store.list_tasks_json_parts(TaskFilter(), 6, token, view, budget, part_bytes))
                     docs = [doc for part, _ in parts for doc in part]
                     end = parts[-1][1]
-                    assert all(last is None for _, last in parts[:-1]) and parts[-1][0] == []
+                    assert all(last is None for _, last in parts[:-1]) and end is not None
                     assert [orjson.loads(doc) for doc in docs] == whole["tasks"], (view, budget, part_bytes)
                     assert end == whole.get("next_page_token", ""), (view, budget, part_bytes)
                     token = end
